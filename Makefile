@@ -1,0 +1,30 @@
+# Two commands for a fresh machine: `make run` and `make test`. Both create .venv when missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench install docker clean
+
+$(STAMP): requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)  ## start the service on :8090 with its built-in sandbox
+	$(BIN)/python server.py --sandbox
+
+test: $(STAMP)  ## unit and integration tests (loopback only)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)  ## latency benchmark against the sandbox; figures go in the README
+	$(BIN)/python bench/bench.py
+
+docker:
+	docker build -t connectors:latest .
+
+clean:
+	rm -rf $(VENV)

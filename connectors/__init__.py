@@ -1,0 +1,1 @@
+"""Vendor connectors: the shared upstream HTTP layer, the host guard, and one module per vendor."""

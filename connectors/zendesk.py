@@ -1,0 +1,277 @@
+"""Zendesk Support API v2: users (with their organization sideloaded), user search, tickets."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from typing import Any, ClassVar
+
+from pydantic import SecretStr, model_validator
+
+from connectors.base import BaseCRMConnector, require
+from connectors.hosts import check_dns_label
+from connectors.http import UpstreamResponse, VendorConfig
+from errors import InvalidConfig
+from models import (
+    Customer,
+    Ticket,
+    TicketCreateRequest,
+    TicketPriority,
+    TicketStatus,
+    TicketUpdateRequest,
+    iso_utc,
+)
+from phone import PhoneQuery, parse_phone
+
+# Zendesk status/priority <-> unified. `hold` is Zendesk's "pending on a third party"; `normal` is medium.
+STATUS_FROM_ZENDESK: dict[str, TicketStatus] = {
+    "new": TicketStatus.new,
+    "open": TicketStatus.open,
+    "pending": TicketStatus.pending,
+    "hold": TicketStatus.pending,
+    "solved": TicketStatus.solved,
+    "closed": TicketStatus.closed,
+}
+STATUS_TO_ZENDESK: dict[TicketStatus, str] = {
+    TicketStatus.new: "new",
+    TicketStatus.open: "open",
+    TicketStatus.pending: "pending",
+    TicketStatus.solved: "solved",
+    TicketStatus.closed: "closed",
+}
+PRIORITY_FROM_ZENDESK: dict[str | None, TicketPriority] = {
+    "low": TicketPriority.low,
+    "normal": TicketPriority.medium,
+    None: TicketPriority.medium,  # Zendesk leaves priority null until someone sets it
+    "high": TicketPriority.high,
+    "urgent": TicketPriority.urgent,
+}
+PRIORITY_TO_ZENDESK: dict[TicketPriority, str] = {
+    TicketPriority.low: "low",
+    TicketPriority.medium: "normal",
+    TicketPriority.high: "high",
+    TicketPriority.urgent: "urgent",
+}
+
+
+class ZendeskConfig(VendorConfig):
+    """`subdomain` plus either `email` + `api_token` (Basic) or `oauth_token` (Bearer)."""
+
+    subdomain: str | None = None
+    email: str | None = None
+    api_token: SecretStr | None = None
+    oauth_token: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _needs_credentials(self) -> ZendeskConfig:
+        """Zendesk takes an API token with the agent's email, or an OAuth token."""
+        if not self.oauth_token and not (self.email and self.api_token):
+            raise ValueError("give email and api_token, or oauth_token")
+        return self
+
+
+class ZendeskConnector(BaseCRMConnector):
+    """Zendesk Support: users are customers, tickets are tickets."""
+
+    vendor = "zendesk"
+    display_name = "Zendesk"
+    config_model = ZendeskConfig
+    config: ZendeskConfig
+    search_page_max: ClassVar[int] = 100
+
+    def _vendor_url(self) -> str:
+        """`https://{subdomain}.zendesk.com`, the subdomain being one DNS label."""
+        if not self.config.subdomain:
+            raise InvalidConfig("invalid zendesk config: subdomain is required", crm_type=self.vendor)
+        return f"https://{check_dns_label(self.config.subdomain, 'subdomain', self.vendor)}.zendesk.com"
+
+    async def _auth_headers(self) -> dict[str, str]:
+        """Bearer for OAuth tokens, else Basic `{email}/token:{api_token}`."""
+        if self.config.oauth_token:
+            return {"Authorization": f"Bearer {self.config.oauth_token.get_secret_value()}"}
+        assert self.config.email and self.config.api_token
+        pair = f"{self.config.email}/token:{self.config.api_token.get_secret_value()}"
+        return {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
+
+    def _error_detail(self, response: UpstreamResponse) -> tuple[str, Any]:
+        """Zendesk errors: `{"error": "RecordNotFound", "description": ..., "details": {...}}`."""
+        body = response.json() if response.headers.get("Content-Type", "").startswith("application/json") else None
+        if not isinstance(body, dict):
+            return f"Zendesk answered {response.status}", None
+        error = body.get("error")
+        if isinstance(error, dict):  # some endpoints nest it: {"error": {"title", "message"}}
+            return str(error.get("message") or error.get("title") or response.status), None
+        message = body.get("description") or error or f"Zendesk answered {response.status}"
+        return str(message), body.get("details")
+
+    # --- mapping ------------------------------------------------------------------------------
+
+    def _customer(self, user: dict[str, Any], organizations: list[dict[str, Any]]) -> Customer:
+        """A Zendesk user (and its organization, when sideloaded) as a Customer."""
+        org = next((o for o in organizations if o.get("id") == user.get("organization_id")), None) or {}
+        tier_field = self.ctx.settings.zendesk_tier_field
+        tier = (user.get("user_fields") or {}).get(tier_field) or (org.get("organization_fields") or {}).get(tier_field)
+        metadata = {
+            "vendor_role": user.get("role"),
+            "organization_id": user.get("organization_id"),
+            "organization_name": org.get("name"),
+            "tags": user.get("tags") or [],
+            "vendor_phone": user.get("phone"),
+            "external_id": user.get("external_id"),
+            "time_zone": user.get("time_zone"),
+            "created_at": iso_utc(user.get("created_at")),
+            "updated_at": iso_utc(user.get("updated_at")),
+        }
+        return Customer(
+            id=str(require(user, "id", self.vendor)),
+            name=user.get("name") or "",
+            email=user.get("email"),
+            phone=self.e164(user.get("phone")),
+            tier=str(tier) if tier is not None else None,
+            metadata={k: v for k, v in metadata.items() if v is not None},
+        )
+
+    def _ticket(self, ticket: dict[str, Any], *, replayed: bool = False) -> Ticket:
+        """A Zendesk ticket as a Ticket; Zendesk's own status, priority and ids stay in metadata."""
+        status = ticket.get("status")
+        metadata = {
+            "tags": ticket.get("tags") or [],
+            "vendor_status": status,
+            "vendor_priority": ticket.get("priority"),
+            "type": ticket.get("type"),
+            "channel": (ticket.get("via") or {}).get("channel"),
+            "assignee_id": ticket.get("assignee_id"),
+            "group_id": ticket.get("group_id"),
+            "organization_id": ticket.get("organization_id"),
+            "external_id": ticket.get("external_id"),
+            "url": ticket.get("url"),
+        }
+        if replayed:
+            metadata["vendor_idempotent_replay"] = True
+        requester = ticket.get("requester_id")
+        return Ticket(
+            id=str(require(ticket, "id", self.vendor)),
+            subject=ticket.get("subject") or ticket.get("raw_subject") or "",
+            description=ticket.get("description") or "",
+            status=STATUS_FROM_ZENDESK.get(status or "", TicketStatus.open),
+            priority=PRIORITY_FROM_ZENDESK.get(ticket.get("priority"), TicketPriority.medium),
+            customer_id=str(requester) if requester is not None else None,
+            created_at=iso_utc(ticket.get("created_at")),
+            updated_at=iso_utc(ticket.get("updated_at")),
+            metadata={k: v for k, v in metadata.items() if v is not None},
+        )
+
+    # --- operations ---------------------------------------------------------------------------
+
+    async def get_customer(self, customer_id: str) -> Customer:
+        """`GET /users/{id}.json?include=organizations`: the user and its organization in one round trip."""
+        data = await self._json(
+            "GET",
+            f"/api/v2/users/{self.customer_id(customer_id)}.json",
+            params={"include": "organizations"},
+            operation="get_customer",
+        )
+        return self._customer(require(data, "user", self.vendor), data.get("organizations") or [])
+
+    async def _search_users(self, query: str, limit: int) -> list[dict[str, Any]]:
+        """`GET /users/search.json?query=...`, organizations sideloaded."""
+        data = await self._json(
+            "GET",
+            "/api/v2/users/search.json",
+            params={"query": query, "per_page": str(min(limit, self.search_page_max)), "include": "organizations"},
+            operation="find_customers",
+        )
+        orgs = data.get("organizations") or [] if isinstance(data, dict) else []
+        users = require(data, "users", self.vendor)
+        for user in users:
+            user["_organizations"] = orgs
+        return users
+
+    async def _users_by_phone(self, phone: PhoneQuery, limit: int) -> list[dict[str, Any]]:
+        """`phone:*{digits}` matches every stored spelling (Zendesk's caller-id search); keep exact callers."""
+        users = await self._search_users(f"phone:*{phone.national_significant}", limit)
+        # The wildcard also matches another country's number with the same tail.
+        return [user for user in users if self.matches_phone(user.get("phone"), phone)]
+
+    async def find_customers(self, *, phone: PhoneQuery | None, email: str | None, limit: int) -> list[Customer]:
+        """Users matching the phone or the email (both searches at once when both are given)."""
+        searches = []
+        if phone:
+            searches.append(self._users_by_phone(phone, limit))
+        if email:
+            searches.append(self._search_users(f'email:"{email}"', limit))
+        found: dict[str, Customer] = {}
+        for users in await asyncio.gather(*searches):
+            for user in users:
+                customer = self._customer(user, user.pop("_organizations"))
+                found.setdefault(customer.id, customer)
+        return list(found.values())[:limit]
+
+    async def get_ticket(self, ticket_id: str) -> Ticket:
+        """`GET /tickets/{id}.json`."""
+        data = await self._json("GET", f"/api/v2/tickets/{self.ticket_id(ticket_id)}.json", operation="get_ticket")
+        return self._ticket(require(data, "ticket", self.vendor))
+
+    async def _requester(self, ticket: TicketCreateRequest) -> dict[str, Any]:
+        """requester_id when known (or found by phone), else a requester Zendesk creates from name and email."""
+        if ticket.customer_id:
+            return {"requester_id": int(self.customer_id(ticket.customer_id))}
+        if ticket.customer_email:
+            return {"requester": {"name": ticket.customer_name or ticket.customer_email, "email": ticket.customer_email}}
+        if ticket.customer_phone:
+            caller = parse_phone(ticket.customer_phone, self.ctx.settings.default_phone_region)
+            matches = await self.find_customers(phone=caller, email=None, limit=1)
+            if matches:
+                return {"requester_id": int(matches[0].id)}
+            return {"requester": {"name": ticket.customer_name or f"Caller {caller.e164}"}}
+        if ticket.customer_name:
+            return {"requester": {"name": ticket.customer_name}}
+        return {}  # Zendesk then makes the authenticated agent the requester
+
+    async def create_ticket(self, ticket: TicketCreateRequest, *, idempotency_key: str) -> Ticket:
+        """`POST /tickets.json` with Idempotency-Key, so a retry can never open a second ticket."""
+        body: dict[str, Any] = {
+            "subject": ticket.subject,
+            "comment": {"body": ticket.description, "public": True},
+            "tags": ticket.tags,
+            **await self._requester(ticket),
+        }
+        if ticket.priority:
+            body["priority"] = PRIORITY_TO_ZENDESK[ticket.priority]
+        if ticket.status:
+            body["status"] = STATUS_TO_ZENDESK[ticket.status]
+        for key in ("external_id", "custom_fields", "type", "group_id", "assignee_id"):
+            if key in ticket.metadata:
+                body[key] = ticket.metadata[key]
+        response = await self._request(
+            "POST",
+            "/api/v2/tickets.json",
+            json={"ticket": body},
+            headers={"Idempotency-Key": idempotency_key},
+            idempotent=True,  # Zendesk replays the first answer for a repeated key
+            operation="create_ticket",
+        )
+        replayed = response.headers.get("x-idempotency-lookup") == "hit"
+        return self._ticket(require(response.json(), "ticket", self.vendor), replayed=replayed)
+
+    async def update_ticket(self, update: TicketUpdateRequest) -> Ticket:
+        """`PUT /tickets/{id}.json`; a comment with public false is an internal note."""
+        body: dict[str, Any] = {}
+        if update.status:
+            body["status"] = STATUS_TO_ZENDESK[update.status]
+        if update.priority:
+            body["priority"] = PRIORITY_TO_ZENDESK[update.priority]
+        if update.subject is not None:
+            body["subject"] = update.subject
+        if update.tags is not None:
+            body["tags"] = update.tags
+        if update.comment:
+            body["comment"] = {"body": update.comment.body, "public": update.comment.public}
+        data = await self._json(
+            "PUT",
+            f"/api/v2/tickets/{self.ticket_id(update.ticket_id)}.json",
+            json={"ticket": body},
+            idempotent=update.comment is None,  # a repeated comment would be posted twice
+            operation="update_ticket",
+        )
+        return self._ticket(require(data, "ticket", self.vendor))

@@ -1,0 +1,146 @@
+"""One exception tree for every failure, each type carrying its HTTP answer and whether a retry may help."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class CRMError(Exception):
+    """Base of every error the service answers with; maps to the `{"error": {...}}` contract."""
+
+    status_code: ClassVar[int] = 502
+    code: ClassVar[str] = "crm_error"
+    retryable: ClassVar[bool] = False
+    # True where the vendor cannot have acted on the request, so even a create may be sent again.
+    request_not_processed: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        crm_type: str | None = None,
+        upstream_status: int | None = None,
+        retry_after: float | None = None,
+        details: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.crm_type = crm_type
+        self.upstream_status = upstream_status
+        self.retry_after = retry_after
+        self.details = details
+
+    def to_body(self, request_id: str) -> dict[str, Any]:
+        """The error contract body for this error."""
+        error: dict[str, Any] = {
+            "code": self.code,
+            "message": self.message,
+            "crm_type": self.crm_type,
+            "retryable": self.retryable,
+            "request_id": request_id,
+        }
+        if self.retry_after is not None:
+            error["retry_after_seconds"] = self.retry_after
+        if self.upstream_status is not None:
+            error["upstream_status"] = self.upstream_status
+        if self.details is not None:
+            error["details"] = self.details
+        return {"error": error}
+
+
+class InvalidRequest(CRMError):
+    """The caller's request cannot be served as sent."""
+
+    status_code = 400
+    code = "invalid_request"
+
+
+class UnsupportedCRM(InvalidRequest):
+    """The crm_type (or chat_type) names no registered connector."""
+
+    code = "unsupported_crm"
+
+
+class InvalidConfig(InvalidRequest):
+    """Credentials are missing or malformed, or a host is not the vendor's."""
+
+    code = "invalid_config"
+
+
+class NotFound(CRMError):
+    """The vendor has no such record."""
+
+    status_code = 404
+    code = "not_found"
+
+
+class IdempotencyConflict(CRMError):
+    """An Idempotency-Key was reused with a different body."""
+
+    status_code = 409
+    code = "idempotency_conflict"
+
+
+class ValidationFailed(CRMError):
+    """The body failed validation here, or the vendor rejected its fields."""
+
+    status_code = 422
+    code = "validation_error"
+
+
+class RateLimited(CRMError):
+    """The vendor's rate limit outlasted the retry budget."""
+
+    status_code = 429
+    code = "rate_limited"
+    retryable = True
+    request_not_processed = True  # a 429 is refused before any work is done
+
+
+class AuthFailed(CRMError):
+    """The vendor rejected the credentials or their permissions; retrying will not help."""
+
+    status_code = 502
+    code = "crm_auth_failed"
+
+
+class SessionExpired(AuthFailed):
+    """An OAuth session the connector can refresh once before giving up (Salesforce INVALID_SESSION_ID)."""
+
+
+class UpstreamError(CRMError):
+    """The vendor failed in a way that retrying does not fix, or its answer could not be read."""
+
+    status_code = 502
+    code = "crm_error"
+
+
+class UpstreamUnavailable(UpstreamError):
+    """A 502/503/504 from the vendor, or a dropped connection: worth another attempt."""
+
+    retryable = True
+
+
+class UpstreamUnreachable(UpstreamUnavailable):
+    """No connection could be made, so the vendor never saw the request."""
+
+    request_not_processed = True
+
+
+class UpstreamTimeout(CRMError):
+    """The vendor did not answer within the deadline."""
+
+    status_code = 504
+    code = "crm_timeout"
+    retryable = True
+
+
+class HandoffFailed(CRMError):
+    """Neither the live handoff nor its fallback ticket could be created; nothing was created."""
+
+    status_code = 502
+    code = "handoff_failed"
+
+
+class MalformedAnswer(UpstreamError):
+    """The vendor's answer could not be read (broken JSON, truncated body, unexpected shape)."""

@@ -1,0 +1,297 @@
+"""The unified data models every connector returns, and the request bodies of the API."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class TicketStatus(str, Enum):
+    """Unified ticket lifecycle; each connector maps its vendor's states onto these through a table."""
+
+    new = "new"
+    open = "open"
+    pending = "pending"
+    solved = "solved"
+    closed = "closed"
+
+
+class TicketPriority(str, Enum):
+    """Unified priority; vendors call medium 'normal' (Zendesk) or use numbers (Freshdesk)."""
+
+    low = "low"
+    medium = "medium"
+    high = "high"
+    urgent = "urgent"
+
+
+def iso_utc(value: Any) -> str | None:
+    """Render a vendor timestamp (ISO string with any offset, or epoch ms) as ISO 8601 UTC ending in Z."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, (int, float)):
+        moment = datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+    else:
+        text = str(value).strip()
+        if text.endswith("Z"):
+            text = text[:-1] + "+00:00"
+        # Salesforce writes offsets without a colon (+0000); fromisoformat wants one before 3.11's relaxations.
+        if len(text) > 5 and text[-5] in "+-" and text[-3] != ":":
+            text = f"{text[:-2]}:{text[-2:]}"
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            return str(value)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+    moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment.isoformat(timespec="milliseconds" if moment.microsecond else "seconds") + "Z"
+
+
+class Customer(BaseModel):
+    """A person in a CRM, as one shape whatever the vendor."""
+
+    id: str = Field(description="The CRM's own customer/contact id.")
+    name: str
+    email: str | None = None
+    phone: str | None = Field(None, description="E.164 where the stored number could be parsed, else as stored.")
+    tier: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "id": "1001",
+                "name": "Ahmed Al-Mansoori",
+                "email": "ahmed@example.ae",
+                "phone": "+971501234567",
+                "tier": "Enterprise",
+                "metadata": {"organization_name": "Al-Mansoori Trading", "vendor_role": "end-user"},
+            }
+        }
+    )
+
+
+class Ticket(BaseModel):
+    """A ticket or case; the vendor's own status, priority and ids stay in metadata."""
+
+    id: str
+    subject: str
+    description: str
+    status: TicketStatus
+    priority: TicketPriority
+    customer_id: str | None = None
+    created_at: str | None = Field(None, description="ISO 8601 UTC, ending in Z.")
+    updated_at: str | None = Field(None, description="ISO 8601 UTC, ending in Z.")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "id": "12345",
+                "subject": "Product not working",
+                "description": "Customer reports issue with the device after the latest update.",
+                "status": "open",
+                "priority": "high",
+                "customer_id": "1001",
+                "created_at": "2025-11-18T10:30:00Z",
+                "updated_at": "2025-11-18T11:45:00Z",
+                "metadata": {"tags": ["technical", "urgent"], "vendor_status": "open", "vendor_priority": "high"},
+            }
+        }
+    )
+
+
+class HandoffContext(BaseModel):
+    """What the bot learned during the call, carried to the human agent."""
+
+    call_id: str = Field(min_length=1, max_length=200)
+    customer_name: str = Field(min_length=1, max_length=200)
+    customer_email: str | None = None
+    customer_phone: str | None = None
+    transcript: list[dict[str, Any]] = Field(default_factory=list)
+    reason: str = Field(min_length=1, max_length=200)
+    urgency: str = "medium"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+# --- Request bodies -------------------------------------------------------------------------------
+
+CONFIG_DESCRIPTION = (
+    "Vendor credentials and options, merged over the service's environment for that vendor; "
+    "may be left out when the service is configured."
+)
+
+
+class CRMRequest(BaseModel):
+    """Fields every CRM request carries."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    crm_type: str = Field(description="salesforce, zendesk, hubspot or freshdesk.", max_length=50)
+    config: dict[str, Any] | None = Field(None, description=CONFIG_DESCRIPTION)
+
+
+class CustomerRequest(CRMRequest):
+    """POST /crm/customer."""
+
+    customer_id: str = Field(min_length=1, max_length=100)
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "crm_type": "zendesk",
+                "customer_id": "1001",
+                "config": {"subdomain": "your-company", "email": "admin@yourcompany.com", "api_token": "your_token"},
+            }
+        }
+    )
+
+
+class CustomerSearchRequest(CRMRequest):
+    """POST /crm/customer/search: caller-ID lookup by phone, or lookup by email."""
+
+    phone: str | None = Field(None, max_length=40)
+    email: str | None = Field(None, max_length=254)
+    limit: int = Field(10, ge=1, le=100)
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "crm_type": "zendesk",
+                "phone": "+971 50 123 4567",
+                "config": {"subdomain": "your-company", "email": "admin@yourcompany.com", "api_token": "your_token"},
+            }
+        }
+    )
+
+    @model_validator(mode="after")
+    def _needs_a_key(self) -> CustomerSearchRequest:
+        """A search without phone or email would list the whole CRM."""
+        if not self.phone and not self.email:
+            raise ValueError("give phone or email")
+        return self
+
+    @field_validator("email")
+    @classmethod
+    def _check_email(cls, value: str | None) -> str | None:
+        """Reject what cannot be an address before it reaches a vendor query."""
+        if value is None:
+            return value
+        value = value.strip()
+        local, _, domain = value.partition("@")
+        if not local or "." not in domain or any(c.isspace() for c in value):
+            raise ValueError("not an email address")
+        return value
+
+
+class CustomerList(BaseModel):
+    """Answer of /crm/customer/search."""
+
+    customers: list[Customer]
+
+
+class TicketRequest(CRMRequest):
+    """POST /crm/ticket."""
+
+    ticket_id: str = Field(min_length=1, max_length=100)
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "crm_type": "zendesk",
+                "ticket_id": "12345",
+                "config": {"subdomain": "your-company", "email": "admin@yourcompany.com", "api_token": "your_token"},
+            }
+        }
+    )
+
+
+class TicketCreateRequest(CRMRequest):
+    """POST /crm/ticket/create."""
+
+    subject: str = Field(min_length=1, max_length=500)
+    description: str = Field(min_length=1, max_length=65_000)
+    customer_id: str | None = Field(None, max_length=100)
+    customer_email: str | None = Field(None, max_length=254)
+    customer_phone: str | None = Field(None, max_length=40)
+    customer_name: str | None = Field(None, max_length=200)
+    priority: TicketPriority | None = None
+    status: TicketStatus | None = None
+    tags: list[str] = Field(default_factory=list, max_length=50)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "crm_type": "zendesk",
+                "subject": "Callback requested",
+                "description": "Caller asked for a callback about order ORD12345.",
+                "customer_id": "1001",
+                "priority": "high",
+                "tags": ["voice", "callback"],
+                "config": {"subdomain": "your-company", "email": "admin@yourcompany.com", "api_token": "your_token"},
+            }
+        }
+    )
+
+
+class TicketComment(BaseModel):
+    """A comment on update; public false makes it an internal note."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    body: str = Field(min_length=1, max_length=65_000)
+    public: bool = True
+
+
+class TicketUpdateRequest(CRMRequest):
+    """POST /crm/ticket/update."""
+
+    ticket_id: str = Field(min_length=1, max_length=100)
+    status: TicketStatus | None = None
+    priority: TicketPriority | None = None
+    subject: str | None = Field(None, min_length=1, max_length=500)
+    tags: list[str] | None = Field(None, max_length=50)
+    comment: TicketComment | None = None
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "crm_type": "zendesk",
+                "ticket_id": "12345",
+                "status": "pending",
+                "comment": {"body": "Caller verified identity; awaiting logs.", "public": False},
+                "config": {"subdomain": "your-company", "email": "admin@yourcompany.com", "api_token": "your_token"},
+            }
+        }
+    )
+
+    @model_validator(mode="after")
+    def _needs_a_change(self) -> TicketUpdateRequest:
+        """An update that changes nothing is almost certainly a caller bug."""
+        if all(v is None for v in (self.status, self.priority, self.subject, self.tags, self.comment)):
+            raise ValueError("give at least one of status, priority, subject, tags or comment")
+        return self
+
+
+class ErrorDetail(BaseModel):
+    """The body of every non-2xx answer."""
+
+    code: str
+    message: str
+    crm_type: str | None = None
+    retryable: bool
+    retry_after_seconds: float | None = None
+    upstream_status: int | None = None
+    request_id: str
+    details: Any = None
+
+
+class ErrorResponse(BaseModel):
+    """`{"error": {...}}`."""
+
+    error: ErrorDetail

@@ -1,0 +1,21 @@
+"""The sandbox: real-wire emulators of each vendor, on loopback, for `make run`, tests and benchmarks."""
+
+from __future__ import annotations
+
+from sandbox.core import Emulator, SandboxRunner
+from sandbox.zendesk import ZendeskEmulator
+
+EMULATORS: tuple[type[Emulator], ...] = (ZendeskEmulator,)
+
+# Credentials the sandbox-mode service uses when neither the environment nor the request gives any.
+# The emulators accept any credential except the word `invalid`.
+SANDBOX_CREDENTIALS: dict[str, dict[str, str]] = {
+    "zendesk": {"subdomain": "sandbox", "email": "agent@example.com", "api_token": "sandbox-token"},
+}
+
+
+async def start_sandbox(host: str = "127.0.0.1", port: int = 0) -> SandboxRunner:
+    """Start every emulator on one loopback port; each vendor lives under /{name}."""
+    runner = SandboxRunner({cls.name: cls() for cls in EMULATORS}, SANDBOX_CREDENTIALS)
+    await runner.start(host, port)
+    return runner

@@ -1,0 +1,351 @@
+"""Zendesk Support API v2 emulator: users, organizations, user search, tickets with audits, idempotency."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import re
+import shlex
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from sandbox.core import Emulator, basic_credentials, bearer_token, json_response
+
+STATUSES = ("new", "open", "pending", "hold", "solved", "closed")
+PRIORITIES = ("low", "normal", "high", "urgent", None)
+AGENT_ID = 2001
+
+
+def now() -> str:
+    """Zendesk's timestamp format."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def digits(value: str | None) -> str:
+    """Only the digits of a phone number."""
+    return re.sub(r"\D", "", value or "")
+
+
+def record_id(request: web.Request) -> int | None:
+    """The numeric id in the path, with or without `.json`, as Zendesk accepts both."""
+    raw = request.match_info["id"].removesuffix(".json")
+    return int(raw) if raw.isdigit() else None
+
+
+class ZendeskEmulator(Emulator):
+    """Answers as `https://{subdomain}.zendesk.com` does for the calls the connector makes."""
+
+    name = "zendesk"
+
+    def reset(self) -> None:
+        """Seed: Ahmed (user 1001) in Al-Mansoori Trading, an agent, and ticket 12345."""
+        created = "2023-01-15T09:00:00Z"
+        self.organizations: dict[int, dict[str, Any]] = {
+            501: {
+                "id": 501,
+                "name": "Al-Mansoori Trading",
+                "domain_names": ["example.ae"],
+                "tags": ["enterprise"],
+                "organization_fields": {"tier": "Enterprise"},
+                "created_at": created,
+                "updated_at": created,
+            }
+        }
+        self.users: dict[int, dict[str, Any]] = {}
+        self._add_user(1001, "Ahmed Al-Mansoori", "ahmed@example.ae", "+971501234567", "end-user", 501, created)
+        self._add_user(1002, "Layla Hassan", "layla@example.com", "(415) 555-2671", "end-user", None, created)
+        self._add_user(AGENT_ID, "Sara Ahmed", "sara@example.com", None, "admin", None, created)
+        self.tickets: dict[int, dict[str, Any]] = {}
+        self._ticket_ids = itertools.count(12346)
+        self._user_ids = itertools.count(3001)
+        self._event_ids = itertools.count(900_000)
+        self.tickets[12345] = self._new_ticket(
+            12345,
+            {
+                "subject": "Product not working",
+                "description": "Customer reports the device stopped working after the latest update.",
+                "status": "open",
+                "priority": "high",
+                "tags": ["technical", "urgent"],
+            },
+            requester_id=1001,
+            stamp="2025-11-18T10:30:00Z",
+        )
+        self.tickets[12345]["updated_at"] = "2025-11-18T11:45:00Z"
+        self.idempotency: dict[str, tuple[str, int]] = {}  # key -> (body hash, ticket id)
+
+    def _add_user(
+        self, uid: int, name: str, email: str | None, phone: str | None, role: str, org: int | None, stamp: str
+    ) -> dict[str, Any]:
+        user = {
+            "id": uid,
+            "url": f"https://sandbox.zendesk.com/api/v2/users/{uid}.json",
+            "name": name,
+            "email": email,
+            "phone": phone,
+            "role": role,
+            "organization_id": org,
+            "tags": [],
+            "user_fields": {},
+            "external_id": None,
+            "time_zone": "Asia/Dubai",
+            "locale": "en-US",
+            "active": True,
+            "verified": True,
+            "created_at": stamp,
+            "updated_at": stamp,
+        }
+        self.users[uid] = user
+        return user
+
+    def _new_ticket(self, tid: int, fields: dict[str, Any], requester_id: int, stamp: str) -> dict[str, Any]:
+        requester = self.users.get(requester_id, {})
+        return {
+            "url": f"https://sandbox.zendesk.com/api/v2/tickets/{tid}.json",
+            "id": tid,
+            "external_id": fields.get("external_id"),
+            "via": {"channel": "api", "source": {"from": {}, "to": {}, "rel": None}},
+            "created_at": stamp,
+            "updated_at": stamp,
+            "type": fields.get("type"),
+            "subject": fields.get("subject"),
+            "raw_subject": fields.get("subject"),
+            "description": fields.get("description"),
+            "priority": fields.get("priority"),
+            "status": fields.get("status") or "new",
+            "recipient": None,
+            "requester_id": requester_id,
+            "submitter_id": AGENT_ID,
+            "assignee_id": fields.get("assignee_id"),
+            "organization_id": requester.get("organization_id"),
+            "group_id": fields.get("group_id"),
+            "collaborator_ids": [],
+            "follower_ids": [],
+            "email_cc_ids": [],
+            "problem_id": None,
+            "has_incidents": False,
+            "is_public": True,
+            "due_at": None,
+            "tags": list(fields.get("tags") or []),
+            "custom_fields": list(fields.get("custom_fields") or []),
+            "satisfaction_rating": None,
+            "sharing_agreement_ids": [],
+            "fields": [],
+            "followup_ids": [],
+            "allow_channelback": False,
+            "allow_attachments": True,
+            "from_messaging_channel": False,
+        }
+
+    # --- wire behaviour ---------------------------------------------------------------------------
+
+    def authenticate(self, request: web.Request) -> bool:
+        """Basic `{email}/token:{token}` (or password), or Bearer; the word `invalid` is refused."""
+        creds = basic_credentials(request)
+        if creds:
+            return bool(creds[0]) and creds[1] not in ("", "invalid")
+        token = bearer_token(request)
+        return token is not None and token != "invalid"
+
+    def unauthorized(self, request: web.Request) -> web.StreamResponse:
+        return json_response({"error": "Couldn't authenticate you"}, status=401)
+
+    def not_found(self) -> web.StreamResponse:
+        return json_response({"error": "RecordNotFound", "description": "Not found"}, status=404)
+
+    def rate_limited(self, retry_after: int) -> web.StreamResponse:
+        # Zendesk's 429 body is not JSON; the Retry-After header is what clients rely on.
+        return web.Response(status=429, text="Rate limit exceeded", headers={"Retry-After": str(retry_after)})
+
+    def rate_limit_headers(self) -> dict[str, str]:
+        return {
+            "x-rate-limit": "700",
+            "x-rate-limit-remaining": "699",
+            "ratelimit-limit": "700",
+            "ratelimit-remaining": "699",
+            "ratelimit-reset": "60",
+        }
+
+    def _invalid(self, details: dict[str, list[dict[str, str]]]) -> web.Response:
+        return json_response(
+            {"error": "RecordInvalid", "description": "Record validation errors", "details": details}, status=422
+        )
+
+    def add_routes(self, app: web.Application) -> None:
+        for suffix in ("", ".json"):
+            app.router.add_get(f"/api/v2/users/search{suffix}", self.search_users)
+            app.router.add_post(f"/api/v2/tickets{suffix}", self.create_ticket)
+        app.router.add_get("/api/v2/users/{id}", self.get_user)
+        app.router.add_get("/api/v2/organizations/{id}", self.get_organization)
+        app.router.add_get("/api/v2/tickets/{id}", self.get_ticket)
+        app.router.add_put("/api/v2/tickets/{id}", self.update_ticket)
+
+    def _sideload(self, request: web.Request, users: list[dict[str, Any]]) -> dict[str, Any]:
+        """`include=organizations` adds the users' organizations beside them."""
+        if "organizations" not in request.query.get("include", "").split(","):
+            return {}
+        ids = {u["organization_id"] for u in users if u.get("organization_id")}
+        return {"organizations": [self.organizations[i] for i in sorted(ids) if i in self.organizations]}
+
+    async def get_user(self, request: web.Request) -> web.StreamResponse:
+        user = self.users.get(record_id(request) or -1)
+        if not user:
+            return self.not_found()
+        return json_response({"user": user, **self._sideload(request, [user])})
+
+    async def get_organization(self, request: web.Request) -> web.StreamResponse:
+        org = self.organizations.get(record_id(request) or -1)
+        return json_response({"organization": org}) if org else self.not_found()
+
+    def _user_matches(self, user: dict[str, Any], field: str, value: str) -> bool:
+        """Zendesk search semantics for the terms the connector uses; `*` before digits matches any spelling."""
+        if field == "phone":
+            stored = digits(user.get("phone"))
+            wanted = digits(value)
+            return bool(stored) and (stored.endswith(wanted) if value.startswith("*") else stored == wanted)
+        if field == "email":
+            return (user.get("email") or "").lower() == value.lower()
+        if field in ("role", "name"):
+            return (user.get(field) or "").lower() == value.lower()
+        text = f"{user.get('name')} {user.get('email')} {user.get('phone')}".lower()
+        return value.lower() in text
+
+    async def search_users(self, request: web.Request) -> web.StreamResponse:
+        """`query=phone:*501234567 email:"a@b"`: same field ORs, different fields AND."""
+        query = request.query.get("query", "")
+        try:
+            terms = shlex.split(query)
+        except ValueError:
+            return json_response({"error": "InvalidSearch", "description": "Unable to parse the query"}, status=400)
+        wanted: dict[str, list[str]] = {}
+        for term in terms:
+            field, sep, value = term.partition(":")
+            wanted.setdefault(field if sep else "", []).append(value if sep else term)
+        users = [
+            u
+            for u in self.users.values()
+            if all(any(self._user_matches(u, f, v) for v in values) for f, values in wanted.items())
+        ]
+        per_page = min(int(request.query.get("per_page", "100") or 100), 100)
+        page = users[:per_page]
+        return json_response(
+            {"users": page, **self._sideload(request, page), "next_page": None, "previous_page": None, "count": len(users)}
+        )
+
+    async def get_ticket(self, request: web.Request) -> web.StreamResponse:
+        ticket = self.tickets.get(record_id(request) or -1)
+        return json_response({"ticket": ticket}) if ticket else self.not_found()
+
+    def _audit(self, ticket: dict[str, Any], changes: dict[str, Any], comment: dict[str, Any] | None, kind: str) -> dict:
+        audit_id = next(self._event_ids)
+        events: list[dict[str, Any]] = []
+        if comment:
+            events.append(
+                {
+                    "id": next(self._event_ids),
+                    "type": "Comment",
+                    "author_id": AGENT_ID,
+                    "body": comment["body"],
+                    "plain_body": comment["body"],
+                    "public": comment.get("public", True),
+                    "attachments": [],
+                    "audit_id": audit_id,
+                }
+            )
+        for field, value in changes.items():
+            events.append({"id": next(self._event_ids), "type": kind, "value": value, "field_name": field})
+        return {
+            "id": audit_id,
+            "ticket_id": ticket["id"],
+            "created_at": ticket["updated_at"],
+            "author_id": AGENT_ID,
+            "metadata": {"system": {}, "custom": {}},
+            "events": events,
+            "via": {"channel": "api", "source": {"from": {}, "to": {}, "rel": None}},
+        }
+
+    def _validate(self, fields: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
+        details: dict[str, list[dict[str, str]]] = {}
+        if "status" in fields and fields["status"] not in STATUSES:
+            details["status"] = [{"description": f"Status: {fields['status']} is not valid", "error": "InvalidValue"}]
+        if "priority" in fields and fields["priority"] not in PRIORITIES:
+            details["priority"] = [{"description": "Priority: is not valid", "error": "InvalidValue"}]
+        return details
+
+    def _resolve_requester(self, fields: dict[str, Any]) -> int | None:
+        """requester_id, or find-or-create from `requester: {name, email}`; default the agent."""
+        if "requester_id" in fields:
+            rid = fields["requester_id"]
+            return rid if rid in self.users else None
+        requester = fields.get("requester")
+        if not requester:
+            return AGENT_ID
+        email = requester.get("email")
+        for user in self.users.values():
+            if email and (user.get("email") or "").lower() == email.lower():
+                return user["id"]
+        uid = next(self._user_ids)
+        self._add_user(uid, requester.get("name") or email or "Unknown", email, None, "end-user", None, now())
+        return uid
+
+    async def create_ticket(self, request: web.Request) -> web.StreamResponse:
+        """`POST /tickets.json` → 201 `{ticket, audit}` + Location; Idempotency-Key replays the first answer."""
+        raw = await request.read()
+        try:
+            fields = orjson.loads(raw)["ticket"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return json_response({"error": "InvalidEndpoint", "description": "ticket parameter is required"}, 400)
+        key = request.headers.get("Idempotency-Key")
+        digest = hashlib.sha256(raw).hexdigest()
+        if key and key in self.idempotency:
+            seen_digest, tid = self.idempotency[key]
+            if seen_digest != digest:
+                return json_response(
+                    {"error": "IdempotentRequestError", "description": "Idempotency key reused with a different payload"},
+                    status=400,
+                )
+            ticket = self.tickets[tid]
+            return json_response({"ticket": ticket}, 201, {"x-idempotency-lookup": "hit", "Location": ticket["url"]})
+        comment = fields.get("comment") or ({"body": fields["description"]} if fields.get("description") else None)
+        details = self._validate(fields)
+        if not comment or not comment.get("body"):
+            details["description"] = [{"description": "Description: cannot be blank", "error": "BlankValue"}]
+        requester_id = self._resolve_requester(fields)
+        if requester_id is None:
+            details["requester"] = [{"description": "Requester: is invalid", "error": "InvalidValue"}]
+        if details:
+            return self._invalid(details)
+        assert comment and requester_id is not None
+        tid = next(self._ticket_ids)
+        ticket = self._new_ticket(tid, {**fields, "description": comment["body"]}, requester_id, now())
+        self.tickets[tid] = ticket
+        if key:
+            self.idempotency[key] = (digest, tid)
+        audit = self._audit(ticket, {k: ticket[k] for k in ("subject", "status", "priority")}, comment, "Create")
+        headers = {"Location": ticket["url"], **({"x-idempotency-lookup": "miss"} if key else {})}
+        return json_response({"ticket": ticket, "audit": audit}, 201, headers)
+
+    async def update_ticket(self, request: web.Request) -> web.StreamResponse:
+        """`PUT /tickets/{id}.json` → 200 `{ticket, audit}`; closed tickets cannot change."""
+        ticket = self.tickets.get(record_id(request) or -1)
+        if not ticket:
+            return self.not_found()
+        try:
+            fields = (await request.json())["ticket"]
+        except (ValueError, KeyError, TypeError):
+            return json_response({"error": "InvalidEndpoint", "description": "ticket parameter is required"}, 400)
+        details = self._validate(fields)
+        if ticket["status"] == "closed":
+            details["status"] = [{"description": "Status: closed prevents ticket update", "error": "InvalidValue"}]
+        if details:
+            return self._invalid(details)
+        changes = {k: fields[k] for k in ("status", "priority", "subject", "tags") if k in fields}
+        ticket.update(changes)
+        if "subject" in changes:
+            ticket["raw_subject"] = changes["subject"]
+        ticket["updated_at"] = now()
+        audit = self._audit(ticket, changes, fields.get("comment"), "Change")
+        return json_response({"ticket": ticket, "audit": audit})

@@ -1,0 +1,327 @@
+"""Connectors Service: one REST API over CRMs and helpdesks, with the error contract and the sandbox."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, TypeVar
+
+import aiohttp
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from connectors.hosts import host_of
+from connectors.http import ConnectorContext, Deadline
+from crm import BaseCRMConnector, CRMFactory
+from errors import CRMError, InvalidRequest, NotFound, UpstreamTimeout, ValidationFailed
+from idempotency import IdempotencyStore, InMemoryIdempotencyStore, fingerprint
+from models import (
+    CRMRequest,
+    Customer,
+    CustomerList,
+    CustomerRequest,
+    CustomerSearchRequest,
+    ErrorResponse,
+    Ticket,
+    TicketCreateRequest,
+    TicketRequest,
+    TicketUpdateRequest,
+)
+from observability import configure_logging, log_event, new_request_id, request_fields_var, request_id_var
+from phone import parse_phone
+from settings import Settings, get_settings
+
+T = TypeVar("T")
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": text}
+    for status, text in {
+        400: "invalid_request, unsupported_crm or invalid_config",
+        404: "not_found",
+        409: "idempotency_conflict",
+        422: "validation_error",
+        429: "rate_limited",
+        502: "crm_auth_failed or crm_error",
+        504: "crm_timeout",
+    }.items()
+}
+
+
+def error_response(error: CRMError, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The one place a CRMError becomes an HTTP answer."""
+    extra = dict(headers or {})
+    if error.retry_after is not None:
+        extra["Retry-After"] = str(max(1, round(error.retry_after)))
+    return JSONResponse(error.to_body(request_id_var.get()), status_code=error.status_code, headers=extra)
+
+
+class RequestContextMiddleware:
+    """Per request: an X-Request-ID, one JSON access line, and a contract 500 (no traceback) for bugs."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        offered = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), None)
+        request_id = new_request_id(offered)
+        id_token = request_id_var.set(request_id)
+        fields: dict[str, Any] = {}
+        fields_token = request_fields_var.set(fields)
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status, response_started = message["status"], True
+                MutableHeaders(scope=message).append("X-Request-ID", request_id)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            logging.getLogger("connectors").exception("unhandled error")
+            if not response_started:
+                body = CRMError("internal error; the request id identifies it in the logs").to_body(request_id)
+                body["error"]["code"] = "internal_error"
+                await JSONResponse(body, status_code=500)(scope, receive, send_with_id)
+        finally:
+            log_event(
+                "request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                latency_ms=round((time.perf_counter() - started) * 1000, 1),
+                **fields,
+            )
+            request_fields_var.reset(fields_token)
+            request_id_var.reset(id_token)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """One pooled aiohttp session for the process, and the sandbox's emulators when in sandbox mode."""
+    settings: Settings = app.state.settings
+    connector = aiohttp.TCPConnector(
+        limit=settings.http_pool_limit, limit_per_host=settings.http_pool_limit_per_host, ttl_dns_cache=300
+    )
+    app.state.http = aiohttp.ClientSession(connector=connector, raise_for_status=False, auto_decompress=True)
+    app.state.shared = {}
+    app.state.idempotency = InMemoryIdempotencyStore(settings.idempotency_ttl_seconds, settings.idempotency_max_entries)
+    app.state.sandbox = None
+    app.state.sandbox_urls = {}
+    app.state.allowed_hosts = frozenset(settings.connectors_allowed_hosts)
+    if settings.sandbox:
+        from sandbox import SANDBOX_CREDENTIALS, start_sandbox
+
+        app.state.sandbox = await start_sandbox("127.0.0.1", settings.sandbox_port)
+        app.state.sandbox_urls = app.state.sandbox.urls
+        app.state.allowed_hosts |= {host_of(app.state.sandbox.root)}
+        # Sandbox credentials stand in where the environment has none, so `config` may be left out.
+        defaults = {
+            f"{vendor}_{name}": value
+            for vendor, creds in SANDBOX_CREDENTIALS.items()
+            for name, value in creds.items()
+            if getattr(settings, f"{vendor}_{name}", None) is None
+        }
+        app.state.settings = settings.model_copy(update=defaults)
+    log_event("started", sandbox=settings.sandbox, emulators=app.state.sandbox_urls)
+    try:
+        yield
+    finally:
+        await app.state.http.close()
+        if app.state.sandbox:
+            await app.state.sandbox.stop()
+
+
+# --- dependencies ----------------------------------------------------------------------------------
+
+
+def connector_context(request: Request) -> ConnectorContext:
+    """Everything a connector needs for this request, with a fresh deadline."""
+    state = request.app.state
+    return ConnectorContext(
+        session=state.http,
+        settings=state.settings,
+        deadline=Deadline(state.settings.request_deadline_seconds),
+        allowed_hosts=state.allowed_hosts,
+        sandbox_urls=state.sandbox_urls,
+        shared=state.shared,
+    )
+
+
+def idempotency_store(request: Request) -> IdempotencyStore:
+    """The process's idempotency store."""
+    return request.app.state.idempotency
+
+
+Context = Annotated[ConnectorContext, Depends(connector_context)]
+Store = Annotated[IdempotencyStore, Depends(idempotency_store)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Same key, same answer: the ticket is created once.",
+    ),
+]
+
+
+def open_crm(body: CRMRequest, ctx: ConnectorContext, operation: str) -> BaseCRMConnector:
+    """The connector for a request, noting crm_type and operation for the access log."""
+    fields = request_fields_var.get()
+    if fields is not None:
+        fields.update(crm_type=body.crm_type, operation=operation)
+    return CRMFactory.create(body.crm_type, body.config, ctx)
+
+
+async def within_deadline(work: Awaitable[T], ctx: ConnectorContext, crm_type: str) -> T:
+    """Backstop: whatever happens upstream, the caller has an answer by the deadline."""
+    try:
+        async with asyncio.timeout(ctx.deadline.remaining() + 0.25):
+            return await work
+    except TimeoutError:
+        raise UpstreamTimeout("the request did not finish within its deadline", crm_type=crm_type) from None
+
+
+# --- the app -----------------------------------------------------------------------------------------
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the service; tests pass their own settings."""
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Connectors Service",
+        version="1.0.0",
+        description="One API over Salesforce, Zendesk, HubSpot and Freshdesk, and live-agent handoff.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.add_middleware(RequestContextMiddleware)
+
+    @app.exception_handler(CRMError)
+    async def crm_error_handler(request: Request, exc: CRMError) -> JSONResponse:
+        log_event("error", logging.WARNING, code=exc.code, upstream_status=exc.upstream_status, detail=exc.message)
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg"), "type": e.get("type")}
+            for e in exc.errors()
+        ]  # no `input`: it could echo a credential from `config`
+        if any(p["type"] in ("json_invalid", "model_attributes_type") for p in problems):
+            return error_response(InvalidRequest("the body is not a JSON object", details=problems))
+        summary = "; ".join(f"{'.'.join(p['loc'][1:]) or 'body'}: {p['msg']}" for p in problems)
+        return error_response(ValidationFailed(f"invalid request: {summary}", details=problems))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error_handler(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            return error_response(NotFound(f"no route {request.url.path}"))
+        error = InvalidRequest(str(exc.detail))
+        response = error_response(error)
+        response.status_code = exc.status_code
+        return response
+
+    @app.get("/health", tags=["service"])
+    async def health() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "healthy"}
+
+    @app.get("/sandbox", tags=["service"])
+    async def sandbox_info(request: Request) -> dict[str, Any]:
+        """In sandbox mode, each emulator's base URL, for tools and vendor SDKs that talk to them directly."""
+        runner = request.app.state.sandbox
+        if runner is None:
+            raise NotFound("the service is not in sandbox mode")
+        return {"emulators": runner.urls, "control": f"{runner.root}/_sandbox", "credentials": runner.credentials}
+
+    @app.post("/crm/customer", response_model=Customer, responses=ERROR_RESPONSES, tags=["crm"])
+    async def get_customer(body: CustomerRequest, ctx: Context) -> Customer:
+        """A customer by the CRM's own id."""
+        crm = open_crm(body, ctx, "get_customer")
+        return await within_deadline(crm.get_customer(body.customer_id), ctx, crm.vendor)
+
+    @app.post("/crm/customer/search", response_model=CustomerList, responses=ERROR_RESPONSES, tags=["crm"])
+    async def find_customers(body: CustomerSearchRequest, ctx: Context) -> CustomerList:
+        """Caller-ID lookup: the phone in any spelling (normalized to E.164), or the email."""
+        crm = open_crm(body, ctx, "find_customers")
+        phone = parse_phone(body.phone, ctx.settings.default_phone_region) if body.phone else None
+        found = await within_deadline(crm.find_customers(phone=phone, email=body.email, limit=body.limit), ctx, crm.vendor)
+        return CustomerList(customers=found)
+
+    @app.post("/crm/ticket", response_model=Ticket, responses=ERROR_RESPONSES, tags=["crm"])
+    async def get_ticket(body: TicketRequest, ctx: Context) -> Ticket:
+        """A ticket or case by id."""
+        crm = open_crm(body, ctx, "get_ticket")
+        return await within_deadline(crm.get_ticket(body.ticket_id), ctx, crm.vendor)
+
+    @app.post(
+        "/crm/ticket/create", status_code=201, response_model=Ticket, responses=ERROR_RESPONSES, tags=["crm"]
+    )
+    async def create_ticket(body: TicketCreateRequest, ctx: Context, store: Store, key: IdempotencyKey = None) -> Any:
+        """Create a ticket; with an Idempotency-Key it is created once however often the call is repeated."""
+        crm = open_crm(body, ctx, "create_ticket")
+
+        async def create() -> tuple[int, Any]:
+            ticket = await within_deadline(
+                crm.create_ticket(body, idempotency_key=key or uuid.uuid4().hex), ctx, crm.vendor
+            )
+            return 201, ticket.model_dump(mode="json")
+
+        if key is None:
+            status, data, replayed = *(await create()), False
+        else:
+            scope = f"ticket_create:{crm.tenant_fingerprint()}"
+            payload = body.model_dump(mode="json", exclude={"config"})
+            status, data, replayed = await store.run(scope, key, fingerprint(payload), create)
+        return JSONResponse(data, status_code=status, headers={"Idempotent-Replayed": str(replayed).lower()})
+
+    @app.post("/crm/ticket/update", response_model=Ticket, responses=ERROR_RESPONSES, tags=["crm"])
+    async def update_ticket(body: TicketUpdateRequest, ctx: Context) -> Ticket:
+        """Change a ticket's fields, and add a public comment or (public false) an internal note."""
+        crm = open_crm(body, ctx, "update_ticket")
+        return await within_deadline(crm.update_ticket(body), ctx, crm.vendor)
+
+    return app
+
+
+def main() -> None:
+    """`python server.py [--sandbox]`: serve on HOST:PORT."""
+    import uvicorn
+
+    parser = argparse.ArgumentParser(description="Connectors Service")
+    parser.add_argument("--sandbox", action="store_true", help="start the vendor emulators and point connectors at them")
+    args = parser.parse_args()
+    if args.sandbox:
+        os.environ["SANDBOX"] = "true"
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        # Variable names and reasons only: pydantic's own text would echo the values, secrets included.
+        problems = "\n".join(f"  {'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        raise SystemExit(f"bad configuration:\n{problems}") from None
+    configure_logging(settings.log_level)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""Fixtures: a real service with its sandbox on loopback (integration), and connectors over aioresponses (unit)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import httpx
+import pytest
+import uvicorn
+from aioresponses import aioresponses
+
+from connectors.http import ConnectorContext, Deadline
+from settings import Settings
+
+# Tight but honest budgets: faults in the emulators are what make calls slow, never sleeps in tests.
+TEST_SETTINGS: dict[str, Any] = {
+    "sandbox": True,
+    "http_connect_timeout_seconds": 0.5,
+    "http_total_timeout_seconds": 0.8,
+    "request_deadline_seconds": 1.5,
+    "retry_max_attempts": 3,
+    "retry_backoff_initial_seconds": 0.01,
+    "retry_backoff_max_seconds": 0.05,
+    "retry_after_max_seconds": 2.0,
+    "log_level": "WARNING",
+}
+
+
+def make_settings(**overrides: Any) -> Settings:
+    """Settings that ignore any .env on the developer's machine."""
+    return Settings(_env_file=None, **{**TEST_SETTINGS, **overrides})
+
+
+@dataclass
+class Service:
+    """The running service and its sandbox, with helpers for tests."""
+
+    url: str
+    client: httpx.Client
+    sandbox_root: str = ""
+    emulators: dict[str, str] = field(default_factory=dict)
+
+    def post(self, path: str, body: dict[str, Any], **headers: str) -> httpx.Response:
+        """POST JSON to the service."""
+        return self.client.post(f"{self.url}{path}", json=body, headers=headers)
+
+    def fault(self, vendor: str, kind: str, **options: Any) -> None:
+        """Switch a fault on in one emulator."""
+        r = self.client.post(f"{self.sandbox_root}/_sandbox/faults", json={"vendor": vendor, "kind": kind, **options})
+        r.raise_for_status()
+
+    def control(self, vendor: str, action: str, payload: dict[str, Any] | None = None) -> Any:
+        """A vendor-specific sandbox switch."""
+        r = self.client.post(f"{self.sandbox_root}/_sandbox/{vendor}/{action}", json=payload or {})
+        r.raise_for_status()
+        return r.json()
+
+    def vendor_requests(self, vendor: str) -> list[dict[str, Any]]:
+        """What an emulator received since the last reset."""
+        return self.client.get(f"{self.sandbox_root}/_sandbox/requests", params={"vendor": vendor}).json()
+
+    def reset(self) -> None:
+        """Reseed every emulator and clear faults."""
+        self.client.post(f"{self.sandbox_root}/_sandbox/reset").raise_for_status()
+
+
+def start_service(settings: Settings) -> tuple[uvicorn.Server, threading.Thread, str]:
+    """Run the real app under uvicorn on an ephemeral loopback port, in a thread."""
+    from server import create_app
+
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_config=None))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:  # waiting for start-up, not timing anything under test
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("service did not start")
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    return server, thread, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session")
+def service() -> Iterator[Service]:
+    """One service in sandbox mode for the whole session."""
+    server, thread, url = start_service(make_settings())
+    client = httpx.Client(timeout=10, trust_env=False)
+    info = client.get(f"{url}/sandbox").json()
+    svc = Service(url=url, client=client, sandbox_root=info["control"].removesuffix("/_sandbox"), emulators=info["emulators"])
+    yield svc
+    client.close()
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def svc(service: Service) -> Service:
+    """The service, with every emulator reseeded and its faults cleared before the test."""
+    service.reset()
+    return service
+
+
+# --- unit-test helpers ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Sleeps:
+    """Records the waits the retry layer asked for, instead of sleeping."""
+
+    calls: list[float] = field(default_factory=list)
+
+    async def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
+@pytest.fixture
+async def http_session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+def mock_http() -> Iterator[aioresponses]:
+    with aioresponses() as mocked:
+        yield mocked
+
+
+@pytest.fixture
+def make_context(http_session: aiohttp.ClientSession, sleeps: Sleeps):
+    """Build a ConnectorContext (not in sandbox mode) for unit tests."""
+
+    def build(**overrides: Any) -> ConnectorContext:
+        settings = make_settings(sandbox=False, **overrides)
+        return ConnectorContext(
+            session=http_session,
+            settings=settings,
+            deadline=Deadline(settings.request_deadline_seconds),
+            allowed_hosts=frozenset(settings.connectors_allowed_hosts),
+            shared={},
+            sleep=sleeps,
+        )
+
+    return build

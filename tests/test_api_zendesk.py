@@ -1,0 +1,249 @@
+"""The real service against the Zendesk emulator over loopback: every endpoint, error code and fault."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import Service
+
+ZD = {"subdomain": "your-company", "email": "admin@yourcompany.com", "api_token": "your_token"}
+
+
+def error_of(response) -> dict:
+    body = response.json()
+    assert set(body) == {"error"}
+    assert body["error"]["request_id"] == response.headers["X-Request-ID"]
+    return body["error"]
+
+
+def test_health(svc: Service):
+    r = svc.client.get(f"{svc.url}/health")
+    assert r.status_code == 200 and r.json() == {"status": "healthy"}
+    assert r.headers["X-Request-ID"]
+
+
+def test_readme_example_returns_the_seeded_ticket(svc: Service):
+    r = svc.post("/crm/ticket", {"crm_type": "zendesk", "ticket_id": "12345", "config": ZD})
+    assert r.status_code == 200
+    ticket = r.json()
+    assert ticket["subject"] == "Product not working"
+    assert (ticket["status"], ticket["priority"], ticket["customer_id"]) == ("open", "high", "1001")
+    assert ticket["metadata"]["tags"] == ["technical", "urgent"]
+    assert ticket["created_at"].endswith("Z")
+
+
+def test_customer_with_organization_and_tier(svc: Service):
+    r = svc.post("/crm/customer", {"crm_type": "zendesk", "customer_id": "1001"})
+    assert r.status_code == 200
+    c = r.json()
+    assert (c["name"], c["email"], c["phone"], c["tier"]) == ("Ahmed Al-Mansoori", "ahmed@example.ae", "+971501234567", "Enterprise")
+    assert c["metadata"]["organization_name"] == "Al-Mansoori Trading"
+
+
+@pytest.mark.parametrize("phone", ["+971501234567", "+971 50 123 4567", "011 971 50 123 4567", "+971-50-123-4567"])
+def test_caller_id_lookup_finds_the_customer_in_any_spelling(svc: Service, phone: str):
+    r = svc.post("/crm/customer/search", {"crm_type": "zendesk", "phone": phone})
+    assert r.status_code == 200, r.text
+    assert [c["id"] for c in r.json()["customers"]] == ["1001"]
+
+
+def test_lookup_matches_a_number_stored_in_national_form(svc: Service):
+    r = svc.post("/crm/customer/search", {"crm_type": "zendesk", "phone": "+1 415 555 2671"})
+    assert [c["name"] for c in r.json()["customers"]] == ["Layla Hassan"]
+
+
+def test_search_by_email(svc: Service):
+    r = svc.post("/crm/customer/search", {"crm_type": "zendesk", "email": "ahmed@example.ae"})
+    assert [c["id"] for c in r.json()["customers"]] == ["1001"]
+
+
+def test_search_with_no_match_is_an_empty_list(svc: Service):
+    r = svc.post("/crm/customer/search", {"crm_type": "zendesk", "phone": "+971509999999"})
+    assert r.status_code == 200 and r.json() == {"customers": []}
+
+
+def test_create_then_get_then_update_with_internal_note(svc: Service):
+    r = svc.post("/crm/ticket/create", {"crm_type": "zendesk", "subject": "Callback", "description": "Call me back",
+                                        "customer_id": "1001", "priority": "urgent", "tags": ["voice"]})
+    assert r.status_code == 201, r.text
+    created = r.json()
+    assert (created["status"], created["priority"], created["customer_id"]) == ("new", "urgent", "1001")
+    r = svc.post("/crm/ticket/update", {"crm_type": "zendesk", "ticket_id": created["id"], "status": "pending",
+                                        "priority": "medium", "comment": {"body": "verified caller", "public": False}})
+    assert r.status_code == 200
+    updated = r.json()
+    assert (updated["status"], updated["priority"]) == ("pending", "medium")
+    put = [q for q in svc.vendor_requests("zendesk") if q["method"] == "PUT"][0]
+    assert put["body"]["ticket"]["comment"] == {"body": "verified caller", "public": False}
+    assert put["body"]["ticket"]["priority"] == "normal"
+
+
+def test_create_with_new_requester_by_name_and_email(svc: Service):
+    r = svc.post("/crm/ticket/create", {"crm_type": "zendesk", "subject": "New caller", "description": "d",
+                                        "customer_email": "new@example.com", "customer_name": "New Person"})
+    assert r.status_code == 201
+    assert r.json()["customer_id"] not in (None, "1001")
+
+
+def test_idempotency_key_creates_once_and_replays(svc: Service):
+    body = {"crm_type": "zendesk", "subject": "Once", "description": "only once", "customer_id": "1001"}
+    first = svc.post("/crm/ticket/create", body, **{"Idempotency-Key": "call-1-ticket"})
+    second = svc.post("/crm/ticket/create", body, **{"Idempotency-Key": "call-1-ticket"})
+    assert first.status_code == second.status_code == 201
+    assert first.json() == second.json()
+    assert second.headers["Idempotent-Replayed"] == "true"
+    posts = [q for q in svc.vendor_requests("zendesk") if q["method"] == "POST"]
+    assert len(posts) == 1 and posts[0]["idempotency_key"] == "call-1-ticket"
+
+
+def test_idempotency_key_with_another_body_is_409(svc: Service):
+    body = {"crm_type": "zendesk", "subject": "Once", "description": "only once"}
+    svc.post("/crm/ticket/create", body, **{"Idempotency-Key": "k-409"})
+    r = svc.post("/crm/ticket/create", {**body, "subject": "Other"}, **{"Idempotency-Key": "k-409"})
+    assert r.status_code == 409 and error_of(r)["code"] == "idempotency_conflict"
+
+
+def test_create_survives_a_dropped_connection_without_a_duplicate(svc: Service):
+    svc.fault("zendesk", "error", status=503, method="POST")
+    r = svc.post("/crm/ticket/create", {"crm_type": "zendesk", "subject": "Retry", "description": "d"})
+    assert r.status_code == 201
+    posts = [q for q in svc.vendor_requests("zendesk") if q["method"] == "POST"]
+    assert len(posts) == 2 and posts[0]["idempotency_key"] == posts[1]["idempotency_key"]
+
+
+# --- error contract ------------------------------------------------------------------------------
+
+
+def test_unknown_crm_lists_supported(svc: Service):
+    r = svc.post("/crm/ticket", {"crm_type": "dynamics", "ticket_id": "1"})
+    err = error_of(r)
+    assert r.status_code == 400 and err["code"] == "unsupported_crm" and "zendesk" in err["message"]
+
+
+def test_not_found(svc: Service):
+    r = svc.post("/crm/ticket", {"crm_type": "zendesk", "ticket_id": "999999"})
+    err = error_of(r)
+    assert r.status_code == 404 and err["code"] == "not_found" and err["upstream_status"] == 404
+    assert err["retryable"] is False
+
+
+def test_invalid_credentials_are_crm_auth_failed_and_not_echoed(svc: Service):
+    r = svc.post("/crm/ticket", {"crm_type": "zendesk", "ticket_id": "12345", "config": {**ZD, "api_token": "invalid"}})
+    err = error_of(r)
+    assert r.status_code == 502 and err["code"] == "crm_auth_failed" and err["retryable"] is False
+    assert "invalid" not in err["message"].replace("invalid_", "") or "your_token" not in r.text
+
+
+def test_vendor_validation_error_is_422_with_details(svc: Service):
+    svc.post("/crm/ticket/update", {"crm_type": "zendesk", "ticket_id": "12345", "status": "closed"})
+    r = svc.post("/crm/ticket/update", {"crm_type": "zendesk", "ticket_id": "12345", "status": "open"})
+    err = error_of(r)
+    assert r.status_code == 422 and err["code"] == "validation_error" and "status" in err["details"]
+
+
+def test_body_validation_error_is_422(svc: Service):
+    r = svc.post("/crm/ticket/create", {"crm_type": "zendesk", "subject": "", "description": "d", "priority": "asap"})
+    err = error_of(r)
+    assert r.status_code == 422 and err["code"] == "validation_error"
+
+
+@pytest.mark.parametrize("raw", [b"{not json", b"[]", b'"text"'])
+def test_malformed_body_is_400(svc: Service, raw: bytes):
+    r = svc.client.post(f"{svc.url}/crm/ticket", content=raw, headers={"Content-Type": "application/json"})
+    assert r.status_code in (400, 422) and error_of(r)["code"] in ("invalid_request", "validation_error")
+
+
+def test_bad_phone_is_400(svc: Service):
+    r = svc.post("/crm/customer/search", {"crm_type": "zendesk", "phone": "not-a-number"})
+    assert r.status_code == 400 and error_of(r)["code"] == "invalid_request"
+
+
+def test_caller_request_id_is_echoed(svc: Service):
+    r = svc.client.post(f"{svc.url}/crm/ticket", json={"crm_type": "zendesk", "ticket_id": "404404"},
+                        headers={"X-Request-ID": "call-abc-123"})
+    assert r.headers["X-Request-ID"] == "call-abc-123" and error_of(r)["request_id"] == "call-abc-123"
+
+
+def test_unknown_route_is_contract_404(svc: Service):
+    r = svc.client.get(f"{svc.url}/nope")
+    assert r.status_code == 404 and error_of(r)["code"] == "not_found"
+
+
+# --- faults ---------------------------------------------------------------------------------------
+
+
+def test_rate_limit_within_budget_is_retried(svc: Service):
+    svc.fault("zendesk", "rate_limit", retry_after=0)
+    r = svc.post("/crm/ticket", {"crm_type": "zendesk", "ticket_id": "12345"})
+    assert r.status_code == 200
+    assert len(svc.vendor_requests("zendesk")) == 2
+
+
+def test_rate_limit_past_budget_is_429_with_retry_after(svc: Service):
+    svc.fault("zendesk", "rate_limit", retry_after=30)
+    r = svc.post("/crm/ticket", {"crm_type": "zendesk", "ticket_id": "12345"})
+    err = error_of(r)
+    assert r.status_code == 429 and err["code"] == "rate_limited" and err["retry_after_seconds"] == 30
+    assert r.headers["Retry-After"] == "30" and err["retryable"] is True
+
+
+def test_persistent_5xx_is_502_crm_error_after_retries(svc: Service):
+    svc.fault("zendesk", "error", status=503, count=-1)
+    r = svc.post("/crm/ticket", {"crm_type": "zendesk", "ticket_id": "12345"})
+    err = error_of(r)
+    assert r.status_code == 502 and err["code"] == "crm_error" and err["upstream_status"] == 503
+    assert len(svc.vendor_requests("zendesk")) == 3
+
+
+def test_latency_past_the_timeout_is_504(svc: Service):
+    svc.fault("zendesk", "latency", seconds=5, count=-1)
+    r = svc.post("/crm/ticket", {"crm_type": "zendesk", "ticket_id": "12345"})
+    assert r.status_code == 504 and error_of(r)["code"] == "crm_timeout"
+
+
+def test_reset_connection_is_retried_for_reads(svc: Service):
+    svc.fault("zendesk", "reset")
+    r = svc.post("/crm/ticket", {"crm_type": "zendesk", "ticket_id": "12345"})
+    assert r.status_code == 200
+
+
+def test_malformed_answer_is_502_crm_error(svc: Service):
+    svc.fault("zendesk", "malformed")
+    r = svc.post("/crm/ticket", {"crm_type": "zendesk", "ticket_id": "12345"})
+    assert r.status_code == 502 and error_of(r)["code"] == "crm_error"
+
+
+# --- SSRF -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"subdomain": "169.254.169.254"},
+        {"subdomain": "evil.com#"},
+        {"subdomain": "a/../../x"},
+        {"base_url": "http://169.254.169.254/latest/meta-data"},
+        {"base_url": "http://127.0.0.1:22"},
+        {"base_url": "gopher://internal:70"},
+        {"base_url": "http://internal.corp"},
+    ],
+)
+def test_ssrf_attempts_are_refused_before_any_connection(svc: Service, config: dict):
+    r = svc.post("/crm/ticket", {"crm_type": "zendesk", "ticket_id": "12345", "config": {**ZD, **config}})
+    assert r.status_code == 400 and error_of(r)["code"] == "invalid_config"
+    assert svc.vendor_requests("zendesk") == []
+
+
+def test_base_url_of_the_sandbox_itself_is_allowed(svc: Service):
+    cfg = {**ZD, "base_url": svc.emulators["zendesk"]}
+    r = svc.post("/crm/ticket", {"crm_type": "zendesk", "ticket_id": "12345", "config": cfg})
+    assert r.status_code == 200
+
+
+def test_openapi_docs_have_an_example_for_every_endpoint(svc: Service):
+    spec = svc.client.get(f"{svc.url}/openapi.json").json()
+    for path in ("/crm/customer", "/crm/customer/search", "/crm/ticket", "/crm/ticket/create", "/crm/ticket/update"):
+        ref = spec["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        schema = spec["components"]["schemas"][ref.split("/")[-1]]
+        assert "example" in schema, path
+    assert svc.client.get(f"{svc.url}/docs").status_code == 200
