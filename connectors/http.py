@@ -310,16 +310,18 @@ class UpstreamConnector:
             reraise=True,
         )
         attempt_no = 0
-        async for attempt in retrying:
-            with attempt:
-                attempt_no = attempt.retry_state.attempt_number
-                response = await self._send_once(
-                    method, url, operation=operation, params=params, json=json, data=data, headers=headers
-                )
-                self._raise_for_status(response)
-        fields = request_fields_var.get()
-        if fields is not None:
-            fields["retries"] = fields.get("retries", 0) + attempt_no - 1
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    attempt_no = attempt.retry_state.attempt_number
+                    response = await self._send_once(
+                        method, url, operation=operation, params=params, json=json, data=data, headers=headers
+                    )
+                    self._raise_for_status(response)
+        finally:
+            fields = request_fields_var.get()
+            if fields is not None:  # the request's access line reports how many retries it took
+                fields["retries"] = fields.get("retries", 0) + max(0, attempt_no - 1)
         return response
 
     async def _json(self, method: str, path: str, **kwargs: Any) -> Any:

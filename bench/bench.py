@@ -1,0 +1,134 @@
+"""Latency benchmark: the service in sandbox mode, driven over loopback, against direct emulator calls.
+
+Prints a Markdown table of p50/p95/p99 per operation and the latency the service adds on top of the
+vendor call itself (service p50 minus direct p50). Usage: `make bench` or
+`python bench/bench.py --requests 300 --concurrency 8`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One service call, and (where one exists) the single vendor call it wraps, for the overhead figure."""
+
+    name: str
+    path: str
+    body: dict[str, Any]
+    direct: tuple[str, str] | None = None  # (vendor, path under the emulator) for a GET
+
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation("health", "/health", {}),
+    Operation("zendesk get_ticket", "/crm/ticket", {"crm_type": "zendesk", "ticket_id": "12345"},
+              ("zendesk", "/api/v2/tickets/12345.json")),
+    Operation("zendesk get_customer", "/crm/customer", {"crm_type": "zendesk", "customer_id": "1001"},
+              ("zendesk", "/api/v2/users/1001.json?include=organizations")),
+    Operation("zendesk find by phone", "/crm/customer/search", {"crm_type": "zendesk", "phone": "+971 50 123 4567"},
+              ("zendesk", "/api/v2/users/search.json?query=phone:*501234567&include=organizations")),
+    Operation("zendesk create_ticket", "/crm/ticket/create",
+              {"crm_type": "zendesk", "subject": "Bench", "description": "benchmark ticket", "customer_id": "1001"}),
+)
+
+
+def free_port() -> int:
+    """A free loopback port for the service under test."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def percentile(samples: list[float], pct: float) -> float:
+    """The pct-th percentile (nearest rank) in milliseconds."""
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))]
+
+
+async def measure(session: aiohttp.ClientSession, method: str, url: str, body: Any, n: int, concurrency: int,
+                  headers: dict[str, str] | None = None) -> list[float]:
+    """Latencies (ms) of n calls, `concurrency` in flight at once; every answer must be 2xx."""
+    samples: list[float] = []
+    queue = iter(range(n))
+
+    async def worker() -> None:
+        for _ in queue:
+            started = time.perf_counter()
+            async with session.request(method, url, json=body if method == "POST" else None, headers=headers) as r:
+                await r.read()
+                if r.status >= 300:
+                    raise RuntimeError(f"{url} answered {r.status}")
+            samples.append((time.perf_counter() - started) * 1000)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return samples
+
+
+async def run(requests: int, concurrency: int) -> str:
+    """Start the service, warm it up, measure every operation, and render the table."""
+    port = free_port()
+    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "LOG_LEVEL": "WARNING", "SANDBOX": "true"}
+    proc = subprocess.Popen([sys.executable, "server.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(200):  # wait for start-up
+                try:
+                    async with session.get(f"{base}/health") as r:
+                        if r.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.05)
+            info = await (await session.get(f"{base}/sandbox")).json()
+            rows = ["| operation | p50 ms | p95 ms | p99 ms | direct vendor p50 ms | added by service p50 ms |",
+                    "|---|---|---|---|---|---|"]
+            for op in OPERATIONS:
+                method = "GET" if op.path == "/health" else "POST"
+                await measure(session, method, f"{base}{op.path}", op.body, 20, 2)  # warm-up
+                samples = await measure(session, method, f"{base}{op.path}", op.body, requests, concurrency)
+                direct_p50 = added = "—"
+                if op.direct:
+                    vendor, path = op.direct
+                    creds = info["credentials"][vendor]
+                    auth = aiohttp.BasicAuth(f"{creds['email']}/token", creds["api_token"]) if vendor == "zendesk" else None
+                    url = f"{info['emulators'][vendor]}{path}"
+                    hdrs = {"Authorization": auth.encode()} if auth else None
+                    await measure(session, "GET", url, None, 20, 2, hdrs)
+                    direct = await measure(session, "GET", url, None, requests, concurrency, hdrs)
+                    direct_p50 = f"{statistics.median(direct):.1f}"
+                    added = f"{statistics.median(samples) - statistics.median(direct):.1f}"
+                rows.append(f"| {op.name} | {percentile(samples, 50):.1f} | {percentile(samples, 95):.1f} | "
+                            f"{percentile(samples, 99):.1f} | {direct_p50} | {added} |")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    return "\n".join(rows)
+
+
+def main() -> None:
+    """Parse arguments, run, print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args()
+    print(f"{args.requests} requests per operation, {args.concurrency} in flight, loopback, sandbox emulators\n")
+    print(asyncio.run(run(args.requests, args.concurrency)))
+
+
+if __name__ == "__main__":
+    main()
