@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from connectors.base import BaseCRMConnector
+from connectors.freshdesk import FreshdeskConnector
 from connectors.http import ConnectorContext
 from connectors.zendesk import ZendeskConnector
 from errors import UnsupportedCRM
@@ -46,6 +47,6 @@ class CRMFactory:
         return connector
 
 
-CONNECTORS: tuple[type[BaseCRMConnector], ...] = (ZendeskConnector,)
+CONNECTORS: tuple[type[BaseCRMConnector], ...] = (FreshdeskConnector, ZendeskConnector,)
 for _connector in CONNECTORS:
     CRMFactory.register(_connector)

@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from connectors.hosts import host_of
 from connectors.http import ConnectorContext, Deadline
 from crm import BaseCRMConnector, CRMFactory
-from errors import CRMError, InvalidRequest, NotFound, UpstreamTimeout, ValidationFailed
+from errors import CRMError, InvalidRequest, NotFound, UpstreamTimeout, UpstreamUnavailable, ValidationFailed
 from idempotency import IdempotencyStore, InMemoryIdempotencyStore, fingerprint
 from models import (
     CRMRequest,
@@ -201,6 +201,19 @@ async def within_deadline(work: Awaitable[T], ctx: ConnectorContext, crm_type: s
         raise UpstreamTimeout("the request did not finish within its deadline", crm_type=crm_type) from None
 
 
+def with_create_outcome(error: CRMError, what: str) -> CRMError:
+    """Tell the caller whether a failed create may still have happened, so nothing is doubled or lost."""
+    if isinstance(error, (UpstreamTimeout, UpstreamUnavailable)) and not error.request_not_processed:
+        error.message += (
+            f"; the {what} may or may not have been created: repeat the call with the same Idempotency-Key"
+            " to get exactly one"
+        )
+        error.details = {**(error.details if isinstance(error.details, dict) else {}), "created": "unknown"}
+    else:
+        error.details = {**(error.details if isinstance(error.details, dict) else {}), "created": False}
+    return error
+
+
 # --- the app -----------------------------------------------------------------------------------------
 
 
@@ -282,9 +295,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         crm = open_crm(body, ctx, "create_ticket")
 
         async def create() -> tuple[int, Any]:
-            ticket = await within_deadline(
-                crm.create_ticket(body, idempotency_key=key or uuid.uuid4().hex), ctx, crm.vendor
-            )
+            try:
+                ticket = await within_deadline(
+                    crm.create_ticket(body, idempotency_key=key or uuid.uuid4().hex), ctx, crm.vendor
+                )
+            except CRMError as exc:
+                raise with_create_outcome(exc, "ticket") from None
             return 201, ticket.model_dump(mode="json")
 
         if key is None:

@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from models import TicketPriority, TicketStatus
+
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 
@@ -57,10 +59,21 @@ class Settings(BaseSettings):
     salesforce_access_token: SecretStr | None = None
     salesforce_refresh_token: SecretStr | None = None
     salesforce_base_url: str | None = None
+    salesforce_api_version: str = "v62.0"
+    # e.g. Account.Tier__c; none by default, since a field the org lacks would fail every Contact query
+    salesforce_tier_field: str | None = None
+    # Picklists are per org: JSON tables merged over the connector's defaults, read and write direction.
+    salesforce_status_map: dict[str, TicketStatus] = Field(default_factory=dict)  # {"In Progress": "open"}
+    salesforce_status_write_map: dict[TicketStatus, str] = Field(default_factory=dict)  # {"pending": "Waiting"}
+    salesforce_priority_map: dict[str, TicketPriority] = Field(default_factory=dict)  # {"Critical": "urgent"}
+    salesforce_priority_write_map: dict[TicketPriority, str] = Field(default_factory=dict)  # {"urgent": "Critical"}
 
     # HubSpot (HUBSPOT_API_KEY is a private-app or OAuth token: HubSpot retired API keys in 2022)
     hubspot_api_key: SecretStr | None = None
     hubspot_base_url: str | None = None
+    hubspot_pipeline: str | None = None  # ticket pipeline id; HubSpot's default pipeline is "0"
+    hubspot_stage_map: dict[str, str] | None = None  # JSON {"solved": "4", ...}: our status -> stage id
+    hubspot_tier_property: str | None = None  # contact property that holds the tier (HubSpot has none built in)
 
     # Freshdesk
     freshdesk_domain: str | None = None

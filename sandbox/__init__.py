@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from sandbox.core import Emulator, SandboxRunner
+from sandbox.freshdesk import FreshdeskEmulator
 from sandbox.zendesk import ZendeskEmulator
 
-EMULATORS: tuple[type[Emulator], ...] = (ZendeskEmulator,)
+EMULATORS: tuple[type[Emulator], ...] = (FreshdeskEmulator, ZendeskEmulator,)
 
 # Credentials the sandbox-mode service uses when neither the environment nor the request gives any.
 # The emulators accept any credential except the word `invalid`.
 SANDBOX_CREDENTIALS: dict[str, dict[str, str]] = {
+    "freshdesk": {"domain": "sandbox.freshdesk.com", "api_key": "sandbox-key"},
     "zendesk": {"subdomain": "sandbox", "email": "agent@example.com", "api_token": "sandbox-token"},
 }
 

@@ -207,6 +207,19 @@ def test_reset_connection_is_retried_for_reads(svc: Service):
     assert r.status_code == 200
 
 
+def test_create_that_times_out_says_the_outcome_is_unknown(svc: Service):
+    svc.fault("zendesk", "latency", seconds=5, count=-1, method="POST")
+    r = svc.post("/crm/ticket/create", {"crm_type": "zendesk", "subject": "s", "description": "d"})
+    err = error_of(r)
+    assert r.status_code == 504 and err["details"]["created"] == "unknown" and "Idempotency-Key" in err["message"]
+
+
+def test_create_refused_by_the_vendor_says_nothing_was_created(svc: Service):
+    r = svc.post("/crm/ticket/create", {"crm_type": "zendesk", "subject": "s", "description": "d", "customer_id": "999999"})
+    err = error_of(r)
+    assert r.status_code == 422 and err["details"]["created"] is False
+
+
 def test_malformed_answer_is_502_crm_error(svc: Service):
     svc.fault("zendesk", "malformed")
     r = svc.post("/crm/ticket", {"crm_type": "zendesk", "ticket_id": "12345"})

@@ -1,0 +1,319 @@
+"""Freshdesk API v2: contacts (with their company), exact-match contact filters, tickets and notes."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import html
+from typing import Any, ClassVar
+
+from pydantic import SecretStr
+
+from connectors.base import BaseCRMConnector, require
+from connectors.hosts import check_dns_label
+from connectors.http import UpstreamResponse, VendorConfig
+from errors import MalformedAnswer, NotFound, ValidationFailed
+from models import (
+    Customer,
+    Ticket,
+    TicketCreateRequest,
+    TicketPriority,
+    TicketStatus,
+    TicketUpdateRequest,
+    iso_utc,
+)
+from phone import PhoneQuery, parse_phone
+
+FRESHDESK_SUFFIX = ".freshdesk.com"
+
+# Freshdesk's numeric codes <-> unified. Freshdesk has no "new": a fresh ticket is 2 Open.
+# Custom statuses (6 and up) differ per account, so they fall back to open with vendor_status kept.
+STATUS_FROM_FRESHDESK: dict[int, TicketStatus] = {
+    2: TicketStatus.open,
+    3: TicketStatus.pending,
+    4: TicketStatus.solved,  # Resolved
+    5: TicketStatus.closed,
+}
+STATUS_TO_FRESHDESK: dict[TicketStatus, int] = {
+    TicketStatus.new: 2,
+    TicketStatus.open: 2,
+    TicketStatus.pending: 3,
+    TicketStatus.solved: 4,
+    TicketStatus.closed: 5,
+}
+PRIORITY_FROM_FRESHDESK: dict[int, TicketPriority] = {
+    1: TicketPriority.low,
+    2: TicketPriority.medium,
+    3: TicketPriority.high,
+    4: TicketPriority.urgent,
+}
+PRIORITY_TO_FRESHDESK: dict[TicketPriority, int] = {v: k for k, v in PRIORITY_FROM_FRESHDESK.items()}
+DEFAULT_STATUS = TicketStatus.open
+DEFAULT_PRIORITY = TicketPriority.low  # what Freshdesk itself defaults to
+SOURCE_PHONE = 3  # tickets a voice platform opens come from a phone call
+SOURCE_NAMES: dict[int, str] = {
+    1: "email",
+    2: "portal",
+    3: "phone",
+    7: "chat",
+    9: "feedback_widget",
+    10: "outbound_email",
+}
+PHONE_FIELDS = ("phone", "mobile")  # Freshdesk keeps these apart; a caller may be stored under either
+# Ticket fields a caller may pass through `metadata` on create, as Freshdesk names them.
+CREATE_PASSTHROUGH = ("type", "group_id", "responder_id", "product_id", "company_id", "custom_fields", "cc_emails")
+
+
+def to_html(text: str) -> str:
+    """Plain text as the HTML Freshdesk stores descriptions and notes in (escaped, line breaks kept)."""
+    return html.escape(text).replace("\r\n", "\n").replace("\n", "<br>")
+
+
+class FreshdeskConfig(VendorConfig):
+    """`domain` (`yourcompany` or `yourcompany.freshdesk.com`) and the agent's `api_key`."""
+
+    domain: str
+    api_key: SecretStr
+
+
+class FreshdeskConnector(BaseCRMConnector):
+    """Freshdesk: contacts are customers, tickets are tickets, a comment is a note."""
+
+    vendor = "freshdesk"
+    display_name = "Freshdesk"
+    config_model = FreshdeskConfig
+    config: FreshdeskConfig
+    page_max: ClassVar[int] = 100  # Freshdesk's per_page ceiling
+    # Exact-match filters tried at once: a few, not all 14 spellings x fields, to spare the rate limit.
+    filters_at_once: ClassVar[int] = 4
+
+    def _vendor_url(self) -> str:
+        """`https://{name}.freshdesk.com`, the name being one DNS label (SSRF guard)."""
+        name = self.config.domain.lower().removesuffix(FRESHDESK_SUFFIX)
+        label = check_dns_label(name, "domain (yourcompany or yourcompany.freshdesk.com)", self.vendor)
+        return f"https://{label}{FRESHDESK_SUFFIX}"
+
+    async def _auth_headers(self) -> dict[str, str]:
+        """Basic `{api_key}:X`: Freshdesk ignores the password when the user part is an API key."""
+        pair = f"{self.config.api_key.get_secret_value()}:X"
+        return {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
+
+    def _error_detail(self, response: UpstreamResponse) -> tuple[str, Any]:
+        """400 `{"description","errors":[{field,message,code}]}`; others `{"code","message"}`; 404 often empty."""
+        body = response.json() if response.headers.get("Content-Type", "").startswith("application/json") else None
+        if not isinstance(body, dict):
+            return f"Freshdesk answered {response.status}", None
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors:
+            problems = "; ".join(f"{e.get('field')}: {e.get('message')}" for e in errors if isinstance(e, dict))
+            return f"{body.get('description') or 'Validation failed'}: {problems}", errors
+        message = body.get("message") or body.get("description") or body.get("code")
+        return str(message or f"Freshdesk answered {response.status}"), None
+
+    # --- mapping ------------------------------------------------------------------------------
+
+    def _customer(self, contact: dict[str, Any], company: dict[str, Any] | None) -> Customer:
+        """A Freshdesk contact (and its company) as a Customer; phone preferred, else mobile."""
+        company = company or {}
+        metadata = {
+            "company_id": contact.get("company_id"),
+            "company_name": company.get("name"),
+            "organization_name": company.get("name"),  # the key every connector uses for the account
+            "vendor_phone": contact.get("phone"),
+            "vendor_mobile": contact.get("mobile"),
+            "mobile": self.e164(contact.get("mobile")),
+            "job_title": contact.get("job_title"),
+            "language": contact.get("language"),
+            "time_zone": contact.get("time_zone"),
+            "unique_external_id": contact.get("unique_external_id"),
+            "tags": contact.get("tags") or [],
+            "active": contact.get("active"),
+            "created_at": iso_utc(contact.get("created_at")),
+            "updated_at": iso_utc(contact.get("updated_at")),
+        }
+        tier = company.get("account_tier")  # Freshdesk's default company field (Basic, Premium, Enterprise)
+        return Customer(
+            id=str(require(contact, "id", self.vendor)),
+            name=contact.get("name") or "",
+            email=contact.get("email"),
+            phone=self.e164(contact.get("phone") or contact.get("mobile")),
+            tier=str(tier) if tier is not None else None,
+            metadata={k: v for k, v in metadata.items() if v is not None},
+        )
+
+    def _ticket(self, ticket: dict[str, Any]) -> Ticket:
+        """A Freshdesk ticket as a Ticket; its numeric codes, source and HTML description stay in metadata."""
+        ticket_id = require(ticket, "id", self.vendor)
+        status, priority, source = ticket.get("status"), ticket.get("priority"), ticket.get("source")
+        metadata = {
+            "tags": ticket.get("tags") or [],
+            "vendor_status": status,
+            "vendor_priority": priority,
+            "source": source,
+            "channel": SOURCE_NAMES.get(source) if isinstance(source, int) else None,
+            "type": ticket.get("type"),
+            "responder_id": ticket.get("responder_id"),
+            "group_id": ticket.get("group_id"),
+            "company_id": ticket.get("company_id"),
+            "description_html": ticket.get("description"),
+            "due_by": iso_utc(ticket.get("due_by")),
+            "fr_due_by": iso_utc(ticket.get("fr_due_by")),
+            "custom_fields": ticket.get("custom_fields") or None,
+        }
+        requester = ticket.get("requester_id")
+        return Ticket(
+            id=str(ticket_id),
+            subject=ticket.get("subject") or "",
+            description=ticket.get("description_text") or "",
+            status=STATUS_FROM_FRESHDESK.get(status, TicketStatus.open),
+            priority=PRIORITY_FROM_FRESHDESK.get(priority, TicketPriority.medium),
+            customer_id=str(requester) if requester is not None else None,
+            created_at=iso_utc(ticket.get("created_at")),
+            updated_at=iso_utc(ticket.get("updated_at")),
+            metadata={k: v for k, v in metadata.items() if v is not None},
+        )
+
+    # --- reads --------------------------------------------------------------------------------
+
+    async def _company(self, company_id: Any) -> dict[str, Any] | None:
+        """`GET /companies/{id}`; a company deleted since does not hide the contact."""
+        if not isinstance(company_id, int):  # none set (ids are JSON numbers; anything else is not a path)
+            return None
+        try:
+            return await self._json("GET", f"/api/v2/companies/{company_id}", operation="get_company")
+        except NotFound:
+            return None
+
+    async def get_customer(self, customer_id: str) -> Customer:
+        """`GET /contacts/{id}`, then its company (only when it has one) for the name and tier."""
+        contact = await self._json(
+            "GET", f"/api/v2/contacts/{self.customer_id(customer_id)}", operation="get_customer"
+        )
+        require(contact, "id", self.vendor)
+        return self._customer(contact, await self._company(contact.get("company_id")))
+
+    async def _contacts_where(self, field: str, value: str, limit: int) -> list[dict[str, Any]]:
+        """`GET /contacts?{field}=...`: Freshdesk's exact-match filter (email, phone or mobile)."""
+        contacts = await self._json(
+            "GET",
+            "/api/v2/contacts",
+            params={field: value, "per_page": str(min(limit, self.page_max))},
+            operation="find_customers",
+        )
+        if not isinstance(contacts, list):
+            raise MalformedAnswer("the freshdesk contact list is not an array", crm_type=self.vendor)
+        return contacts
+
+    async def _contacts_by_phone(self, phone: PhoneQuery, limit: int) -> list[dict[str, Any]]:
+        """The caller's contacts: each common spelling on phone and mobile, a few filters at a time.
+
+        The filters match exactly, so the stored spelling must be guessed; the most canonical come first,
+        and the search stops at the first batch that finds the caller.
+        """
+        filters = [(field, variant) for variant in phone.variants for field in PHONE_FIELDS]
+        for start in range(0, len(filters), self.filters_at_once):
+            batch = filters[start : start + self.filters_at_once]
+            answers = await asyncio.gather(*(self._contacts_where(f, v, limit) for f, v in batch))
+            callers = [
+                contact
+                for contacts in answers
+                for contact in contacts
+                if any(self.matches_phone(contact.get(field), phone) for field in PHONE_FIELDS)
+            ]
+            if callers:
+                return callers
+        return []
+
+    async def find_customers(self, *, phone: PhoneQuery | None, email: str | None, limit: int) -> list[Customer]:
+        """Contacts matching the phone or the email (both at once), deduplicated, with their companies."""
+        searches = []
+        if phone:
+            searches.append(self._contacts_by_phone(phone, limit))
+        if email:
+            searches.append(self._contacts_where("email", email, limit))
+        contacts: dict[Any, dict[str, Any]] = {}
+        for found in await asyncio.gather(*searches):
+            for contact in found:
+                contacts.setdefault(require(contact, "id", self.vendor), contact)
+        chosen = list(contacts.values())[:limit]
+        company_ids = list(dict.fromkeys(c["company_id"] for c in chosen if c.get("company_id") is not None))
+        companies = dict(zip(company_ids, await asyncio.gather(*(self._company(i) for i in company_ids))))
+        return [self._customer(c, companies.get(c.get("company_id"))) for c in chosen]
+
+    async def get_ticket(self, ticket_id: str) -> Ticket:
+        """`GET /tickets/{id}` (a bare ticket, with description and description_text)."""
+        data = await self._json("GET", f"/api/v2/tickets/{self.ticket_id(ticket_id)}", operation="get_ticket")
+        return self._ticket(data)
+
+    # --- writes -------------------------------------------------------------------------------
+
+    async def _requester(self, ticket: TicketCreateRequest) -> dict[str, Any]:
+        """requester_id when known (or found by phone), else email, else phone with the name Freshdesk requires."""
+        if ticket.customer_id:
+            return {"requester_id": int(self.customer_id(ticket.customer_id))}
+        name = {"name": ticket.customer_name} if ticket.customer_name else {}
+        if ticket.customer_email:
+            return {"email": ticket.customer_email, **name}  # Freshdesk reuses or creates the contact
+        if ticket.customer_phone:
+            caller = parse_phone(ticket.customer_phone, self.ctx.settings.default_phone_region)
+            # Freshdesk matches `phone` only as spelled, so look the caller up in any spelling first.
+            known = await self._contacts_by_phone(caller, 1)
+            if known:
+                return {"requester_id": int(require(known[0], "id", self.vendor))}
+            return {"phone": caller.e164, "name": ticket.customer_name or f"Caller {caller.e164}"}
+        raise ValidationFailed(
+            "Freshdesk needs a requester: give customer_id, customer_email or customer_phone", crm_type=self.vendor
+        )
+
+    async def create_ticket(self, ticket: TicketCreateRequest, *, idempotency_key: str) -> Ticket:
+        """`POST /tickets` → 201 bare ticket, as a phone ticket.
+
+        Freshdesk takes no idempotency key, so `_request` resends the create only where Freshdesk cannot
+        have received it (429, refused connection); the service's own Idempotency-Key store covers replays.
+        """
+        body: dict[str, Any] = {
+            "subject": ticket.subject,
+            "description": to_html(ticket.description),
+            "status": STATUS_TO_FRESHDESK[ticket.status or DEFAULT_STATUS],
+            "priority": PRIORITY_TO_FRESHDESK[ticket.priority or DEFAULT_PRIORITY],
+            "source": SOURCE_PHONE,
+            "tags": ticket.tags,
+            **await self._requester(ticket),
+        }
+        body.update({key: ticket.metadata[key] for key in CREATE_PASSTHROUGH if key in ticket.metadata})
+        data = await self._json("POST", "/api/v2/tickets", json=body, operation="create_ticket")
+        return self._ticket(data)
+
+    async def update_ticket(self, update: TicketUpdateRequest) -> Ticket:
+        """`PUT /tickets/{id}` for the fields, then a comment as `POST /tickets/{id}/notes`.
+
+        The PUT goes first: it is safe to repeat, so a caller retrying after a failed note re-sends only
+        a harmless PUT; the note, like a create, is re-sent only where Freshdesk cannot have received it.
+        """
+        path = f"/api/v2/tickets/{self.ticket_id(update.ticket_id)}"
+        changes: dict[str, Any] = {}
+        if update.status:
+            changes["status"] = STATUS_TO_FRESHDESK[update.status]
+        if update.priority:
+            changes["priority"] = PRIORITY_TO_FRESHDESK[update.priority]
+        if update.subject is not None:
+            changes["subject"] = update.subject
+        if update.tags is not None:
+            changes["tags"] = update.tags
+        data = None
+        if changes:
+            data = await self._json("PUT", path, json=changes, idempotent=True, operation="update_ticket")
+        note = None
+        if update.comment:
+            note = await self._json(
+                "POST",
+                f"{path}/notes",
+                json={"body": to_html(update.comment.body), "private": not update.comment.public},
+                operation="update_ticket",
+            )
+        if data is None:  # a note alone: the ticket as it now is
+            data = await self._json("GET", path, operation="update_ticket")
+        result = self._ticket(data)
+        if isinstance(note, dict) and note.get("id") is not None:
+            result.metadata["note_id"] = note["id"]
+        return result

@@ -1,0 +1,443 @@
+"""Freshdesk API v2 emulator: contacts with exact-match filters and paging, companies, tickets and notes."""
+
+from __future__ import annotations
+
+import html
+import itertools
+import re
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from sandbox.core import Emulator, basic_credentials, json_response
+
+STATUSES = (2, 3, 4, 5)  # Open, Pending, Resolved, Closed (the sandbox account has no custom statuses)
+PRIORITIES = (1, 2, 3, 4)  # Low, Medium, High, Urgent
+SOURCES = (1, 2, 3, 7, 9, 10)  # Email, Portal, Phone, Chat, Feedback Widget, Outbound Email
+REQUESTER_KEYS = ("requester_id", "phone", "email", "twitter_id", "facebook_id", "unique_external_id")
+TICKET_CREATE_FIELDS = frozenset(
+    {
+        *REQUESTER_KEYS,
+        *("name", "subject", "description", "status", "priority", "source", "tags", "type", "responder_id"),
+        *("group_id", "product_id", "company_id", "custom_fields", "cc_emails", "due_by", "fr_due_by"),
+        *("email_config_id", "parent_id", "attachments"),
+    }
+)
+TICKET_UPDATE_FIELDS = TICKET_CREATE_FIELDS
+NOTE_FIELDS = frozenset({"body", "private", "incoming", "notify_emails", "user_id", "attachments"})
+CONTACT_FILTERS = frozenset({"email", "phone", "mobile", "company_id", "state", "_updated_since"})
+PAGING = frozenset({"page", "per_page"})
+DEFAULT_PER_PAGE, MAX_PER_PAGE = 30, 100
+RATE_LIMIT_TOTAL = 700  # calls per minute on the plan the sandbox pretends to be
+AGENT_ID = 9001
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+# Freshdesk's own error bodies, keyed by status; 404 is (often) empty and so is absent.
+ERROR_BODIES: dict[int, dict[str, str]] = {
+    401: {"code": "invalid_credentials", "message": "You have to be logged in to perform this action."},
+    403: {"code": "access_denied", "message": "You are not authorized to perform this action."},
+    415: {"code": "invalid_content_type", "message": "Content-Type header should have application/json"},
+}
+INVALID_JSON = {"code": "invalid_json", "message": "Request body has invalid json format"}
+
+
+def now() -> str:
+    """Freshdesk's timestamp format."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def plain_text(markup: str) -> str:
+    """The `*_text` twin of an HTML field: line breaks kept, tags dropped, entities decoded."""
+    text = re.sub(r"<br\s*/?>", "\n", markup, flags=re.IGNORECASE)
+    return html.unescape(re.sub(r"<[^>]+>", "", text))
+
+
+def record_id(request: web.Request) -> int | None:
+    """The numeric id in the path (Freshdesk has no `.json` suffixes)."""
+    raw = request.match_info["id"]
+    return int(raw) if raw.isdigit() else None
+
+
+def error(field: str, message: str, code: str) -> dict[str, str]:
+    """One entry of a validation failure's `errors`."""
+    return {"field": field, "message": message, "code": code}
+
+
+def is_int(value: Any) -> bool:
+    """A JSON integer (not a boolean, which Python counts as one)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class FreshdeskEmulator(Emulator):
+    """Answers as `https://{name}.freshdesk.com/api/v2` does for the calls the connector makes."""
+
+    name = "freshdesk"
+
+    def reset(self) -> None:
+        """Seed: Ahmed (contact 1001) in Al-Mansoori Trading (2001), Layla (mobile only), ticket 54321."""
+        created = "2023-01-15T09:00:00Z"
+        self.calls = 0
+        self.companies: dict[int, dict[str, Any]] = {
+            2001: {
+                "id": 2001,
+                "name": "Al-Mansoori Trading",
+                "description": "Trading house, Dubai",
+                "domains": ["example.ae"],
+                "note": None,
+                "custom_fields": {},
+                "health_score": "Happy",
+                "account_tier": "Enterprise",
+                "renewal_date": None,
+                "industry": "Retail",
+                "created_at": created,
+                "updated_at": created,
+            }
+        }
+        self.contacts: dict[int, dict[str, Any]] = {}
+        self._add_contact(1001, "Ahmed Al-Mansoori", "ahmed@example.ae", phone="+971501234567", company_id=2001)
+        self._add_contact(1002, "Layla Hassan", "layla@example.com", mobile="(415) 555-2671")
+        self._add_contact(1003, "Omar Khalid", None, phone="+44 20 7946 0958")
+        self._contact_ids = itertools.count(1100)
+        self._ticket_ids = itertools.count(54322)
+        self._note_ids = itertools.count(7_000_001)
+        self.notes: dict[int, list[dict[str, Any]]] = {}
+        self.tickets: dict[int, dict[str, Any]] = {}
+        seed = self._new_ticket(
+            54321,
+            {
+                "subject": "Product not working",
+                "description": "<div>Customer reports the device stopped working after the latest update.</div>",
+                "status": 2,
+                "priority": 3,
+                "source": 3,
+                "tags": ["technical", "urgent"],
+            },
+            requester_id=1001,
+            stamp="2025-11-18T10:30:00Z",
+        )
+        seed["updated_at"] = "2025-11-18T11:45:00Z"
+        self.tickets[54321] = seed
+
+    def _add_contact(
+        self,
+        cid: int,
+        name: str,
+        email: str | None,
+        *,
+        phone: str | None = None,
+        mobile: str | None = None,
+        company_id: int | None = None,
+    ) -> dict[str, Any]:
+        stamp = now() if cid >= 1100 else "2023-01-15T09:00:00Z"
+        contact = {
+            "active": email is not None,
+            "address": None,
+            "company_id": company_id,
+            "view_all_tickets": False,
+            "custom_fields": {},
+            "deleted": False,
+            "description": None,
+            "email": email,
+            "id": cid,
+            "job_title": None,
+            "language": "en",
+            "mobile": mobile,
+            "name": name,
+            "phone": phone,
+            "time_zone": "Abu Dhabi",
+            "twitter_id": None,
+            "unique_external_id": None,
+            "other_emails": [],
+            "other_companies": [],
+            "tags": [],
+            "avatar": None,
+            "created_at": stamp,
+            "updated_at": stamp,
+        }
+        self.contacts[cid] = contact
+        return contact
+
+    def _new_ticket(self, tid: int, fields: dict[str, Any], requester_id: int, stamp: str) -> dict[str, Any]:
+        requester = self.contacts.get(requester_id, {})
+        description = fields.get("description") or ""
+        return {
+            "cc_emails": list(fields.get("cc_emails") or []),
+            "fwd_emails": [],
+            "reply_cc_emails": list(fields.get("cc_emails") or []),
+            "ticket_cc_emails": list(fields.get("cc_emails") or []),
+            "fr_escalated": False,
+            "spam": False,
+            "email_config_id": fields.get("email_config_id"),
+            "group_id": fields.get("group_id"),
+            "priority": fields.get("priority", 1),
+            "requester_id": requester_id,
+            "responder_id": fields.get("responder_id"),
+            "source": fields.get("source", 2),
+            "company_id": fields.get("company_id", requester.get("company_id")),
+            "status": fields.get("status", 2),
+            "subject": fields.get("subject"),
+            "association_type": None,
+            "support_email": None,
+            "to_emails": None,
+            "product_id": fields.get("product_id"),
+            "id": tid,
+            "type": fields.get("type"),
+            "due_by": "2025-12-31T10:00:00Z",
+            "fr_due_by": "2025-12-30T10:00:00Z",
+            "is_escalated": False,
+            "description": description,
+            "description_text": plain_text(description),
+            "custom_fields": dict(fields.get("custom_fields") or {}),
+            "created_at": stamp,
+            "updated_at": stamp,
+            "tags": list(fields.get("tags") or []),
+            "attachments": [],
+        }
+
+    # --- wire behaviour ---------------------------------------------------------------------------
+
+    def authenticate(self, request: web.Request) -> bool:
+        """Basic `{api_key}:X` (the password is ignored); the key `invalid` is refused."""
+        creds = basic_credentials(request)
+        return creds is not None and creds[0] not in ("", "invalid")
+
+    def unauthorized(self, request: web.Request) -> web.StreamResponse:
+        return json_response(ERROR_BODIES[401], status=401)
+
+    def not_found(self) -> web.StreamResponse:
+        # Freshdesk answers a missing record with 404 and no body at all.
+        return web.Response(status=404)
+
+    def rate_limited(self, retry_after: int) -> web.StreamResponse:
+        # The headers are the signal; clients wait Retry-After seconds.
+        return web.Response(
+            status=429,
+            headers={
+                "Retry-After": str(retry_after),
+                "X-RateLimit-Total": str(RATE_LIMIT_TOTAL),
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Used-CurrentRequest": "1",
+            },
+        )
+
+    def server_error(self, status: int) -> web.StreamResponse:
+        body = ERROR_BODIES.get(status)
+        return json_response(body, status=status) if body else web.Response(status=status, text="Service Unavailable")
+
+    def rate_limit_headers(self) -> dict[str, str]:
+        self.calls += 1
+        return {
+            "X-RateLimit-Total": str(RATE_LIMIT_TOTAL),
+            "X-RateLimit-Remaining": str(max(0, RATE_LIMIT_TOTAL - self.calls)),
+            "X-RateLimit-Used-CurrentRequest": "1",
+        }
+
+    def _invalid(self, errors: list[dict[str, str]]) -> web.Response:
+        return json_response({"description": "Validation failed", "errors": errors}, status=400)
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/api/v2/contacts", self.list_contacts)
+        app.router.add_get("/api/v2/contacts/{id}", self.get_contact)
+        app.router.add_get("/api/v2/companies/{id}", self.get_company)
+        app.router.add_post("/api/v2/tickets", self.create_ticket)
+        app.router.add_get("/api/v2/tickets/{id}", self.get_ticket)
+        app.router.add_put("/api/v2/tickets/{id}", self.update_ticket)
+        app.router.add_post("/api/v2/tickets/{id}/notes", self.create_note)
+        app.router.add_get("/api/v2/tickets/{id}/conversations", self.list_conversations)
+
+    async def _json_body(self, request: web.Request) -> dict[str, Any] | web.Response:
+        """The JSON object a POST/PUT carries, or Freshdesk's 415/400 for anything else."""
+        if request.content_type != "application/json":
+            return json_response(ERROR_BODIES[415], status=415)
+        try:
+            body = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            return json_response(INVALID_JSON, status=400)
+        return body if isinstance(body, dict) else json_response(INVALID_JSON, status=400)
+
+    def _page(self, request: web.Request, items: list[dict[str, Any]]) -> web.StreamResponse:
+        """`page`/`per_page` (default 30, at most 100) with a `link: <...>; rel="next"` header when more remain."""
+        errors = []
+        page_raw, per_page_raw = request.query.get("page", "1"), request.query.get("per_page", str(DEFAULT_PER_PAGE))
+        if not page_raw.isdigit() or int(page_raw) < 1:
+            errors.append(error("page", "It should be a Positive Integer", "invalid_value"))
+        if not per_page_raw.isdigit() or not 1 <= int(per_page_raw) <= MAX_PER_PAGE:
+            errors.append(error("per_page", "It should be a Positive Integer less than or equal to 100", "invalid_value"))
+        if errors:
+            return self._invalid(errors)
+        page, per_page = int(page_raw), int(per_page_raw)
+        chunk = items[(page - 1) * per_page : page * per_page]
+        headers = {}
+        if page * per_page < len(items):
+            following = request.url.update_query(page=str(page + 1))
+            headers["link"] = f'<{following}>; rel="next"'
+        return json_response(chunk, headers=headers)
+
+    # --- contacts and companies -------------------------------------------------------------------
+
+    async def list_contacts(self, request: web.Request) -> web.StreamResponse:
+        """`GET /contacts?email=|phone=|mobile=|company_id=`: each filter an exact match, filters ANDed."""
+        unknown = set(request.query) - CONTACT_FILTERS - PAGING
+        if unknown:
+            return self._invalid([error(f, "Unexpected/invalid field in request", "invalid_field") for f in sorted(unknown)])
+        query = request.query
+        contacts = [c for c in self.contacts.values() if not c["deleted"]]
+        if "email" in query:
+            contacts = [c for c in contacts if (c["email"] or "").lower() == query["email"].lower()]
+        for field in ("phone", "mobile"):
+            if field in query:
+                contacts = [c for c in contacts if c[field] is not None and c[field] == query[field]]
+        if "company_id" in query:
+            contacts = [c for c in contacts if str(c["company_id"]) == query["company_id"]]
+        return self._page(request, contacts)
+
+    async def get_contact(self, request: web.Request) -> web.StreamResponse:
+        contact = self.contacts.get(record_id(request) or -1)
+        return json_response(contact) if contact and not contact["deleted"] else self.not_found()
+
+    async def get_company(self, request: web.Request) -> web.StreamResponse:
+        company = self.companies.get(record_id(request) or -1)
+        return json_response(company) if company else self.not_found()
+
+    # --- tickets ----------------------------------------------------------------------------------
+
+    def _check_fields(self, fields: dict[str, Any], allowed: frozenset[str]) -> list[dict[str, str]]:
+        """Freshdesk rejects unknown keys and values outside its lists, field by field."""
+        errors = [error(k, "Unexpected/invalid field in request", "invalid_field") for k in fields if k not in allowed]
+        for key, values in (("status", STATUSES), ("priority", PRIORITIES), ("source", SOURCES)):
+            if key in fields and fields[key] not in values:
+                listed = ",".join(map(str, values))
+                errors.append(error(key, f"It should be one of these values: '{listed}'", "invalid_value"))
+        for key in ("subject", "description", "name", "phone", "email", "type"):
+            if key in fields and not isinstance(fields[key], str):
+                errors.append(error(key, "It should be a/an String", "datatype_mismatch"))
+        tags = fields.get("tags", [])
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            errors.append(error("tags", "It should be a/an Array", "datatype_mismatch"))
+        if isinstance(fields.get("email"), str) and not EMAIL.match(fields["email"]):
+            errors.append(error("email", "It should be in the 'valid email address' format", "invalid_value"))
+        return errors
+
+    def _resolve_requester(self, fields: dict[str, Any], errors: list[dict[str, str]]) -> int | None:
+        """requester_id, or the contact with that email or exact phone, created when there is none."""
+        if not any(fields.get(k) is not None for k in REQUESTER_KEYS):
+            errors.append(
+                error(
+                    "requester_id",
+                    "Please fill at least 1 of requester_id, phone, email, twitter_id, facebook_id fields",
+                    "missing_field",
+                )
+            )
+            return None
+        if "requester_id" in fields:
+            rid = fields["requester_id"]
+            if is_int(rid) and rid in self.contacts:
+                return rid
+            errors.append(error("requester_id", "There is no contact matching the given requester_id", "invalid_value"))
+            return None
+        email, phone = fields.get("email"), fields.get("phone")
+        if phone and not email and not fields.get("name"):
+            errors.append(error("name", "It should be given when the phone is given without an email", "missing_field"))
+        if errors:
+            return None
+        for contact in self.contacts.values():
+            if email and (contact["email"] or "").lower() == email.lower():
+                return contact["id"]
+            if phone and not email and contact["phone"] == phone:  # Freshdesk matches the phone as spelled
+                return contact["id"]
+        cid = next(self._contact_ids)
+        name = fields.get("name") or (email.split("@")[0] if email else f"Contact {cid}")
+        self._add_contact(cid, name, email, phone=phone)
+        return cid
+
+    async def create_ticket(self, request: web.Request) -> web.StreamResponse:
+        """`POST /tickets` → 201 bare ticket + Location; subject, description, status, priority required."""
+        fields = await self._json_body(request)
+        if isinstance(fields, web.Response):
+            return fields
+        errors = self._check_fields(fields, TICKET_CREATE_FIELDS)
+        for key in ("subject", "description"):
+            if key not in fields:
+                errors.append(error(key, "It should be a/an String", "missing_field"))
+        for key, values in (("status", STATUSES), ("priority", PRIORITIES)):
+            if key not in fields:
+                listed = ",".join(map(str, values))
+                errors.append(error(key, f"It should be one of these values: '{listed}'", "missing_field"))
+        requester_id = self._resolve_requester(fields, errors)
+        if errors or requester_id is None:
+            return self._invalid(errors)
+        tid = next(self._ticket_ids)
+        ticket = self._new_ticket(tid, fields, requester_id, now())
+        self.tickets[tid] = ticket
+        location = f"https://sandbox.freshdesk.com/api/v2/tickets/{tid}"
+        return json_response(ticket, status=201, headers={"Location": location})
+
+    async def get_ticket(self, request: web.Request) -> web.StreamResponse:
+        ticket = self.tickets.get(record_id(request) or -1)
+        return json_response(ticket) if ticket else self.not_found()
+
+    async def update_ticket(self, request: web.Request) -> web.StreamResponse:
+        """`PUT /tickets/{id}` → 200 bare ticket with the changes applied."""
+        ticket = self.tickets.get(record_id(request) or -1)
+        if not ticket:
+            return self.not_found()
+        fields = await self._json_body(request)
+        if isinstance(fields, web.Response):
+            return fields
+        errors = self._check_fields(fields, TICKET_UPDATE_FIELDS)
+        if errors:
+            return self._invalid(errors)
+        for key in ("status", "priority", "subject", "tags", "type", "group_id", "responder_id", "custom_fields"):
+            if key in fields:
+                ticket[key] = fields[key]
+        if "description" in fields:
+            ticket["description"], ticket["description_text"] = fields["description"], plain_text(fields["description"])
+        ticket["updated_at"] = now()
+        return json_response(ticket)
+
+    async def create_note(self, request: web.Request) -> web.StreamResponse:
+        """`POST /tickets/{id}/notes` `{"body","private"}` → 201 note (private unless told otherwise)."""
+        ticket = self.tickets.get(record_id(request) or -1)
+        if not ticket:
+            return self.not_found()
+        fields = await self._json_body(request)
+        if isinstance(fields, web.Response):
+            return fields
+        errors = [error(k, "Unexpected/invalid field in request", "invalid_field") for k in fields if k not in NOTE_FIELDS]
+        if not isinstance(fields.get("body"), str) or not fields["body"]:
+            errors.append(error("body", "It should be a/an String", "missing_field"))
+        if not isinstance(fields.get("private", True), bool):
+            errors.append(error("private", "It should be a/an Boolean", "datatype_mismatch"))
+        if errors:
+            return self._invalid(errors)
+        stamp = now()
+        note = {
+            "body": fields["body"],
+            "body_text": plain_text(fields["body"]),
+            "id": next(self._note_ids),
+            "incoming": bool(fields.get("incoming", False)),
+            "private": fields.get("private", True),
+            "user_id": fields.get("user_id", AGENT_ID),
+            "support_email": None,
+            "source": 2,  # a note
+            "ticket_id": ticket["id"],
+            "to_emails": list(fields.get("notify_emails") or []),
+            "from_email": None,
+            "cc_emails": [],
+            "bcc_emails": None,
+            "attachments": [],
+            "created_at": stamp,
+            "updated_at": stamp,
+        }
+        self.notes.setdefault(ticket["id"], []).append(note)
+        ticket["updated_at"] = stamp
+        return json_response(note, status=201)
+
+    async def list_conversations(self, request: web.Request) -> web.StreamResponse:
+        """`GET /tickets/{id}/conversations`: its replies and notes, oldest first, paged."""
+        ticket = self.tickets.get(record_id(request) or -1)
+        if not ticket:
+            return self.not_found()
+        return self._page(request, self.notes.get(ticket["id"], []))
