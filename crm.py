@@ -47,6 +47,6 @@ class CRMFactory:
         return connector
 
 
-CONNECTORS: tuple[type[BaseCRMConnector], ...] = (FreshdeskConnector, ZendeskConnector,)
+CONNECTORS: tuple[type[BaseCRMConnector], ...] = (FreshdeskConnector, ZendeskConnector)
 for _connector in CONNECTORS:
     CRMFactory.register(_connector)

@@ -1,4 +1,4 @@
-"""Latency benchmark: the service in sandbox mode, driven over loopback, against direct emulator calls.
+"""Latency benchmark: the service driven over loopback against the emulators in their own process.
 
 Prints a Markdown table of p50/p95/p99 per operation and the latency the service adds on top of the
 vendor call itself (service p50 minus direct p50). Usage: `make bench` or
@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 
 @dataclass(frozen=True)
@@ -79,44 +80,70 @@ async def measure(session: aiohttp.ClientSession, method: str, url: str, body: A
     return samples
 
 
+async def wait_until_up(session: aiohttp.ClientSession, url: str) -> None:
+    """Poll until a freshly started process answers."""
+    for _ in range(400):
+        try:
+            async with session.get(url) as r:
+                if r.status < 500:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def service_env(service_port: int, sandbox_root: str) -> dict[str, str]:
+    """Environment for the service: each vendor's base URL and credentials pointing at the emulators."""
+    from sandbox import SANDBOX_CREDENTIALS
+
+    env = {**os.environ, "PORT": str(service_port), "HOST": "127.0.0.1", "LOG_LEVEL": "WARNING", "SANDBOX": "false",
+           "CONNECTORS_ALLOWED_HOSTS": sandbox_root.removeprefix("http://")}
+    for vendor, creds in SANDBOX_CREDENTIALS.items():
+        env[f"{vendor}_BASE_URL".upper()] = f"{sandbox_root}/{vendor}"
+        env.update({f"{vendor}_{key}".upper(): value for key, value in creds.items()})
+    return env
+
+
 async def run(requests: int, concurrency: int) -> str:
-    """Start the service, warm it up, measure every operation, and render the table."""
-    port = free_port()
-    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "LOG_LEVEL": "WARNING", "SANDBOX": "true"}
-    proc = subprocess.Popen([sys.executable, "server.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
+    """Emulators and service in separate processes (as in production, the vendor is not on our event loop)."""
+    sandbox_port, service_port = free_port(), free_port()
+    sandbox_root = f"http://127.0.0.1:{sandbox_port}"
+    sandbox = subprocess.Popen([sys.executable, "-m", "sandbox", "--port", str(sandbox_port)], cwd=ROOT,
+                               stdout=subprocess.DEVNULL)
+    service = subprocess.Popen([sys.executable, "server.py"], cwd=ROOT, env=service_env(service_port, sandbox_root),
+                               stdout=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{service_port}"
     try:
         async with aiohttp.ClientSession() as session:
-            for _ in range(200):  # wait for start-up
-                try:
-                    async with session.get(f"{base}/health") as r:
-                        if r.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    await asyncio.sleep(0.05)
-            info = await (await session.get(f"{base}/sandbox")).json()
+            await wait_until_up(session, f"{base}/health")
+            await wait_until_up(session, f"{sandbox_root}/_sandbox/requests?vendor=zendesk")
+            from sandbox import SANDBOX_CREDENTIALS
+
             rows = ["| operation | p50 ms | p95 ms | p99 ms | direct vendor p50 ms | added by service p50 ms |",
                     "|---|---|---|---|---|---|"]
             for op in OPERATIONS:
                 method = "GET" if op.path == "/health" else "POST"
                 await measure(session, method, f"{base}{op.path}", op.body, 20, 2)  # warm-up
                 samples = await measure(session, method, f"{base}{op.path}", op.body, requests, concurrency)
-                direct_p50 = added = "—"
+                direct_p50 = added = "-"
                 if op.direct:
                     vendor, path = op.direct
-                    creds = info["credentials"][vendor]
-                    auth = aiohttp.BasicAuth(f"{creds['email']}/token", creds["api_token"]) if vendor == "zendesk" else None
-                    url = f"{info['emulators'][vendor]}{path}"
-                    hdrs = {"Authorization": auth.encode()} if auth else None
+                    creds = SANDBOX_CREDENTIALS[vendor]
+                    auth = aiohttp.BasicAuth(f"{creds['email']}/token", creds["api_token"])
+                    url = f"{sandbox_root}/{vendor}{path}"
+                    hdrs = {"Authorization": auth.encode()}
                     await measure(session, "GET", url, None, 20, 2, hdrs)
                     direct = await measure(session, "GET", url, None, requests, concurrency, hdrs)
                     direct_p50 = f"{statistics.median(direct):.1f}"
                     added = f"{statistics.median(samples) - statistics.median(direct):.1f}"
                 rows.append(f"| {op.name} | {percentile(samples, 50):.1f} | {percentile(samples, 95):.1f} | "
                             f"{percentile(samples, 99):.1f} | {direct_p50} | {added} |")
+                await session.post(f"{sandbox_root}/_sandbox/reset")  # keep the emulators' request logs small
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        for proc in (service, sandbox):
+            proc.terminate()
+            proc.wait(timeout=10)
     return "\n".join(rows)
 
 

@@ -6,7 +6,7 @@ from sandbox.core import Emulator, SandboxRunner
 from sandbox.freshdesk import FreshdeskEmulator
 from sandbox.zendesk import ZendeskEmulator
 
-EMULATORS: tuple[type[Emulator], ...] = (FreshdeskEmulator, ZendeskEmulator,)
+EMULATORS: tuple[type[Emulator], ...] = (FreshdeskEmulator, ZendeskEmulator)
 
 # Credentials the sandbox-mode service uses when neither the environment nor the request gives any.
 # The emulators accept any credential except the word `invalid`.
