@@ -8,6 +8,8 @@ from typing import Any
 from connectors.base import BaseCRMConnector
 from connectors.freshdesk import FreshdeskConnector
 from connectors.http import ConnectorContext
+from connectors.hubspot import HubSpotConnector
+from connectors.salesforce import SalesforceConnector
 from connectors.zendesk import ZendeskConnector
 from errors import UnsupportedCRM
 
@@ -47,6 +49,6 @@ class CRMFactory:
         return connector
 
 
-CONNECTORS: tuple[type[BaseCRMConnector], ...] = (FreshdeskConnector, ZendeskConnector)
+CONNECTORS: tuple[type[BaseCRMConnector], ...] = (FreshdeskConnector, HubSpotConnector, SalesforceConnector, ZendeskConnector)
 for _connector in CONNECTORS:
     CRMFactory.register(_connector)

@@ -127,6 +127,12 @@ class UpstreamUnreachable(UpstreamUnavailable):
     request_not_processed = True
 
 
+class UpstreamRefused(UpstreamUnavailable):
+    """The vendor turned the request away before doing any work (LiveChat service_unavailable): safe to resend."""
+
+    request_not_processed = True
+
+
 class UpstreamTimeout(CRMError):
     """The vendor did not answer within the deadline."""
 

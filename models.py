@@ -295,3 +295,108 @@ class ErrorResponse(BaseModel):
     """`{"error": {...}}`."""
 
     error: ErrorDetail
+
+
+# --- Human handoff -----------------------------------------------------------------------------------
+
+
+class HandoffStatus(str, Enum):
+    """Where a handoff stands: with an agent, waiting in the queue, turned into a ticket, or over."""
+
+    assigned = "assigned"
+    queued = "queued"
+    fallback_ticket = "fallback_ticket"
+    closed = "closed"
+
+
+class HandoffRequest(BaseModel):
+    """POST /handoff/create."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "chat_type": "livechat",
+                "context": {
+                    "call_id": "call_abc123",
+                    "customer_name": "Ahmed Al-Mansoori",
+                    "customer_email": "ahmed@example.ae",
+                    "customer_phone": "+971501234567",
+                    "transcript": [
+                        {"role": "user", "text": "I need help with my order"},
+                        {"role": "bot", "text": "I'd be happy to help. What's your order number?"},
+                        {"role": "user", "text": "ORD12345"},
+                    ],
+                    "reason": "customer_request",
+                    "urgency": "medium",
+                    "metadata": {"order_id": "ORD12345", "language": "en"},
+                },
+                "config": {"license_id": "your_license_id", "api_key": "your_api_key"},
+            }
+        },
+    )
+
+    chat_type: str = Field(description="livechat.", max_length=50)
+    context: HandoffContext
+    config: dict[str, Any] | None = Field(None, description=CONFIG_DESCRIPTION)
+
+
+class HandoffStatusRequest(BaseModel):
+    """POST /handoff/status."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"example": {"chat_type": "livechat", "handoff_id": "PJ0MRSHTDG"}},
+    )
+
+    chat_type: str = Field(description="livechat.", max_length=50)
+    handoff_id: str = Field(min_length=1, max_length=200, description="A chat id, or ticket:<crm>:<id> after a fallback.")
+    config: dict[str, Any] | None = Field(None, description=CONFIG_DESCRIPTION)
+
+
+class HandoffFallback(BaseModel):
+    """The ticket made when no live agent could take the call, and why."""
+
+    crm_type: str
+    ticket_id: str
+    reason: str | None = Field(None, description="Why LiveChat could not take it, e.g. group_offline or crm_timeout.")
+    detail: str | None = None
+    ticket_status: str | None = None
+    livechat_chat_id: str | None = Field(None, description="A chat that was started before the transfer failed.")
+    livechat_chat_closed: bool | None = None
+
+
+class HandoffResponse(BaseModel):
+    """Answer of /handoff/create and /handoff/status."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "handoff_id": "PJ0MRSHTDG",
+                "chat_url": "https://my.livechatinc.com/chats/PJ0MRSHTDG",
+                "agent_name": "Sara Ahmed",
+                "agent_id": "sara@example.com",
+                "estimated_wait_seconds": 0,
+                "status": "assigned",
+            }
+        }
+    )
+
+    handoff_id: str
+    chat_url: str | None = None
+    agent_name: str | None = None
+    agent_id: str | None = None
+    estimated_wait_seconds: int | None = None
+    status: HandoffStatus
+    queue_position: int | None = Field(None, description="Only while queued.")
+    fallback: HandoffFallback | None = Field(None, description="Only when the fallback ticket was made.")
+
+    def body(self) -> dict[str, Any]:
+        """JSON body: queue_position and fallback only when they apply, the design's fields always."""
+        data = self.model_dump(mode="json")
+        for extra in ("queue_position", "fallback"):
+            if data[extra] is None:
+                del data[extra]
+        if data.get("fallback"):
+            data["fallback"] = {k: v for k, v in data["fallback"].items() if v is not None}
+        return data

@@ -201,16 +201,21 @@ async def within_deadline(work: Awaitable[T], ctx: ConnectorContext, crm_type: s
         raise UpstreamTimeout("the request did not finish within its deadline", crm_type=crm_type) from None
 
 
-def with_create_outcome(error: CRMError, what: str) -> CRMError:
+def with_create_outcome(error: CRMError, what: str, vendor_dedupes: bool) -> CRMError:
     """Tell the caller whether a failed create may still have happened, so nothing is doubled or lost."""
     if isinstance(error, (UpstreamTimeout, UpstreamUnavailable)) and not error.request_not_processed:
-        error.message += (
-            f"; the {what} may or may not have been created: repeat the call with the same Idempotency-Key"
-            " to get exactly one"
+        advice = (
+            "repeat the call with the same Idempotency-Key to get exactly one"
+            if vendor_dedupes
+            else "this vendor takes no idempotency key, so look for it before creating it again"
         )
-        error.details = {**(error.details if isinstance(error.details, dict) else {}), "created": "unknown"}
+        error.message += f"; the {what} may or may not have been created: {advice}"
+        created: bool | str = "unknown"
     else:
-        error.details = {**(error.details if isinstance(error.details, dict) else {}), "created": False}
+        created = False
+    # Vendor details stay whole: a dict is extended, anything else (e.g. Freshdesk's list) kept under `errors`.
+    vendor = error.details if isinstance(error.details, dict) else {} if error.details is None else {"errors": error.details}
+    error.details = {**vendor, "created": created}
     return error
 
 
@@ -300,7 +305,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     crm.create_ticket(body, idempotency_key=key or uuid.uuid4().hex), ctx, crm.vendor
                 )
             except CRMError as exc:
-                raise with_create_outcome(exc, "ticket") from None
+                raise with_create_outcome(exc, "ticket", crm.vendor_dedupes_creates) from None
             return 201, ticket.model_dump(mode="json")
 
         if key is None:
@@ -317,6 +322,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         crm = open_crm(body, ctx, "update_ticket")
         return await within_deadline(crm.update_ticket(body), ctx, crm.vendor)
 
+    from livechat import router as handoff_router  # here, not at the top: livechat uses this module's dependencies
+
+    app.include_router(handoff_router)
     return app
 
 

@@ -84,6 +84,19 @@ class Settings(BaseSettings):
     livechat_license_id: str | None = None
     livechat_api_key: SecretStr | None = None
     livechat_base_url: str | None = None
+    # LiveChat's personal access token is sent as Basic base64(account_id:token); without an account id the
+    # key is an OAuth token sent as Bearer. license_id is the organization id of the customer-side API.
+    livechat_account_id: str | None = None
+    livechat_region: str | None = None
+    livechat_group_id: int = Field(0, ge=0)
+    livechat_agent_id: str | None = None
+    livechat_chat_url_template: str = "https://my.livechatinc.com/chats/{chat_id}"
+
+    # Human handoff
+    handoff_fallback_crm: str = Field("zendesk", description="CRM that gets a ticket when no live agent can take a call.")
+    handoff_livechat_share: float = Field(
+        0.6, gt=0, lt=1, description="Share of the request deadline LiveChat may use; the rest is kept for the fallback."
+    )
 
     @field_validator("connectors_allowed_hosts", mode="before")
     @classmethod

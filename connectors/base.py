@@ -26,6 +26,8 @@ class BaseCRMConnector(UpstreamConnector, ABC):
     """One CRM: customer lookup and search, and ticket get, create and update, in the unified models."""
 
     # Ids go into URL paths and queries, so each connector states their exact form (400 before any call).
+    # True where the vendor itself dedupes creates by Idempotency-Key, so a repeat with the same key is safe.
+    vendor_dedupes_creates: ClassVar[bool] = False
     customer_id_pattern: ClassVar[re.Pattern[str]] = NUMERIC_ID
     ticket_id_pattern: ClassVar[re.Pattern[str]] = NUMERIC_ID
 

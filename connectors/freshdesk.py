@@ -60,6 +60,11 @@ SOURCE_NAMES: dict[int, str] = {
     10: "outbound_email",
 }
 PHONE_FIELDS = ("phone", "mobile")  # Freshdesk keeps these apart; a caller may be stored under either
+# What an answer without a JSON body means (Freshdesk's 404 and 429 usually have none).
+BODYLESS_MESSAGES: dict[int, str] = {
+    404: "Freshdesk has no such record",
+    429: "Freshdesk's rate limit was reached",
+}
 # Ticket fields a caller may pass through `metadata` on create, as Freshdesk names them.
 CREATE_PASSTHROUGH = ("type", "group_id", "responder_id", "product_id", "company_id", "custom_fields", "cc_emails")
 
@@ -99,14 +104,23 @@ class FreshdeskConnector(BaseCRMConnector):
         return {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
 
     def _error_detail(self, response: UpstreamResponse) -> tuple[str, Any]:
-        """400 `{"description","errors":[{field,message,code}]}`; others `{"code","message"}`; 404 often empty."""
+        """400 `{"description","errors":[{field,message,code}]}`; others `{"code","message"}`; 404 often empty.
+
+        Field errors come back keyed by field, `{"status": [{"message", "code"}]}`, the shape Zendesk's take,
+        so callers read one form and the service can add its own keys beside them.
+        """
         body = response.json() if response.headers.get("Content-Type", "").startswith("application/json") else None
         if not isinstance(body, dict):
-            return f"Freshdesk answered {response.status}", None
-        errors = body.get("errors")
-        if isinstance(errors, list) and errors:
-            problems = "; ".join(f"{e.get('field')}: {e.get('message')}" for e in errors if isinstance(e, dict))
-            return f"{body.get('description') or 'Validation failed'}: {problems}", errors
+            return BODYLESS_MESSAGES.get(response.status, f"Freshdesk answered {response.status}"), None
+        errors = [e for e in body.get("errors") or [] if isinstance(e, dict)]
+        if errors:
+            details: dict[str, list[dict[str, Any]]] = {}
+            for e in errors:
+                details.setdefault(str(e.get("field") or "request"), []).append(
+                    {"message": e.get("message"), "code": e.get("code")}
+                )
+            problems = "; ".join(f"{e.get('field')}: {e.get('message')}" for e in errors)
+            return f"{body.get('description') or 'Validation failed'}: {problems}", details
         message = body.get("message") or body.get("description") or body.get("code")
         return str(message or f"Freshdesk answered {response.status}"), None
 

@@ -78,6 +78,7 @@ class ZendeskConnector(BaseCRMConnector):
     config_model = ZendeskConfig
     config: ZendeskConfig
     search_page_max: ClassVar[int] = 100
+    vendor_dedupes_creates = True  # ticket creation honours Idempotency-Key
 
     def _vendor_url(self) -> str:
         """`https://{subdomain}.zendesk.com`, the subdomain being one DNS label."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import itertools
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -40,12 +40,19 @@ ERROR_BODIES: dict[int, dict[str, str]] = {
     403: {"code": "access_denied", "message": "You are not authorized to perform this action."},
     415: {"code": "invalid_content_type", "message": "Content-Type header should have application/json"},
 }
+UNEXPECTED_FIELD = "Unexpected/invalid field in request"
 INVALID_JSON = {"code": "invalid_json", "message": "Request body has invalid json format"}
 
 
 def now() -> str:
     """Freshdesk's timestamp format."""
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def later(stamp: str, hours: int) -> str:
+    """A due time some hours after a Freshdesk timestamp (the sandbox's stand-in for SLA policies)."""
+    moment = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ") + timedelta(hours=hours)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def plain_text(markup: str) -> str:
@@ -79,6 +86,7 @@ class FreshdeskEmulator(Emulator):
         """Seed: Ahmed (contact 1001) in Al-Mansoori Trading (2001), Layla (mobile only), ticket 54321."""
         created = "2023-01-15T09:00:00Z"
         self.calls = 0
+        self.required_for_closure: set[str] = set()  # ticket fields an admin made mandatory on resolve/close
         self.companies: dict[int, dict[str, Any]] = {
             2001: {
                 "id": 2001,
@@ -130,6 +138,7 @@ class FreshdeskEmulator(Emulator):
         mobile: str | None = None,
         company_id: int | None = None,
     ) -> dict[str, Any]:
+        """Store a contact with the fields a v2 contact carries (phone and mobile kept apart)."""
         stamp = now() if cid >= 1100 else "2023-01-15T09:00:00Z"
         contact = {
             "active": email is not None,
@@ -160,6 +169,7 @@ class FreshdeskEmulator(Emulator):
         return contact
 
     def _new_ticket(self, tid: int, fields: dict[str, Any], requester_id: int, stamp: str) -> dict[str, Any]:
+        """A v2 ticket as GET /tickets/{id} returns it, with description_text derived from the HTML."""
         requester = self.contacts.get(requester_id, {})
         description = fields.get("description") or ""
         return {
@@ -184,8 +194,8 @@ class FreshdeskEmulator(Emulator):
             "product_id": fields.get("product_id"),
             "id": tid,
             "type": fields.get("type"),
-            "due_by": "2025-12-31T10:00:00Z",
-            "fr_due_by": "2025-12-30T10:00:00Z",
+            "due_by": later(stamp, 72),
+            "fr_due_by": later(stamp, 24),
             "is_escalated": False,
             "description": description,
             "description_text": plain_text(description),
@@ -204,14 +214,15 @@ class FreshdeskEmulator(Emulator):
         return creds is not None and creds[0] not in ("", "invalid")
 
     def unauthorized(self, request: web.Request) -> web.StreamResponse:
+        """Freshdesk's 401 body."""
         return json_response(ERROR_BODIES[401], status=401)
 
     def not_found(self) -> web.StreamResponse:
-        # Freshdesk answers a missing record with 404 and no body at all.
+        """A missing record (or path): Freshdesk answers 404 with no body at all."""
         return web.Response(status=404)
 
     def rate_limited(self, retry_after: int) -> web.StreamResponse:
-        # The headers are the signal; clients wait Retry-After seconds.
+        """429 whose headers are the signal: wait Retry-After seconds; nothing remains of the quota."""
         return web.Response(
             status=429,
             headers={
@@ -223,10 +234,12 @@ class FreshdeskEmulator(Emulator):
         )
 
     def server_error(self, status: int) -> web.StreamResponse:
+        """A switched-on error: Freshdesk's JSON body where it has one (403 access_denied), else text."""
         body = ERROR_BODIES.get(status)
         return json_response(body, status=status) if body else web.Response(status=status, text="Service Unavailable")
 
     def rate_limit_headers(self) -> dict[str, str]:
+        """The X-RateLimit-* headers Freshdesk puts on every answer, counting calls since the reset."""
         self.calls += 1
         return {
             "X-RateLimit-Total": str(RATE_LIMIT_TOTAL),
@@ -234,10 +247,19 @@ class FreshdeskEmulator(Emulator):
             "X-RateLimit-Used-CurrentRequest": "1",
         }
 
+    def control(self, action: str, payload: dict[str, Any]) -> Any:
+        """`require_for_closure {"field"}`: a field Freshdesk then demands when a ticket is resolved or closed."""
+        if action == "require_for_closure":
+            self.required_for_closure.add(str(payload["field"]))
+            return {"required_for_closure": sorted(self.required_for_closure)}
+        return super().control(action, payload)
+
     def _invalid(self, errors: list[dict[str, str]]) -> web.Response:
+        """Freshdesk's 400 for field errors."""
         return json_response({"description": "Validation failed", "errors": errors}, status=400)
 
     def add_routes(self, app: web.Application) -> None:
+        """The v2 paths the connector (and python-freshdesk) use for contacts, companies, tickets, notes."""
         app.router.add_get("/api/v2/contacts", self.list_contacts)
         app.router.add_get("/api/v2/contacts/{id}", self.get_contact)
         app.router.add_get("/api/v2/companies/{id}", self.get_company)
@@ -257,14 +279,17 @@ class FreshdeskEmulator(Emulator):
             return json_response(INVALID_JSON, status=400)
         return body if isinstance(body, dict) else json_response(INVALID_JSON, status=400)
 
-    def _page(self, request: web.Request, items: list[dict[str, Any]]) -> web.StreamResponse:
+    def _page(
+        self, request: web.Request, items: list[dict[str, Any]], errors: list[dict[str, str]] | None = None
+    ) -> web.StreamResponse:
         """`page`/`per_page` (default 30, at most 100) with a `link: <...>; rel="next"` header when more remain."""
-        errors = []
+        errors = list(errors or [])
         page_raw, per_page_raw = request.query.get("page", "1"), request.query.get("per_page", str(DEFAULT_PER_PAGE))
         if not page_raw.isdigit() or int(page_raw) < 1:
             errors.append(error("page", "It should be a Positive Integer", "invalid_value"))
         if not per_page_raw.isdigit() or not 1 <= int(per_page_raw) <= MAX_PER_PAGE:
-            errors.append(error("per_page", "It should be a Positive Integer less than or equal to 100", "invalid_value"))
+            message = f"It should be a Positive Integer less than or equal to {MAX_PER_PAGE}"
+            errors.append(error("per_page", message, "invalid_value"))
         if errors:
             return self._invalid(errors)
         page, per_page = int(page_raw), int(per_page_raw)
@@ -279,9 +304,8 @@ class FreshdeskEmulator(Emulator):
 
     async def list_contacts(self, request: web.Request) -> web.StreamResponse:
         """`GET /contacts?email=|phone=|mobile=|company_id=`: each filter an exact match, filters ANDed."""
-        unknown = set(request.query) - CONTACT_FILTERS - PAGING
-        if unknown:
-            return self._invalid([error(f, "Unexpected/invalid field in request", "invalid_field") for f in sorted(unknown)])
+        unknown = sorted(set(request.query) - CONTACT_FILTERS - PAGING)
+        errors = [error(f, UNEXPECTED_FIELD, "invalid_field") for f in unknown]
         query = request.query
         contacts = [c for c in self.contacts.values() if not c["deleted"]]
         if "email" in query:
@@ -291,13 +315,15 @@ class FreshdeskEmulator(Emulator):
                 contacts = [c for c in contacts if c[field] is not None and c[field] == query[field]]
         if "company_id" in query:
             contacts = [c for c in contacts if str(c["company_id"]) == query["company_id"]]
-        return self._page(request, contacts)
+        return self._page(request, contacts, errors)
 
     async def get_contact(self, request: web.Request) -> web.StreamResponse:
+        """`GET /contacts/{id}` → bare contact."""
         contact = self.contacts.get(record_id(request) or -1)
         return json_response(contact) if contact and not contact["deleted"] else self.not_found()
 
     async def get_company(self, request: web.Request) -> web.StreamResponse:
+        """`GET /companies/{id}` → bare company."""
         company = self.companies.get(record_id(request) or -1)
         return json_response(company) if company else self.not_found()
 
@@ -305,7 +331,7 @@ class FreshdeskEmulator(Emulator):
 
     def _check_fields(self, fields: dict[str, Any], allowed: frozenset[str]) -> list[dict[str, str]]:
         """Freshdesk rejects unknown keys and values outside its lists, field by field."""
-        errors = [error(k, "Unexpected/invalid field in request", "invalid_field") for k in fields if k not in allowed]
+        errors = [error(k, UNEXPECTED_FIELD, "invalid_field") for k in fields if k not in allowed]
         for key, values in (("status", STATUSES), ("priority", PRIORITIES), ("source", SOURCES)):
             if key in fields and fields[key] not in values:
                 listed = ",".join(map(str, values))
@@ -375,6 +401,7 @@ class FreshdeskEmulator(Emulator):
         return json_response(ticket, status=201, headers={"Location": location})
 
     async def get_ticket(self, request: web.Request) -> web.StreamResponse:
+        """`GET /tickets/{id}` → bare ticket."""
         ticket = self.tickets.get(record_id(request) or -1)
         return json_response(ticket) if ticket else self.not_found()
 
@@ -387,6 +414,10 @@ class FreshdeskEmulator(Emulator):
         if isinstance(fields, web.Response):
             return fields
         errors = self._check_fields(fields, TICKET_UPDATE_FIELDS)
+        if fields.get("status") in (4, 5):
+            merged = {**ticket, **fields}
+            missing = sorted(f for f in self.required_for_closure if merged.get(f) in (None, ""))
+            errors += [error(f, "It should be a/an String", "missing_field") for f in missing]
         if errors:
             return self._invalid(errors)
         for key in ("status", "priority", "subject", "tags", "type", "group_id", "responder_id", "custom_fields"):
@@ -405,7 +436,7 @@ class FreshdeskEmulator(Emulator):
         fields = await self._json_body(request)
         if isinstance(fields, web.Response):
             return fields
-        errors = [error(k, "Unexpected/invalid field in request", "invalid_field") for k in fields if k not in NOTE_FIELDS]
+        errors = [error(k, UNEXPECTED_FIELD, "invalid_field") for k in fields if k not in NOTE_FIELDS]
         if not isinstance(fields.get("body"), str) or not fields["body"]:
             errors.append(error("body", "It should be a/an String", "missing_field"))
         if not isinstance(fields.get("private", True), bool):

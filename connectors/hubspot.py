@@ -1,0 +1,397 @@
+"""HubSpot CRM API v3: contacts with their deals, contact search, tickets, and notes on tickets."""
+
+from __future__ import annotations
+
+import html
+import re
+import time
+from typing import Any, ClassVar
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from connectors.base import BaseCRMConnector, require
+from connectors.http import ConnectorContext, UpstreamResponse, VendorConfig, parse_retry_after
+from errors import InvalidRequest
+from models import (
+    Customer,
+    Ticket,
+    TicketCreateRequest,
+    TicketPriority,
+    TicketStatus,
+    TicketUpdateRequest,
+    iso_utc,
+)
+from phone import PhoneQuery, parse_phone
+
+VENDOR_URL = "https://api.hubapi.com"  # one host for every portal: the token says which portal
+
+# Our status -> stage of HubSpot's default ticket pipeline "0" (1 New, 2 Waiting on contact, 3 Waiting on us,
+# 4 Closed). Portals with their own pipelines override entries with `stage_map` / HUBSPOT_STAGE_MAP.
+STAGE_TO_HUBSPOT: dict[TicketStatus, str] = {
+    TicketStatus.new: "1",
+    TicketStatus.open: "3",
+    TicketStatus.pending: "2",
+    TicketStatus.solved: "4",  # the default pipeline has no "solved": Closed is the nearest
+    TicketStatus.closed: "4",
+}
+PRIORITY_FROM_HUBSPOT: dict[str, TicketPriority] = {
+    "LOW": TicketPriority.low,
+    "MEDIUM": TicketPriority.medium,
+    "HIGH": TicketPriority.high,
+    "URGENT": TicketPriority.urgent,
+}
+PRIORITY_TO_HUBSPOT: dict[TicketPriority, str] = {unified: vendor for vendor, unified in PRIORITY_FROM_HUBSPOT.items()}
+
+# HUBSPOT_DEFINED association type ids used in create bodies.
+TICKET_TO_CONTACT = 16
+NOTE_TO_TICKET = 228
+
+CONTACT_PROPERTIES = (
+    "firstname", "lastname", "email", "phone", "mobilephone", "company", "lifecyclestage", "jobtitle",
+    "hs_lead_status", "createdate", "lastmodifieddate",
+)  # fmt: skip
+PHONE_PROPERTIES = ("phone", "mobilephone")
+DEAL_PROPERTIES = ("dealname", "dealstage", "amount", "pipeline", "closedate")
+TICKET_PROPERTIES = (
+    "subject", "content", "hs_pipeline", "hs_pipeline_stage", "hs_ticket_priority", "hs_ticket_category",
+    "source_type", "hubspot_owner_id", "createdate", "hs_lastmodifieddate",
+)  # fmt: skip
+# Ticket properties a caller may set through `metadata` on create.
+CREATE_PASSTHROUGH = ("hs_ticket_category", "source_type", "hubspot_owner_id")
+
+_HUBSPOT_ID = r"^[A-Za-z0-9_-]{1,64}$"  # pipeline and stage ids: "0", "4", or a portal's numeric ids
+_PROPERTY_NAME = r"^[a-z0-9_]{1,100}$"  # HubSpot internal property names
+
+
+def association(to_id: str, type_id: int) -> dict[str, Any]:
+    """One `associations` entry of a v3 create body, with a HUBSPOT_DEFINED type."""
+    return {"to": {"id": to_id}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}]}
+
+
+def associated_ids(record: dict[str, Any], kind: str) -> list[str]:
+    """Ids under `associations.{kind}.results`, once each (labelled associations repeat an id)."""
+    results = ((record.get("associations") or {}).get(kind) or {}).get("results") or []
+    return list(dict.fromkeys(str(r["id"]) for r in results if isinstance(r, dict) and r.get("id") is not None))
+
+
+class HubSpotConfig(VendorConfig):
+    """`api_key`: a private-app or OAuth access token (alias `access_token`); the portal's ticket pipeline."""
+
+    api_key: SecretStr
+    pipeline: str = Field("0", pattern=_HUBSPOT_ID)
+    stage_map: dict[str, str] = Field(default_factory=dict)
+    tier_property: str | None = Field(None, pattern=_PROPERTY_NAME)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _token_alias(cls, data: Any) -> Any:
+        """`access_token`, OAuth's name for the same Bearer credential, wins over an environment `api_key`."""
+        if isinstance(data, dict) and "access_token" in data:
+            data = {**data, "api_key": data["access_token"]}
+            del data["access_token"]
+        return data
+
+    @field_validator("stage_map")
+    @classmethod
+    def _check_stage_map(cls, value: dict[str, str]) -> dict[str, str]:
+        """Keys are our statuses, values HubSpot stage ids (they go into request bodies as sent)."""
+        statuses = {s.value for s in TicketStatus}
+        unknown = sorted(set(value) - statuses)
+        if unknown:
+            raise ValueError(f"keys must be ticket statuses ({', '.join(sorted(statuses))}), not {unknown}")
+        if not all(re.fullmatch(_HUBSPOT_ID, stage) for stage in value.values()):
+            raise ValueError("stage ids are letters, digits, '_' or '-'")
+        return value
+
+
+class HubSpotConnector(BaseCRMConnector):
+    """HubSpot: contacts are customers (with their deals), tickets are tickets, comments are notes."""
+
+    vendor = "hubspot"
+    display_name = "HubSpot"
+    config_model = HubSpotConfig
+    config: HubSpotConfig
+    search_page_max: ClassVar[int] = 100
+
+    def __init__(self, config: HubSpotConfig, context: ConnectorContext) -> None:
+        """The stage table both ways, the config's overrides merged over HubSpot's default pipeline."""
+        super().__init__(config, context)
+        self.stage_for = {**STAGE_TO_HUBSPOT, **{TicketStatus(k): v for k, v in config.stage_map.items()}}
+        # Read back, a stage shared by several statuses is the latest of them in the lifecycle ("4" is closed).
+        self.status_for = {stage: status for status, stage in self.stage_for.items()}
+
+    def _vendor_url(self) -> str:
+        """`https://api.hubapi.com` whatever the portal."""
+        return VENDOR_URL
+
+    async def _auth_headers(self) -> dict[str, str]:
+        """Bearer with the private-app or OAuth token (HubSpot retired `hapikey` API keys in 2022)."""
+        return {"Authorization": f"Bearer {self.config.api_key.get_secret_value()}"}
+
+    def _error_detail(self, response: UpstreamResponse) -> tuple[str, Any]:
+        """HubSpot errors: `{"status":"error","message","correlationId","category","errors"?}`; a 404 may be empty.
+
+        Property errors come back keyed by property, `{"hs_ticket_priority": [{"message", "code"}]}`, the form
+        the other connectors use; category and correlationId (what HubSpot support asks for) go in the message.
+        """
+        body = response.json()
+        if not isinstance(body, dict) or not body.get("message"):
+            return f"HubSpot answered {response.status}", None
+        fields: dict[str, list[dict[str, Any]]] = {}
+        for error in body.get("errors") or []:
+            names = ((error.get("context") or {}).get("propertyName") or []) if isinstance(error, dict) else []
+            for name in names:
+                fields.setdefault(str(name), []).append({"message": error.get("message"), "code": error.get("code")})
+        message = str(body["message"])
+        if fields:  # instead of HubSpot's message, which embeds the same list as escaped JSON
+            problems = "; ".join(f"{name}: {e['message']}" for name, errors in fields.items() for e in errors)
+            message = f"Property values were not valid: {problems}"
+        notes = [str(body[key]) for key in ("category", "policyName") if body.get(key)]
+        if body.get("correlationId"):
+            notes.append(f"correlationId {body['correlationId']}")
+        return message + (f" ({', '.join(notes)})" if notes else ""), fields or None
+
+    def _retry_after(self, response: UpstreamResponse) -> float | None:
+        """Retry-After when sent; else, on a 429, HubSpot's rate window (X-HubSpot-RateLimit-Interval-Milliseconds)."""
+        stated = parse_retry_after(response.headers.get("Retry-After"))
+        if stated is not None or response.status != 429:
+            return stated
+        # No header at all (search answers carry none): None, so the retry layer backs off exponentially.
+        interval_ms = parse_retry_after(response.headers.get("X-HubSpot-RateLimit-Interval-Milliseconds"))
+        return interval_ms / 1000 if interval_ms is not None else None
+
+    # --- mapping ------------------------------------------------------------------------------
+
+    @property
+    def contact_properties(self) -> list[str]:
+        """Contact properties to read, with the configured tier property."""
+        tier = self.config.tier_property
+        return [*CONTACT_PROPERTIES, *([tier] if tier and tier not in CONTACT_PROPERTIES else [])]
+
+    @staticmethod
+    def _deal(deal: dict[str, Any]) -> dict[str, Any]:
+        """A deal summarized for customer metadata (amount as HubSpot stores it, a string)."""
+        props = deal.get("properties") or {}
+        return {
+            "id": str(deal.get("id")),
+            "name": props.get("dealname"),
+            "stage": props.get("dealstage"),
+            "amount": props.get("amount"),
+            "pipeline": props.get("pipeline"),
+            "close_date": iso_utc(props.get("closedate")),
+        }
+
+    def _customer(self, contact: dict[str, Any], deals: list[dict[str, Any]] | None) -> Customer:
+        """A HubSpot contact as a Customer; deals are None where they were not read (search results)."""
+        props = contact.get("properties") or {}
+        tier = props.get(self.config.tier_property) if self.config.tier_property else None
+        name = " ".join(p for p in (props.get("firstname"), props.get("lastname")) if p)
+        metadata = {
+            "company": props.get("company"),
+            "organization_name": props.get("company"),  # the key every connector fills with the company
+            "lifecycle_stage": props.get("lifecyclestage"),
+            "job_title": props.get("jobtitle"),
+            "lead_status": props.get("hs_lead_status"),
+            "vendor_phone": props.get("phone"),
+            "mobile_phone": self.e164(props.get("mobilephone")),
+            "deals": [self._deal(d) for d in deals] if deals is not None else None,
+            "created_at": iso_utc(contact.get("createdAt") or props.get("createdate")),
+            "updated_at": iso_utc(contact.get("updatedAt") or props.get("lastmodifieddate")),
+        }
+        return Customer(
+            id=str(require(contact, "id", self.vendor)),
+            name=name or props.get("email") or "",
+            email=props.get("email"),
+            phone=self.e164(props.get("phone") or props.get("mobilephone")),
+            tier=str(tier) if tier else None,
+            metadata={k: v for k, v in metadata.items() if v is not None},
+        )
+
+    def _ticket(
+        self, ticket: dict[str, Any], *, contact_ids: list[str] | None = None, extra: dict[str, Any] | None = None
+    ) -> Ticket:
+        """A HubSpot ticket as a Ticket; the first associated contact is the customer."""
+        props = ticket.get("properties") or {}
+        stage, priority = props.get("hs_pipeline_stage"), props.get("hs_ticket_priority")
+        contacts = associated_ids(ticket, "contacts") if contact_ids is None else contact_ids
+        metadata = {
+            "vendor_status": stage,  # the pipeline stage id
+            "vendor_pipeline": props.get("hs_pipeline"),
+            "vendor_priority": priority,
+            "category": props.get("hs_ticket_category"),
+            "source_type": props.get("source_type"),
+            "owner_id": props.get("hubspot_owner_id"),
+            "contact_ids": contacts or None,
+            **(extra or {}),
+        }
+        return Ticket(
+            id=str(require(ticket, "id", self.vendor)),
+            subject=props.get("subject") or "",
+            description=props.get("content") or "",
+            status=self.status_for.get(stage or "", TicketStatus.open),
+            priority=PRIORITY_FROM_HUBSPOT.get(priority or "", TicketPriority.medium),  # unset: medium
+            customer_id=contacts[0] if contacts else None,
+            created_at=iso_utc(ticket.get("createdAt") or props.get("createdate")),
+            updated_at=iso_utc(ticket.get("updatedAt") or props.get("hs_lastmodifieddate")),
+            metadata={k: v for k, v in metadata.items() if v is not None},
+        )
+
+    # --- operations ---------------------------------------------------------------------------
+
+    async def get_customer(self, customer_id: str) -> Customer:
+        """The contact with its deal ids in one GET, then every deal in one batch read (none when no deals)."""
+        contact = await self._json(
+            "GET",
+            f"/crm/v3/objects/contacts/{self.customer_id(customer_id)}",
+            params={"properties": ",".join(self.contact_properties), "associations": "deals"},
+            operation="get_customer",
+        )
+        deal_ids = associated_ids(contact, "deals")[:100]  # a batch read takes up to 100 ids
+        deals: list[dict[str, Any]] = []
+        if deal_ids:
+            data = await self._json(
+                "POST",
+                "/crm/v3/objects/deals/batch/read",
+                json={"properties": list(DEAL_PROPERTIES), "inputs": [{"id": i} for i in deal_ids]},
+                idempotent=True,  # a read, though sent as POST
+                operation="get_customer",
+            )
+            # 207 lists deals deleted since the association was read under `errors`: summarize the rest.
+            order = {deal_id: n for n, deal_id in enumerate(deal_ids)}
+            deals = sorted(require(data, "results", self.vendor), key=lambda d: order.get(str(d.get("id")), len(order)))
+        return self._customer(contact, deals)
+
+    def _is_match(self, contact: dict[str, Any], phone: PhoneQuery | None, email: str | None) -> bool:
+        """The email's owner, or an exact caller (a bare national number may belong to another country)."""
+        props = contact.get("properties") or {}
+        if email and (props.get("email") or "").lower() == email.lower():
+            return True
+        return phone is not None and any(self.matches_phone(props.get(p), phone) for p in PHONE_PROPERTIES)
+
+    async def find_customers(self, *, phone: PhoneQuery | None, email: str | None, limit: int) -> list[Customer]:
+        """One CRM search: a filter group per phone property (IN the caller's spellings) and one for the email.
+
+        HubSpot keeps phones as typed and matches exactly, so the common spellings are listed; groups OR.
+        """
+        groups = []
+        if phone:
+            groups += [
+                {"filters": [{"propertyName": prop, "operator": "IN", "values": list(phone.variants)}]}
+                for prop in PHONE_PROPERTIES
+            ]
+        if email:
+            groups.append({"filters": [{"propertyName": "email", "operator": "EQ", "value": email}]})
+        data = await self._json(
+            "POST",
+            "/crm/v3/objects/contacts/search",
+            # A full page: the exact-caller check below may drop a few, and the caller's limit applies after it.
+            json={"filterGroups": groups, "properties": self.contact_properties, "limit": self.search_page_max},
+            idempotent=True,  # a search changes nothing
+            operation="find_customers",
+        )
+        contacts = require(data, "results", self.vendor)
+        return [self._customer(c, None) for c in contacts if self._is_match(c, phone, email)][:limit]
+
+    def _ticket_path(self, ticket_id: str) -> str:
+        """The path of one ticket, its id checked."""
+        return f"/crm/v3/objects/tickets/{self.ticket_id(ticket_id)}"
+
+    async def _read_ticket(self, ticket_id: str, operation: str) -> dict[str, Any]:
+        """`GET /crm/v3/objects/tickets/{id}` with its properties and associated contacts."""
+        return await self._json(
+            "GET",
+            self._ticket_path(ticket_id),
+            params={"properties": ",".join(TICKET_PROPERTIES), "associations": "contacts"},
+            operation=operation,
+        )
+
+    async def get_ticket(self, ticket_id: str) -> Ticket:
+        """The ticket; its first associated contact is the customer."""
+        return self._ticket(await self._read_ticket(ticket_id, "get_ticket"))
+
+    async def _contact_for(self, ticket: TicketCreateRequest) -> str | None:
+        """The contact to associate: the given id, else one found by email or phone (one search), else none."""
+        if ticket.customer_id:
+            return self.customer_id(ticket.customer_id)
+        if not (ticket.customer_email or ticket.customer_phone):
+            return None
+        region = self.ctx.settings.default_phone_region
+        phone = parse_phone(ticket.customer_phone, region) if ticket.customer_phone else None
+        matches = await self.find_customers(phone=phone, email=ticket.customer_email, limit=1)
+        return matches[0].id if matches else None
+
+    @staticmethod
+    def _content(ticket: TicketCreateRequest, contact_id: str | None) -> str:
+        """The description; with no contact to associate, the caller's details go below it so they are not lost."""
+        caller = [v for v in (ticket.customer_name, ticket.customer_email, ticket.customer_phone) if v]
+        if contact_id or not caller:
+            return ticket.description
+        return f"{ticket.description}\n\nCaller: {', '.join(caller)}"
+
+    async def create_ticket(self, ticket: TicketCreateRequest, *, idempotency_key: str) -> Ticket:
+        """`POST /crm/v3/objects/tickets` → 201, associated to the contact.
+
+        HubSpot takes no idempotency key here, so `_request` repeats the create only where HubSpot cannot have
+        received it (429, no connection); the service's own Idempotency-Key store covers caller retries.
+        """
+        contact_id = await self._contact_for(ticket)
+        properties = {
+            "subject": ticket.subject,
+            "content": self._content(ticket, contact_id),
+            "hs_pipeline": self.config.pipeline,
+            "hs_pipeline_stage": self.stage_for[ticket.status or TicketStatus.new],
+        }
+        if ticket.priority:
+            properties["hs_ticket_priority"] = PRIORITY_TO_HUBSPOT[ticket.priority]
+        properties.update({k: str(ticket.metadata[k]) for k in CREATE_PASSTHROUGH if k in ticket.metadata})
+        body: dict[str, Any] = {"properties": properties}
+        if contact_id:
+            body["associations"] = [association(contact_id, TICKET_TO_CONTACT)]
+        data = await self._json("POST", "/crm/v3/objects/tickets", json=body, operation="create_ticket")
+        # The create answer lists no associations: the customer is the contact just associated.
+        return self._ticket(data, contact_ids=[contact_id] if contact_id else [])
+
+    async def _add_note(self, ticket_id: str, text: str) -> dict[str, Any]:
+        """`POST /crm/v3/objects/notes` on the ticket; `hs_note_body` is HTML, so the text is escaped."""
+        body = html.escape(text).replace("\n", "<br>")
+        return await self._json(
+            "POST",
+            "/crm/v3/objects/notes",
+            json={
+                "properties": {"hs_note_body": body, "hs_timestamp": iso_utc(time.time() * 1000)},
+                "associations": [association(ticket_id, NOTE_TO_TICKET)],
+            },
+            operation="update_ticket",
+        )
+
+    async def update_ticket(self, update: TicketUpdateRequest) -> Ticket:
+        """Read the ticket (it must exist; its contacts), PATCH its properties, add a comment as a note.
+
+        HubSpot notes are internal: this API has no public reply, so `public` is only recorded in metadata.
+        """
+        properties: dict[str, str] = {}
+        if update.status:
+            properties["hs_pipeline_stage"] = self.stage_for[update.status]
+        if update.priority:
+            properties["hs_ticket_priority"] = PRIORITY_TO_HUBSPOT[update.priority]
+        if update.subject is not None:
+            properties["subject"] = update.subject
+        if not properties and update.comment is None:
+            message = "HubSpot tickets have no tags; give status, priority, subject or comment"
+            raise InvalidRequest(message, crm_type=self.vendor)
+        current = await self._read_ticket(update.ticket_id, "update_ticket")
+        ticket = current
+        if properties:
+            # Setting the same values again is harmless, so a failed PATCH may be retried.
+            ticket = await self._json(
+                "PATCH",
+                self._ticket_path(update.ticket_id),
+                json={"properties": properties},
+                idempotent=True,
+                operation="update_ticket",
+            )
+        extra: dict[str, Any] = {}
+        if update.comment:
+            note = await self._add_note(str(require(current, "id", self.vendor)), update.comment.body)
+            extra = {"note_id": str(require(note, "id", self.vendor)), "note_public_requested": update.comment.public}
+        return self._ticket(ticket, contact_ids=associated_ids(current, "contacts"), extra=extra)

@@ -1,0 +1,534 @@
+"""Salesforce REST API: Contacts with their Account (SOQL), caller-ID search (SOSL), Cases and CaseComments."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import SecretStr, field_validator, model_validator
+
+from connectors.base import BaseCRMConnector, require
+from connectors.hosts import check_vendor_url
+from connectors.http import UpstreamResponse, VendorConfig
+from errors import (
+    AuthFailed,
+    CRMError,
+    InvalidConfig,
+    MalformedAnswer,
+    NotFound,
+    RateLimited,
+    SessionExpired,
+    UpstreamUnavailable,
+    ValidationFailed,
+)
+from idempotency import fingerprint
+from models import (
+    Customer,
+    Ticket,
+    TicketCreateRequest,
+    TicketPriority,
+    TicketStatus,
+    TicketUpdateRequest,
+    iso_utc,
+)
+from phone import PhoneQuery, parse_phone
+
+# 15-character ids are case-sensitive; the 18-character form adds a 3-character case checksum.
+SALESFORCE_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
+# A field or relationship path (Tier__c, Account.Tier__c): the only shape a configured name may take in SOQL.
+FIELD_PATH = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,79}(?:\.[A-Za-z][A-Za-z0-9_]{0,79}){0,4}$")
+API_VERSION = re.compile(r"^v?(\d{2,3}\.\d)$")
+# My Domain (acme.my.salesforce.com, sandboxes, scratch orgs), legacy instances (na1.salesforce.com),
+# Lightning/Visualforce hosts, Government Cloud and the China (Alibaba) realm.
+SALESFORCE_DOMAINS = (".salesforce.com", ".force.com", ".cloudforce.com", ".salesforce.mil", ".sfcrmproducts.cn")
+TOKEN_PATH = "/services/oauth2/token"
+TOKEN_CACHE = "salesforce_tokens"  # key in the app-lifetime `ctx.shared`
+TOKEN_CACHE_MAX = 1000  # distinct (org, client, secret) sets kept; the oldest goes first
+
+CONTACT_FIELDS = (
+    "Id", "Name", "FirstName", "LastName", "Email", "Phone", "MobilePhone", "AccountId",
+    "CreatedDate", "LastModifiedDate", "Account.Name", "Account.Type", "Account.Industry",
+)  # fmt: skip
+CASE_FIELDS = (
+    "Id", "CaseNumber", "Subject", "Description", "Status", "Priority", "Origin", "Type", "Reason",
+    "ContactId", "AccountId", "OwnerId", "IsClosed", "CreatedDate", "LastModifiedDate",
+)  # fmt: skip
+CASE_METADATA_FIELDS = ("Origin", "Type", "Reason")  # create-request metadata passed through as Case fields
+
+# Default Case picklists (New, Working, Escalated, Closed; On Hold in many orgs). Orgs change them,
+# so settings merge their own tables over these (SALESFORCE_STATUS_MAP and friends).
+STATUS_FROM_SALESFORCE: dict[str, TicketStatus] = {
+    "New": TicketStatus.new,
+    "Working": TicketStatus.open,
+    "Escalated": TicketStatus.open,
+    "On Hold": TicketStatus.pending,
+    "Closed": TicketStatus.closed,
+}
+STATUS_TO_SALESFORCE: dict[TicketStatus, str] = {
+    TicketStatus.new: "New",
+    TicketStatus.open: "Working",
+    TicketStatus.pending: "On Hold",
+    TicketStatus.solved: "Closed",  # no separate solved state by default
+    TicketStatus.closed: "Closed",
+}
+PRIORITY_FROM_SALESFORCE: dict[str, TicketPriority] = {
+    "Low": TicketPriority.low,
+    "Medium": TicketPriority.medium,
+    "High": TicketPriority.high,
+    "Critical": TicketPriority.urgent,  # a common org addition
+    "Urgent": TicketPriority.urgent,
+}
+PRIORITY_TO_SALESFORCE: dict[TicketPriority, str] = {
+    TicketPriority.low: "Low",
+    TicketPriority.medium: "Medium",
+    TicketPriority.high: "High",
+    TicketPriority.urgent: "High",  # the default picklist has no Urgent
+}
+
+# Salesforce's errorCode -> contract error; it decides before the HTTP status (403 can be the rate limit).
+ERROR_CODES: dict[str, type[CRMError]] = {
+    "INVALID_SESSION_ID": SessionExpired,
+    "REQUEST_LIMIT_EXCEEDED": RateLimited,
+    "NOT_FOUND": NotFound,
+    "ENTITY_IS_DELETED": NotFound,
+    "MALFORMED_ID": ValidationFailed,
+    "INVALID_ID_FIELD": ValidationFailed,
+    "INVALID_FIELD": ValidationFailed,
+    "INVALID_TYPE": ValidationFailed,
+    "MALFORMED_QUERY": ValidationFailed,
+    "MALFORMED_SEARCH": ValidationFailed,
+    "INVALID_SEARCH": ValidationFailed,
+    "INVALID_QUERY_FILTER_OPERATOR": ValidationFailed,
+    "REQUIRED_FIELD_MISSING": ValidationFailed,
+    "STRING_TOO_LONG": ValidationFailed,
+    "JSON_PARSER_ERROR": ValidationFailed,
+    "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST": ValidationFailed,
+    "INVALID_FIELD_FOR_INSERT_UPDATE": ValidationFailed,
+    "INVALID_CROSS_REFERENCE_KEY": ValidationFailed,
+    "FIELD_INTEGRITY_EXCEPTION": ValidationFailed,
+    "FIELD_CUSTOM_VALIDATION_EXCEPTION": ValidationFailed,
+    "INSUFFICIENT_ACCESS_OR_READONLY": AuthFailed,
+    "INSUFFICIENT_ACCESS_ON_CROSS_REFERENCE_ENTITY": AuthFailed,
+    "API_DISABLED_FOR_ORG": AuthFailed,
+    "API_CURRENTLY_DISABLED": AuthFailed,
+    "SERVER_UNAVAILABLE": UpstreamUnavailable,
+    "UNABLE_TO_LOCK_ROW": UpstreamUnavailable,  # a competing write held the row; nothing was saved
+}
+
+SOQL_ESCAPES = str.maketrans(
+    {"\\": "\\\\", "'": "\\'", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
+)
+SOSL_RESERVED = "?&|!{}[]()^~*:\\\"'+-"
+SOSL_ESCAPES = str.maketrans({c: "\\" + c for c in SOSL_RESERVED})
+
+
+def soql_quote(value: str) -> str:
+    """A SOQL string literal: backslashes, quotes and control characters escaped, so no value can end it."""
+    return "'" + value.translate(SOQL_ESCAPES) + "'"
+
+
+def sosl_phrase(value: str) -> str:
+    """A SOSL search phrase: every reserved character escaped and the whole quoted, so it stays one term."""
+    return '"' + value.translate(SOSL_ESCAPES) + '"'
+
+
+def field_value(record: Mapping[str, Any] | None, path: str | None) -> Any:
+    """The value at a field path (Account.Tier__c) of a query record; Salesforce names are case-insensitive."""
+    if not path:
+        return None
+    value: Any = record
+    for part in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = next((v for k, v in value.items() if k.lower() == part.lower()), None)
+    return value
+
+
+def error_text(error: Mapping[str, Any]) -> str:
+    """`CODE: message` of one REST error, or `error: description` of an OAuth one."""
+    code = error.get("errorCode") or error.get("error")
+    message = error.get("message") or error.get("error_description")
+    return ": ".join(str(part) for part in (code, message) if part)
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The Authorization header for an access token."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+@dataclass
+class TokenSlot:
+    """One cached access token, with the lock that lets one caller renew it while the others wait."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    token: str | None = None
+
+
+class SalesforceConfig(VendorConfig):
+    """`instance_url` plus an `access_token`, or `client_id` + `client_secret`, or `refresh_token` + `client_id`."""
+
+    instance_url: str | None = None
+    access_token: SecretStr | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    refresh_token: SecretStr | None = None
+    api_version: str = "v62.0"
+    tier_field: str | None = None
+
+    @field_validator("api_version")
+    @classmethod
+    def _check_version(cls, value: str) -> str:
+        """`v62.0` or `62.0`, as it appears in the path."""
+        match = API_VERSION.match(value)
+        if not match:
+            raise ValueError("must look like v62.0")
+        return f"v{match.group(1)}"
+
+    @field_validator("tier_field")
+    @classmethod
+    def _check_tier_field(cls, value: str | None) -> str | None:
+        """The name goes into SOQL, so it must be a plain field path."""
+        if value and not FIELD_PATH.match(value):
+            raise ValueError("must be a field path such as Account.Tier__c")
+        return value or None
+
+    @model_validator(mode="after")
+    def _needs_credentials(self) -> SalesforceConfig:
+        """A token, or what it takes to get one."""
+        if self.refresh_token and not self.client_id:
+            raise ValueError("refresh_token needs the client_id of the connected app that issued it")
+        if not (self.access_token or self.refresh_token or (self.client_id and self.client_secret)):
+            raise ValueError("give access_token, or client_id and client_secret, or refresh_token and client_id")
+        return self
+
+
+class SalesforceConnector(BaseCRMConnector):
+    """Salesforce: Contacts (with their Account) are customers, Cases are tickets."""
+
+    vendor = "salesforce"
+    display_name = "Salesforce"
+    config_model = SalesforceConfig
+    config: SalesforceConfig
+    customer_id_pattern: ClassVar[re.Pattern[str]] = SALESFORCE_ID
+    ticket_id_pattern: ClassVar[re.Pattern[str]] = SALESFORCE_ID
+
+    def _vendor_url(self) -> str:
+        """The org's instance: https on a Salesforce domain, unless an operator allowed the host."""
+        if not self.config.instance_url:
+            raise InvalidConfig("invalid salesforce config: instance_url is required", crm_type=self.vendor)
+        try:
+            return check_vendor_url(
+                self.config.instance_url,
+                crm_type=self.vendor,
+                suffixes=SALESFORCE_DOMAINS,
+                allowed_hosts=self.ctx.allowed_hosts,
+            )
+        except InvalidConfig as exc:
+            raise InvalidConfig(
+                f"instance_url must be https on a Salesforce domain (e.g. acme.my.salesforce.com); {exc.message}",
+                crm_type=self.vendor,
+            ) from None
+
+    def _data(self, path: str) -> str:
+        """A REST resource path under the configured API version."""
+        return f"/services/data/{self.config.api_version}{path}"
+
+    # --- auth: a given token, or one from the token endpoint, cached per org and client -----------
+
+    def _grant(self) -> dict[str, str] | None:
+        """The OAuth form that renews this config's token (refresh_token first), or None for a bare token."""
+        config = self.config
+        secret = config.client_secret.get_secret_value() if config.client_secret else None
+        if config.refresh_token and config.client_id:
+            form = {"grant_type": "refresh_token", "refresh_token": config.refresh_token.get_secret_value()}
+            return {**form, "client_id": config.client_id, **({"client_secret": secret} if secret else {})}
+        if config.client_id and secret:
+            return {"grant_type": "client_credentials", "client_id": config.client_id, "client_secret": secret}
+        return None
+
+    def _slot(self) -> TokenSlot | None:
+        """This org and client's cache entry (keyed by a hash, secrets included, so no tenant gets another's)."""
+        grant = self._grant()
+        if grant is None:
+            return None
+        cache: dict[str, TokenSlot] = self.ctx.shared.setdefault(TOKEN_CACHE, {})
+        key = fingerprint({"base_url": self.base_url, **grant})
+        if key not in cache:
+            if len(cache) >= TOKEN_CACHE_MAX:
+                cache.pop(next(iter(cache)))  # a caller holding that slot keeps its reference
+            cache[key] = TokenSlot()
+        return cache[key]
+
+    async def _fetch_token(self) -> str:
+        """POST the grant, form-encoded; Salesforce states no expiry, so a token lives until its first 401."""
+        response = await super()._request(
+            "POST", TOKEN_PATH, data=self._grant(), idempotent=True, operation="oauth_token"
+        )
+        return str(require(response.json(), "access_token", self.vendor))
+
+    async def _renewed_token(self, stale: str | None) -> str:
+        """A token newer than `stale`: the first caller fetches it, the ones queued behind reuse it."""
+        slot = self._slot()
+        assert slot is not None
+        async with slot.lock:
+            if slot.token is None or slot.token == stale:
+                slot.token = await self._fetch_token()
+            return slot.token
+
+    async def _current_token(self) -> str:
+        """The cached token, else the configured access_token, else a fetched one."""
+        slot = self._slot()
+        given = self.config.access_token.get_secret_value() if self.config.access_token else None
+        if slot is None:
+            assert given is not None  # the config model guarantees a token or a grant
+            return given
+        slot.token = slot.token or given
+        return slot.token or await self._renewed_token(None)
+
+    async def _auth_headers(self) -> dict[str, str]:
+        """None here: `_request` adds the Bearer itself, as it must know which token it sent to renew it once."""
+        return {}
+
+    async def _request(
+        self, method: str, path: str, *, headers: Mapping[str, str] | None = None, **kwargs: Any
+    ) -> UpstreamResponse:
+        """Send with the cached token; on INVALID_SESSION_ID renew it once and send once more.
+
+        A 401 means Salesforce did nothing, so even a create may be sent again.
+        """
+        token = await self._current_token()
+        try:
+            return await super()._request(method, path, headers={**(headers or {}), **bearer(token)}, **kwargs)
+        except SessionExpired:
+            if self._grant() is None:
+                raise  # a bare access_token cannot be renewed
+        token = await self._renewed_token(token)
+        return await super()._request(method, path, headers={**(headers or {}), **bearer(token)}, **kwargs)
+
+    # --- errors -------------------------------------------------------------------------------------
+
+    def _errors(self, response: UpstreamResponse) -> list[dict[str, Any]]:
+        """The error list (`[{"message","errorCode","fields"}]`), or the token endpoint's one `{"error",...}`."""
+        try:
+            body = response.json()
+        except CRMError:
+            return []
+        if isinstance(body, dict):
+            body = [body]
+        return [item for item in body if isinstance(item, dict)] if isinstance(body, list) else []
+
+    def _error_type(self, response: UpstreamResponse) -> type[CRMError]:
+        """By errorCode first (403 REQUEST_LIMIT_EXCEEDED is the rate limit); OAuth errors are bad credentials."""
+        for error in self._errors(response):
+            if error.get("errorCode") in ERROR_CODES:
+                return ERROR_CODES[error["errorCode"]]
+            if "error" in error and response.status < 500:  # invalid_grant, invalid_client, ...
+                return AuthFailed
+        return super()._error_type(response)
+
+    def _error_detail(self, response: UpstreamResponse) -> tuple[str, Any]:
+        """`CODE: message` of each error, and the list itself (with `fields`) as details."""
+        errors = self._errors(response)
+        if not errors:
+            return f"Salesforce answered {response.status}", None
+        text = "; ".join(filter(None, map(error_text, errors)))
+        return text or f"Salesforce answered {response.status}", errors
+
+    # --- mapping ------------------------------------------------------------------------------------
+
+    def _customer(self, contact: dict[str, Any]) -> Customer:
+        """A Contact (and its Account, queried alongside) as a Customer."""
+        account = contact.get("Account") or {}
+        tier = field_value(contact, self.config.tier_field)
+        metadata = {
+            "first_name": contact.get("FirstName"),
+            "last_name": contact.get("LastName"),
+            "account_id": contact.get("AccountId"),
+            "account_name": account.get("Name"),
+            "account_type": account.get("Type"),
+            "account_industry": account.get("Industry"),
+            "vendor_phone": contact.get("Phone"),
+            "mobile_phone": contact.get("MobilePhone"),
+            "created_at": iso_utc(contact.get("CreatedDate")),
+            "updated_at": iso_utc(contact.get("LastModifiedDate")),
+        }
+        name = contact.get("Name") or " ".join(filter(None, (contact.get("FirstName"), contact.get("LastName"))))
+        return Customer(
+            id=str(require(contact, "Id", self.vendor)),
+            name=name,
+            email=contact.get("Email"),
+            phone=self.e164(contact.get("Phone") or contact.get("MobilePhone")),
+            tier=str(tier) if tier is not None else None,
+            metadata={k: v for k, v in metadata.items() if v is not None},
+        )
+
+    def _ticket(self, case: dict[str, Any]) -> Ticket:
+        """A Case as a Ticket; an unmapped Status falls back on IsClosed, Salesforce's own values stay in metadata."""
+        settings = self.ctx.settings
+        status = {**STATUS_FROM_SALESFORCE, **settings.salesforce_status_map}.get(case.get("Status") or "")
+        priorities = {**PRIORITY_FROM_SALESFORCE, **settings.salesforce_priority_map}
+        metadata = {
+            "case_number": case.get("CaseNumber"),
+            "vendor_status": case.get("Status"),
+            "vendor_priority": case.get("Priority"),
+            "origin": case.get("Origin"),
+            "type": case.get("Type"),
+            "reason": case.get("Reason"),
+            "account_id": case.get("AccountId"),
+            "owner_id": case.get("OwnerId"),
+            "is_closed": case.get("IsClosed"),
+        }
+        return Ticket(
+            id=str(require(case, "Id", self.vendor)),
+            subject=case.get("Subject") or "",
+            description=case.get("Description") or "",
+            status=status or (TicketStatus.closed if case.get("IsClosed") else TicketStatus.open),
+            priority=priorities.get(case.get("Priority") or "", TicketPriority.medium),
+            customer_id=case.get("ContactId"),
+            created_at=iso_utc(case.get("CreatedDate")),
+            updated_at=iso_utc(case.get("LastModifiedDate")),
+            metadata={k: v for k, v in metadata.items() if v is not None},
+        )
+
+    def _case_fields(self, status: TicketStatus | None, priority: TicketPriority | None) -> dict[str, str]:
+        """Status and Priority in this org's picklist values."""
+        settings = self.ctx.settings
+        fields = {}
+        if status:
+            fields["Status"] = {**STATUS_TO_SALESFORCE, **settings.salesforce_status_write_map}[status]
+        if priority:
+            fields["Priority"] = {**PRIORITY_TO_SALESFORCE, **settings.salesforce_priority_write_map}[priority]
+        return fields
+
+    # --- operations ---------------------------------------------------------------------------------
+
+    def _contact_select(self) -> str:
+        """`SELECT ... FROM Contact`'s field list: the Account's fields and the configured tier field ride along."""
+        fields = list(CONTACT_FIELDS)
+        tier = self.config.tier_field
+        if tier and tier.lower() not in {f.lower() for f in fields}:  # a field selected twice fails the query
+            fields.append(tier)
+        return ", ".join(fields)
+
+    async def _query(self, soql: str, operation: str) -> list[dict[str, Any]]:
+        """`GET /query/?q=` and its records (limits here stay far below one 2,000-record batch)."""
+        data = await self._json("GET", self._data("/query/"), params={"q": soql}, operation=operation)
+        return require(data, "records", self.vendor)
+
+    async def get_customer(self, customer_id: str) -> Customer:
+        """The Contact and its Account in one SOQL round trip."""
+        contact_id = self.customer_id(customer_id)
+        soql = f"SELECT {self._contact_select()} FROM Contact WHERE Id = {soql_quote(contact_id)}"
+        records = await self._query(soql, "get_customer")
+        if not records:
+            raise NotFound(f"Salesforce has no Contact {contact_id}", crm_type=self.vendor)
+        return self._customer(records[0])
+
+    async def _contacts_by_phone(self, phone: PhoneQuery, limit: int) -> list[dict[str, Any]]:
+        """SOSL over phone fields for each digit spelling the org may hold; keep only the caller's number."""
+        spellings = dict.fromkeys("".join(c for c in form if c.isdigit()) for form in phone.variants)
+        terms = " OR ".join(sosl_phrase(digits) for digits in spellings if digits)
+        sosl = f"FIND {{{terms}}} IN PHONE FIELDS RETURNING Contact({self._contact_select()}) LIMIT {limit}"
+        data = await self._json("GET", self._data("/search/"), params={"q": sosl}, operation="find_customers")
+        records = require(data, "searchRecords", self.vendor)
+        # A short spelling can also match another country's number that ends the same way.
+        return [r for r in records if any(self.matches_phone(r.get(f), phone) for f in ("Phone", "MobilePhone"))]
+
+    async def _contacts_by_email(self, email: str, limit: int) -> list[dict[str, Any]]:
+        """SOQL on Email (Salesforce compares it case-insensitively)."""
+        soql = f"SELECT {self._contact_select()} FROM Contact WHERE Email = {soql_quote(email)} LIMIT {limit}"
+        return await self._query(soql, "find_customers")
+
+    async def find_customers(self, *, phone: PhoneQuery | None, email: str | None, limit: int) -> list[Customer]:
+        """Contacts matching the phone or the email (both searches at once when both are given)."""
+        searches = []
+        if phone:
+            searches.append(self._contacts_by_phone(phone, limit))
+        if email:
+            searches.append(self._contacts_by_email(email, limit))
+        found: dict[str, Customer] = {}
+        for records in await asyncio.gather(*searches):
+            for record in records:
+                customer = self._customer(record)
+                found.setdefault(customer.id, customer)
+        return list(found.values())[:limit]
+
+    async def get_ticket(self, ticket_id: str) -> Ticket:
+        """`GET /sobjects/Case/{id}?fields=...`."""
+        data = await self._json(
+            "GET",
+            self._data(f"/sobjects/Case/{self.ticket_id(ticket_id)}"),
+            params={"fields": ",".join(CASE_FIELDS)},
+            operation="get_ticket",
+        )
+        return self._ticket(data)
+
+    async def _contact_of(self, ticket: TicketCreateRequest) -> dict[str, str]:
+        """ContactId when known (given, or found by phone or email), else the caller in the Web-to-Case fields."""
+        if ticket.customer_id:
+            return {"ContactId": self.customer_id(ticket.customer_id)}
+        region = self.ctx.settings.default_phone_region
+        caller = parse_phone(ticket.customer_phone, region) if ticket.customer_phone else None
+        if caller or ticket.customer_email:
+            found = await self.find_customers(phone=caller, email=ticket.customer_email, limit=1)
+            if found:
+                return {"ContactId": found[0].id}
+        supplied = {
+            "SuppliedName": ticket.customer_name,
+            "SuppliedEmail": ticket.customer_email,
+            "SuppliedPhone": caller.e164 if caller else None,
+        }
+        return {k: v for k, v in supplied.items() if v}
+
+    async def create_ticket(self, ticket: TicketCreateRequest, *, idempotency_key: str) -> Ticket:
+        """`POST /sobjects/Case` (201 `{"id","success","errors"}`), then the Case read back.
+
+        Salesforce takes no idempotency key, so the create is retried only where it cannot have arrived.
+        """
+        body: dict[str, Any] = {
+            "Subject": ticket.subject,
+            "Description": ticket.description,
+            "Origin": "Phone",  # the voice platform's calls
+            **self._case_fields(ticket.status, ticket.priority),
+            **await self._contact_of(ticket),
+        }
+        body.update({k: ticket.metadata[k] for k in CASE_METADATA_FIELDS if k in ticket.metadata})
+        data = await self._json(
+            "POST", self._data("/sobjects/Case"), json=body, idempotent=False, operation="create_ticket"
+        )
+        case_id = str(require(data, "id", self.vendor))
+        if not SALESFORCE_ID.match(case_id):
+            raise MalformedAnswer("the Salesforce create answer has no valid id", crm_type=self.vendor)
+        try:
+            return await self.get_ticket(case_id)
+        except CRMError:
+            # The Case exists: answer with what was sent rather than an error that invites a second create.
+            return self._ticket({**body, "Id": case_id, "Status": body.get("Status", "New")})
+
+    async def update_ticket(self, update: TicketUpdateRequest) -> Ticket:
+        """`PATCH /sobjects/Case/{id}` (204), a CaseComment for the comment, then the Case read back.
+
+        Cases have no tags, so `tags` is ignored. The PATCH goes first: a rejected change posts no comment.
+        """
+        case_id = self.ticket_id(update.ticket_id)
+        fields: dict[str, Any] = self._case_fields(update.status, update.priority)
+        if update.subject is not None:
+            fields["Subject"] = update.subject
+        if fields:
+            # Setting the same values again is harmless, so the PATCH may be retried.
+            path = self._data(f"/sobjects/Case/{case_id}")
+            await self._request("PATCH", path, json=fields, idempotent=True, operation="update_ticket")
+        comment_id = None
+        if update.comment:
+            comment = {"ParentId": case_id, "CommentBody": update.comment.body, "IsPublished": update.comment.public}
+            path = self._data("/sobjects/CaseComment")
+            data = await self._json("POST", path, json=comment, operation="update_ticket")
+            comment_id = require(data, "id", self.vendor)
+        ticket = await self.get_ticket(case_id)
+        if comment_id:
+            ticket.metadata["comment_id"] = comment_id
+        return ticket
+

@@ -1,0 +1,652 @@
+"""LiveChat emulator: the Agent and Customer Chat Web APIs (v3.6, RPC over POST) with a routing model.
+
+Agents have a routing status and a chat limit. A chat sent to a group goes to the free agent with the fewest
+chats, or waits in the group's queue (position and an estimated wait) when every agent is busy; a queued chat
+is assigned as soon as an agent frees up. Errors use LiveChat's `{"error": {"type", "message", "data"?}}`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from aiohttp import web
+
+from sandbox.core import Emulator, basic_credentials, bearer_token, json_response
+
+VERSIONS = ("v3.5", "v3.6", "v3.7")
+MESSAGE_LIMIT_BYTES = 16 * 1024
+EVENT_TYPES = ("message", "system_message", "custom", "rich_message", "file", "filled_form")
+
+# LiveChat error type -> (HTTP status, default message). The docs give no status per type; these follow the
+# SDKs' recorded answers (authentication 401) and HTTP sense for the rest.
+ERRORS: dict[str, tuple[int, str]] = {
+    "authentication": (401, "Invalid access token"),
+    "authorization": (403, "Authorization error"),
+    "validation": (400, "Wrong format of request"),
+    "unsupported_version": (400, "Cannot call unsupported API versions."),
+    "not_found": (404, "Not found"),
+    "group_not_found": (404, "Group not found"),
+    "too_many_requests": (429, "Too many requests"),
+    "group_offline": (400, "Group is offline"),
+    "agent_offline": (400, "Agent offline"),
+    "group_unavailable": (400, "No agent available for group"),
+    "chat_inactive": (400, "Chat is inactive"),
+    "misdirected_request": (421, "Wrong region"),
+    "internal": (500, "Internal server error"),
+    "service_unavailable": (503, "Service unavailable"),
+    "request_timeout": (504, "Request timed out"),
+}
+# Injected 5xx faults, answered as LiveChat says them.
+FAULT_ERRORS = {500: "internal", 503: "service_unavailable", 504: "request_timeout"}
+
+# Routing statuses (and the sandbox's shorthand) -> LiveChat's own.
+AGENT_STATUSES = {
+    "online": "accepting_chats",
+    "accepting_chats": "accepting_chats",
+    "not_accepting_chats": "not_accepting_chats",
+    "offline": "offline",
+}
+
+
+class LiveChatError(Exception):
+    """An answer in LiveChat's error envelope."""
+
+    def __init__(self, kind: str, message: str | None = None, data: dict[str, Any] | None = None) -> None:
+        """An error of this LiveChat type, with its default message unless one is given."""
+        super().__init__(kind)
+        self.kind, self.message, self.data = kind, message or ERRORS[kind][1], data
+
+    def response(self) -> web.Response:
+        """The error as LiveChat sends it."""
+        error: dict[str, Any] = {"type": self.kind, "message": self.message}
+        if self.data:
+            error["data"] = self.data
+        return json_response({"error": error}, status=ERRORS[self.kind][0])
+
+
+def now() -> str:
+    """LiveChat's timestamp format (microseconds, Z)."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def required(payload: dict[str, Any], key: str) -> Any:
+    """A field the method needs, or LiveChat's validation error naming it."""
+    if payload.get(key) in (None, "", [], {}):
+        raise LiveChatError("validation", f"`{key}` is required")
+    return payload[key]
+
+
+def secret_of(request: web.Request) -> tuple[str, str] | None:
+    """(requester id, token) from Basic `account_id:PAT` or a Bearer token."""
+    creds = basic_credentials(request)
+    if creds:
+        return creds
+    token = bearer_token(request)
+    return ("bearer-" + hashlib.sha256(token.encode()).hexdigest()[:12], token) if token else None
+
+
+class LiveChatEmulator(Emulator):
+    """Answers as `https://api.livechatinc.com/v3.6/...` does for the actions the handoff uses, and a few more."""
+
+    name = "livechat"
+
+    AGENT_ACTIONS = {
+        "start_chat": "agent_start_chat",
+        "send_event": "agent_send_event",
+        "tag_thread": "agent_tag_thread",
+        "transfer_chat": "agent_transfer_chat",
+        "get_chat": "agent_get_chat",
+        "list_chats": "agent_list_chats",
+        "list_agents_for_transfer": "agent_list_agents_for_transfer",
+        "deactivate_chat": "agent_deactivate_chat",
+        "create_customer": "agent_create_customer",
+    }
+    CUSTOMER_ACTIONS = {
+        "list_group_statuses": "customer_list_group_statuses",
+        "start_chat": "customer_start_chat",
+        "send_event": "customer_send_event",
+        "get_chat": "customer_get_chat",
+        "list_chats": "customer_list_chats",
+    }
+    CONFIGURATION_ACTIONS = {"list_groups": "configuration_list_groups", "list_agents": "configuration_list_agents"}
+
+    def reset(self) -> None:
+        """Seed: group 0 "General" with Sara Ahmed, accepting chats, at most 2 at a time; no chats."""
+        self.groups: dict[int, dict[str, Any]] = {0: {"id": 0, "name": "General", "language_code": "en"}}
+        self.agents: dict[str, dict[str, Any]] = {}
+        sara = {"agent_id": "sara@example.com", "name": "Sara Ahmed", "status": "accepting_chats", "max_chats": 2}
+        self._set_agent(sara)
+        self.customers: dict[str, dict[str, Any]] = {}
+        self.chats: dict[str, dict[str, Any]] = {}
+        self.queues: dict[int, list[str]] = {0: []}  # group -> chat ids waiting, oldest first
+        self.seconds_per_chat = 120  # queue estimate: each chat ahead takes this long per online agent
+        self._ids = itertools.count(1)
+
+    # --- wire behaviour -------------------------------------------------------------------------
+
+    def authenticate(self, request: web.Request) -> bool:
+        """Basic `account_id:PAT` or Bearer; the word `invalid` (or nothing) is refused."""
+        creds = secret_of(request)
+        return creds is not None and bool(creds[0]) and creds[1] not in ("", "invalid")
+
+    def unauthorized(self, request: web.Request) -> web.StreamResponse:
+        """LiveChat's 401: authentication, Invalid access token."""
+        return LiveChatError("authentication").response()
+
+    def not_found(self) -> web.StreamResponse:
+        """LiveChat's 404 for an unknown path."""
+        return LiveChatError("not_found").response()
+
+    def rate_limited(self, retry_after: int) -> web.StreamResponse:
+        """LiveChat's 429 too_many_requests envelope."""
+        # LiveChat documents no Retry-After; clients back off on their own.
+        return LiveChatError("too_many_requests").response()
+
+    def server_error(self, status: int) -> web.StreamResponse:
+        """An injected 5xx in LiveChat's envelope where LiveChat has a type for it."""
+        if status in FAULT_ERRORS:
+            return LiveChatError(FAULT_ERRORS[status]).response()
+        return web.Response(status=status, text="Bad Gateway")  # what a proxy in front would say
+
+    def add_routes(self, app: web.Application) -> None:
+        """The three Web APIs: agent, customer and configuration actions."""
+        app.router.add_post("/{version}/agent/action/{method}", self._agent)
+        app.router.add_post("/{version}/customer/action/{method}", self._customer)
+        app.router.add_post("/{version}/configuration/action/{method}", self._configuration)
+
+    async def _agent(self, request: web.Request) -> web.StreamResponse:
+        """POST /{version}/agent/action/{method}."""
+        return await self._dispatch(request, self.AGENT_ACTIONS)
+
+    async def _customer(self, request: web.Request) -> web.StreamResponse:
+        """POST /{version}/customer/action/{method}?organization_id=..."""
+        if not request.query.get("organization_id"):
+            return LiveChatError("validation", "`organization_id` is required").response()
+        return await self._dispatch(request, self.CUSTOMER_ACTIONS)
+
+    async def _configuration(self, request: web.Request) -> web.StreamResponse:
+        """POST /{version}/configuration/action/{method}."""
+        return await self._dispatch(request, self.CONFIGURATION_ACTIONS)
+
+    async def _dispatch(self, request: web.Request, actions: dict[str, str]) -> web.StreamResponse:
+        """Version, region and body checks, then the action; LiveChatError becomes its envelope."""
+        try:
+            if request.match_info["version"] not in VERSIONS:
+                raise LiveChatError("unsupported_version")
+            handler = actions.get(request.match_info["method"])
+            if handler is None:
+                raise LiveChatError("not_found", f"Method {request.match_info['method']!r} not found")
+            requester, token = secret_of(request) or ("", "")
+            region = token.partition(":")[0]
+            if region in ("dal", "fra") and request.headers.get("X-Region", "dal") != region:
+                raise LiveChatError("misdirected_request", data={"region": region})
+            try:
+                payload = await request.json() if await request.read() else {}
+            except ValueError:
+                raise LiveChatError("validation", "Request body is not valid JSON") from None
+            if not isinstance(payload, dict):
+                raise LiveChatError("validation", "Request body must be a JSON object")
+            return json_response(await getattr(self, handler)(payload, requester))
+        except LiveChatError as exc:
+            return exc.response()
+
+    # --- model ----------------------------------------------------------------------------------
+
+    def _id(self, prefix: str) -> str:
+        """A LiveChat-looking id: ten upper-case letters and digits."""
+        return (prefix + format(next(self._ids), "X").rjust(9, "0"))[:10]
+
+    def _set_agent(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Create or change an agent (routing status, chat limit, name, groups)."""
+        agent_id = str(required(payload, "agent_id"))
+        agent = self.agents.setdefault(
+            agent_id,
+            {
+                "id": agent_id,
+                "name": agent_id,
+                "status": "offline",
+                "max_chats": 2,
+                "group_ids": [0],
+                "job_title": "Support Agent",
+            },
+        )
+        if "status" in payload:
+            if payload["status"] not in AGENT_STATUSES:
+                raise web.HTTPBadRequest(text=f"status must be one of {sorted(AGENT_STATUSES)}")
+            agent["status"] = AGENT_STATUSES[payload["status"]]
+        for key in ("name", "max_chats", "group_ids"):
+            if key in payload:
+                agent[key] = payload[key]
+        return agent
+
+    def _active_chats(self, agent_id: str) -> int:
+        """How many active chats an agent has."""
+        return sum(1 for c in self.chats.values() if c["thread"]["active"] and c["thread"].get("agent_id") == agent_id)
+
+    def _group_agents(self, group_id: int, status: str = "accepting_chats") -> list[dict[str, Any]]:
+        """The group's agents with this routing status."""
+        return [a for a in self.agents.values() if group_id in a["group_ids"] and a["status"] == status]
+
+    def _free_agent(self, group_id: int) -> dict[str, Any] | None:
+        """The accepting agent with room and the fewest chats."""
+        free = [a for a in self._group_agents(group_id) if self._active_chats(a["id"]) < a["max_chats"]]
+        return min(free, key=lambda a: (self._active_chats(a["id"]), a["id"]), default=None)
+
+    def group_status(self, group_id: int) -> str:
+        """online (an agent has room), online_for_queue (all busy: chats queue), or offline."""
+        if not self._group_agents(group_id):
+            return "offline"
+        return "online" if self._free_agent(group_id) else "online_for_queue"
+
+    def _group(self, group_id: Any) -> int:
+        """A group id that exists, or group_not_found."""
+        if not isinstance(group_id, int) or group_id not in self.groups:
+            raise LiveChatError("group_not_found")
+        return group_id
+
+    def _chat(self, chat_id: Any, customer: str | None = None) -> dict[str, Any]:
+        """A chat by id (a customer sees only their own), or not_found."""
+        chat = self.chats.get(str(chat_id))
+        if not chat or (customer and chat["customer_id"] != customer):
+            raise LiveChatError("not_found", "Chat not found")
+        return chat
+
+    def _event(self, thread: dict[str, Any], event: Any, author: str, customer_side: bool) -> dict[str, Any]:
+        """Validate and store one event; a message's text may be at most 16 KB."""
+        if not isinstance(event, dict) or event.get("type") not in EVENT_TYPES:
+            raise LiveChatError("validation", f"`event.type` must be one of {', '.join(EVENT_TYPES)}")
+        if event["type"] == "message":
+            text = event.get("text")
+            if not isinstance(text, str) or not text:
+                raise LiveChatError("validation", "`event.text` is required")
+            if len(text.encode()) > MESSAGE_LIMIT_BYTES:
+                raise LiveChatError("validation", "`event.text` is too long (max 16 KB)")
+        visibility = "all" if customer_side else event.get("visibility", "all")
+        if visibility not in ("all", "agents"):
+            raise LiveChatError("validation", "`event.visibility` must be all or agents")
+        stored = {
+            **event,
+            "id": f"{thread['id']}_{len(thread['events']) + 1}",
+            "author_id": author,
+            "created_at": now(),
+            "visibility": visibility,
+        }
+        thread["events"].append(stored)
+        return stored
+
+    def _new_chat(
+        self, payload: dict[str, Any], customer_id: str, requester: str | None, customer_side: bool
+    ) -> dict[str, Any]:
+        """A chat with one active thread holding the initial events, in the requested group."""
+        chat_in = payload.get("chat") or {}
+        group_ids = (chat_in.get("access") or {}).get("group_ids") or [0]
+        group_id = self._group(group_ids[0])
+        continuous = bool(payload.get("continuous"))
+        if not continuous and self.group_status(group_id) == "offline":
+            raise LiveChatError("group_offline")
+        chat_id, thread_id = self._id("C"), self._id("T")
+        thread: dict[str, Any] = {
+            "id": thread_id,
+            "active": payload.get("active", True) is not False,
+            "user_ids": [customer_id] + ([requester] if requester else []),
+            "events": [],
+            "properties": (chat_in.get("thread") or {}).get("properties") or {},
+            "access": {"group_ids": [group_id]},
+            "tags": [],
+            "created_at": now(),
+            "agent_id": requester,  # an agent who starts a chat is in it; the customer side waits for routing
+        }
+        chat = {
+            "id": chat_id,
+            "customer_id": customer_id,
+            "access": {"group_ids": [group_id]},
+            "properties": chat_in.get("properties") or {},
+            "continuous": continuous,
+            "thread": thread,
+            "requesters": {requester} if requester else set(),
+        }
+        events = (chat_in.get("thread") or {}).get("events") or []
+        if not isinstance(events, list):
+            raise LiveChatError("validation", "`chat.thread.events` must be an array")
+        author = requester or customer_id
+        for event in events:  # all validated before the chat exists: a bad event creates nothing
+            self._event({"id": thread_id, "events": []}, event, author, customer_side)
+        for event in events:
+            self._event(thread, event, author, customer_side)
+        self.chats[chat_id] = chat
+        return chat
+
+    def _assign(self, chat: dict[str, Any], agent_id: str) -> None:
+        """Give the chat to an agent, taking it out of any queue."""
+        thread = chat["thread"]
+        for queue in self.queues.values():
+            if chat["id"] in queue:
+                queue.remove(chat["id"])
+        if thread.get("queued_at"):
+            thread["queues_duration"] = 0
+        thread.pop("queued_at", None)
+        thread["agent_id"] = agent_id
+        if agent_id not in thread["user_ids"]:
+            thread["user_ids"].append(agent_id)
+
+    def _enqueue(self, chat: dict[str, Any], group_id: int) -> None:
+        """Put the chat at the back of the group's queue."""
+        chat["thread"]["queued_at"] = now()
+        chat["thread"]["agent_id"] = None
+        queue = self.queues.setdefault(group_id, [])
+        if chat["id"] not in queue:
+            queue.append(chat["id"])
+
+    def _drain(self) -> None:
+        """Give waiting chats to agents who have room, oldest first."""
+        for group_id, queue in self.queues.items():
+            while queue and (agent := self._free_agent(group_id)):
+                self._assign(self.chats[queue[0]], agent["id"])
+
+    def _route(self, chat: dict[str, Any], group_id: int, ignore_availability: bool) -> None:
+        """Assign a free agent, else queue (when availability is ignored), else say why not."""
+        agent = self._free_agent(group_id)
+        if agent:
+            self._assign(chat, agent["id"])
+        elif ignore_availability:
+            self._enqueue(chat, group_id)
+        else:
+            raise LiveChatError("group_unavailable" if self._group_agents(group_id) else "group_offline")
+
+    # --- rendering --------------------------------------------------------------------------------
+
+    def _queue(self, chat: dict[str, Any]) -> dict[str, Any] | None:
+        """The thread's queue object (position, wait_time, queued_at) while it waits."""
+        thread = chat["thread"]
+        group_id = chat["access"]["group_ids"][0]
+        queue = self.queues.get(group_id, [])
+        if not thread["active"] or chat["id"] not in queue:
+            return None
+        position = queue.index(chat["id"]) + 1
+        agents = max(1, len(self._group_agents(group_id)))
+        wait = position * self.seconds_per_chat // agents
+        return {"position": position, "wait_time": wait, "queued_at": thread["queued_at"]}
+
+    def _thread(self, chat: dict[str, Any], customer_side: bool) -> dict[str, Any]:
+        """The thread as get_chat shows it; the customer side sees no agents-only events or tags."""
+        thread = chat["thread"]
+        out = {k: v for k, v in thread.items() if k not in ("agent_id", "queued_at")}
+        if customer_side:
+            out["events"] = [e for e in thread["events"] if e["visibility"] == "all"]
+            out.pop("tags", None)
+        queue = self._queue(chat)
+        if queue:
+            out["queue"] = queue
+        return out
+
+    def _users(self, chat: dict[str, Any], customer_side: bool) -> list[dict[str, Any]]:
+        """The chat's users: the customer and the agents in the thread."""
+        customer = self.customers.get(chat["customer_id"], {"id": chat["customer_id"]})
+        users: list[dict[str, Any]] = [{**customer, "type": "customer", "present": False}]
+        for user_id in chat["thread"]["user_ids"]:
+            if user_id == chat["customer_id"]:
+                continue
+            agent = self.agents.get(user_id, {"id": user_id, "name": user_id})
+            user = {"id": user_id, "type": "agent", "name": agent["name"], "present": True, "visibility": "all"}
+            if not customer_side:
+                user["email"] = user_id
+            users.append(user)
+        return users
+
+    def _summary(self, chat: dict[str, Any], customer_side: bool) -> dict[str, Any]:
+        """A chat summary as list_chats shows it."""
+        thread = self._thread(chat, customer_side)
+        last = {k: thread[k] for k in ("id", "created_at", "user_ids", "properties", "active", "access") if k in thread}
+        if "queue" in thread:
+            last["queue"] = thread["queue"]
+        messages = [e for e in thread["events"] if e["type"] == "message"]
+        summary = {
+            "id": chat["id"],
+            "last_thread_summary": last,
+            "users": self._users(chat, customer_side),
+            "access": chat["access"],
+            "properties": chat["properties"],
+            "last_event_per_type": {"message": {"thread_id": thread["id"], "event": messages[-1]}} if messages else {},
+        }
+        if not customer_side:
+            summary["last_thread_summary"]["tags"] = thread.get("tags", [])
+            summary["is_followed"] = False
+        return summary
+
+    def _chat_view(self, chat: dict[str, Any], customer_side: bool) -> dict[str, Any]:
+        """A chat as get_chat shows it."""
+        view = {
+            "id": chat["id"],
+            "thread": self._thread(chat, customer_side),
+            "users": self._users(chat, customer_side),
+            "access": chat["access"],
+            "properties": chat["properties"],
+        }
+        if not customer_side:
+            view["is_followed"] = False
+        return view
+
+    # --- Agent Chat API ----------------------------------------------------------------------------
+
+    async def agent_create_customer(self, payload: dict[str, Any], requester: str) -> Any:
+        """create_customer -> {customer_id}."""
+        email = payload.get("email")
+        if email is not None and (not isinstance(email, str) or "@" not in email):
+            raise LiveChatError("validation", "`email` is not a valid email")
+        fields = payload.get("session_fields") or []
+        if not isinstance(fields, list) or not all(isinstance(f, dict) and len(f) == 1 for f in fields):
+            raise LiveChatError("validation", "`session_fields` must be an array of one-key objects")
+        customer_id = str(uuid.uuid4())
+        self.customers[customer_id] = {
+            "id": customer_id,
+            "name": payload.get("name") or "",
+            **({"email": email} if email else {}),
+            "session_fields": fields,
+            "created_at": now(),
+        }
+        return {"customer_id": customer_id}
+
+    async def agent_start_chat(self, payload: dict[str, Any], requester: str) -> Any:
+        """start_chat -> {chat_id, thread_id, event_ids}; the requesting agent is in the chat."""
+        users = (payload.get("chat") or {}).get("users") or []
+        customers = [u.get("id") for u in users if isinstance(u, dict) and u.get("type") == "customer"]
+        if len(customers) > 1:
+            raise LiveChatError("validation", "Only one customer is allowed in a chat")
+        customer_id = customers[0] if customers else None
+        if customer_id is not None and customer_id not in self.customers:
+            raise LiveChatError("not_found", "Customer not found")
+        chat = self._new_chat(payload, customer_id or "", requester, customer_side=False)
+        thread = chat["thread"]
+        return {"chat_id": chat["id"], "thread_id": thread["id"], "event_ids": [e["id"] for e in thread["events"]]}
+
+    async def agent_send_event(self, payload: dict[str, Any], requester: str) -> Any:
+        """send_event -> {event_id}; an inactive chat takes events only with attach_to_last_thread."""
+        chat = self._chat(required(payload, "chat_id"))
+        if not chat["thread"]["active"] and not payload.get("attach_to_last_thread"):
+            raise LiveChatError("chat_inactive")
+        return {"event_id": self._event(chat["thread"], required(payload, "event"), requester, False)["id"]}
+
+    async def agent_tag_thread(self, payload: dict[str, Any], requester: str) -> Any:
+        """tag_thread -> {}."""
+        chat = self._chat(required(payload, "chat_id"))
+        if chat["thread"]["id"] != required(payload, "thread_id"):
+            raise LiveChatError("not_found", "Thread not found")
+        tag = required(payload, "tag")
+        if not isinstance(tag, str):
+            raise LiveChatError("validation", "`tag` must be a string")
+        if tag not in chat["thread"]["tags"]:
+            chat["thread"]["tags"].append(tag)
+        return {}
+
+    async def agent_transfer_chat(self, payload: dict[str, Any], requester: str) -> Any:
+        """transfer_chat -> {}: to an agent, or to a group's free agent or its queue."""
+        chat = self._chat(required(payload, "id"))
+        thread = chat["thread"]
+        if not thread["active"]:
+            raise LiveChatError("chat_inactive")
+        target = payload.get("target") or {"type": "group", "ids": chat["access"]["group_ids"]}
+        ids = target.get("ids") if isinstance(target, dict) else None
+        if not isinstance(target, dict) or target.get("type") not in ("group", "agent") or not ids:
+            raise LiveChatError("validation", "`target` must be {type: group|agent, ids: [...]}")
+        ignore = bool(payload.get("ignore_agents_availability"))
+        if target["type"] == "agent":
+            agent = self.agents.get(str(ids[0]))
+            if agent is None:
+                raise LiveChatError("not_found", "Agent not found")
+            if agent["status"] != "accepting_chats" and not ignore:
+                raise LiveChatError("agent_offline")
+            group_id = agent["group_ids"][0] if agent["group_ids"] else chat["access"]["group_ids"][0]
+        else:
+            group_id = self._group(ids[0])
+            current = thread.get("agent_id")
+            if chat["access"]["group_ids"] == [group_id] and (
+                current in self.agents and group_id in self.agents[current]["group_ids"] or self._queue(chat)
+            ):
+                return {}  # already with an agent of, or waiting in, that group: a repeat changes nothing
+        previous = [u for u in thread["user_ids"] if u != chat["customer_id"]]
+        if target["type"] == "agent":
+            self._assign(chat, agent["id"])
+        else:
+            self._route(chat, group_id, ignore)
+        # The transfer hands the chat over: whoever had it (the requester, another agent) leaves the thread.
+        keep = thread.get("agent_id")
+        thread["user_ids"] = [u for u in thread["user_ids"] if u not in previous or u == keep]
+        chat["access"] = {"group_ids": [group_id]}
+        thread["access"] = {"group_ids": [group_id]}
+        self._drain()
+        return {}
+
+    async def agent_get_chat(self, payload: dict[str, Any], requester: str) -> Any:
+        """get_chat -> the chat with its latest thread."""
+        chat = self._chat(required(payload, "chat_id"))
+        if payload.get("thread_id") not in (None, chat["thread"]["id"]):
+            raise LiveChatError("not_found", "Thread not found")
+        return self._chat_view(chat, customer_side=False)
+
+    async def agent_list_chats(self, payload: dict[str, Any], requester: str) -> Any:
+        """list_chats -> {chats_summary, found_chats}."""
+        filters = payload.get("filters") or {}
+        chats = [c for c in self.chats.values() if filters.get("include_active", True) or not c["thread"]["active"]]
+        if filters.get("group_ids"):
+            chats = [c for c in chats if c["access"]["group_ids"][0] in filters["group_ids"]]
+        if payload.get("sort_order", "desc") == "desc":
+            chats.reverse()
+        limit = min(int(payload.get("limit") or 10), 100)
+        return {"chats_summary": [self._summary(c, False) for c in chats[:limit]], "found_chats": len(chats)}
+
+    async def agent_list_agents_for_transfer(self, payload: dict[str, Any], requester: str) -> Any:
+        """list_agents_for_transfer -> [{agent_id, total_active_chats}]."""
+        chat = self._chat(required(payload, "chat_id"))
+        group_id = chat["access"]["group_ids"][0]
+        return [
+            {"agent_id": a["id"], "total_active_chats": self._active_chats(a["id"])}
+            for a in self._group_agents(group_id)
+            if a["id"] not in chat["thread"]["user_ids"]
+        ]
+
+    async def agent_deactivate_chat(self, payload: dict[str, Any], requester: str) -> Any:
+        """deactivate_chat -> {}; the agent's slot goes to the next queued chat."""
+        chat = self._chat(required(payload, "id"))
+        if not chat["thread"]["active"]:
+            raise LiveChatError("chat_inactive")
+        chat["thread"]["active"] = False
+        for queue in self.queues.values():
+            if chat["id"] in queue:
+                queue.remove(chat["id"])
+        self._drain()  # the agent has room again
+        return {}
+
+    # --- Customer Chat API ---------------------------------------------------------------------------
+
+    def _customer_id(self, requester: str) -> str:
+        """The customer a token belongs to, created on first use as LiveChat does at login."""
+        self.customers.setdefault(requester, {"id": requester, "name": "", "session_fields": [], "created_at": now()})
+        return requester
+
+    async def customer_list_group_statuses(self, payload: dict[str, Any], requester: str) -> Any:
+        """list_group_statuses -> {groups: {id: online|online_for_queue|offline}}."""
+        if payload.get("all"):
+            ids = sorted(self.groups)
+        elif isinstance(payload.get("group_ids"), list) and payload["group_ids"]:
+            ids = [self._group(g) for g in payload["group_ids"]]
+        else:
+            raise LiveChatError("validation", "`all` or `group_ids` is required")
+        return {"groups": {str(g): self.group_status(g) for g in ids}}
+
+    async def customer_start_chat(self, payload: dict[str, Any], requester: str) -> Any:
+        """start_chat as the customer: routed at once to a free agent or the queue."""
+        customer_id = self._customer_id(requester)
+        chat = self._new_chat(payload, customer_id, None, customer_side=True)
+        # A customer's chat is routed at once: to a free agent, else into the queue.
+        self._route(chat, chat["access"]["group_ids"][0], ignore_availability=True)
+        thread = chat["thread"]
+        return {"chat_id": chat["id"], "thread_id": thread["id"], "event_ids": [e["id"] for e in thread["events"]]}
+
+    async def customer_send_event(self, payload: dict[str, Any], requester: str) -> Any:
+        """send_event as the customer (always visible to all)."""
+        chat = self._chat(required(payload, "chat_id"), customer=self._customer_id(requester))
+        if not chat["thread"]["active"]:
+            raise LiveChatError("chat_inactive")
+        return {"event_id": self._event(chat["thread"], required(payload, "event"), chat["customer_id"], True)["id"]}
+
+    async def customer_get_chat(self, payload: dict[str, Any], requester: str) -> Any:
+        """get_chat as the customer."""
+        chat = self._chat(required(payload, "chat_id"), customer=self._customer_id(requester))
+        return self._chat_view(chat, customer_side=True)
+
+    async def customer_list_chats(self, payload: dict[str, Any], requester: str) -> Any:
+        """list_chats as the customer -> {chats_summary, total_chats}."""
+        customer_id = self._customer_id(requester)
+        chats = [c for c in self.chats.values() if c["customer_id"] == customer_id]
+        return {"chats_summary": [self._summary(c, True) for c in reversed(chats)], "total_chats": len(chats)}
+
+    # --- Configuration API ----------------------------------------------------------------------------
+
+    async def configuration_list_groups(self, payload: dict[str, Any], requester: str) -> Any:
+        """list_groups, with routing_status and agent_priorities when asked for."""
+        fields = payload.get("fields") or []
+        groups = []
+        for group in self.groups.values():
+            out = dict(group)
+            if "routing_status" in fields:
+                out["routing_status"] = "offline" if self.group_status(group["id"]) == "offline" else "accepting_chats"
+            if "agent_priorities" in fields:
+                members = [a["id"] for a in self.agents.values() if group["id"] in a["group_ids"]]
+                out["agent_priorities"] = dict.fromkeys(members, "normal")
+            groups.append(out)
+        return groups
+
+    async def configuration_list_agents(self, payload: dict[str, Any], requester: str) -> Any:
+        """list_agents."""
+        return [
+            {
+                "id": a["id"],
+                "name": a["name"],
+                "job_title": a["job_title"],
+                "login_status": a["status"].replace("_", " ") if a["status"] != "offline" else "not accepting chats",
+                "max_chats_count": a["max_chats"],
+                "role": "agent",
+            }
+            for a in self.agents.values()
+        ]
+
+    # --- sandbox controls --------------------------------------------------------------------------------
+
+    def control(self, action: str, payload: dict[str, Any]) -> Any:
+        """set_agent {agent_id, status?, max_chats?, name?, group_ids?}; set_queue {seconds_per_chat}; chats."""
+        if action == "set_agent":
+            if not payload.get("agent_id"):
+                raise web.HTTPBadRequest(text="agent_id is required")
+            agent = self._set_agent(payload)
+            self._drain()
+            return {**agent, "active_chats": self._active_chats(agent["id"])}
+        if action == "set_queue":
+            self.seconds_per_chat = int(payload.get("seconds_per_chat", self.seconds_per_chat))
+            return {"seconds_per_chat": self.seconds_per_chat}
+        if action == "chats":  # what an operator would see in the agent app, for tests
+            return [self._chat_view(c, customer_side=False) for c in self.chats.values()]
+        return super().control(action, payload)
