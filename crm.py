@@ -49,6 +49,11 @@ class CRMFactory:
         return connector
 
 
-CONNECTORS: tuple[type[BaseCRMConnector], ...] = (FreshdeskConnector, HubSpotConnector, SalesforceConnector, ZendeskConnector)
+CONNECTORS: tuple[type[BaseCRMConnector], ...] = (
+    FreshdeskConnector,
+    HubSpotConnector,
+    SalesforceConnector,
+    ZendeskConnector,
+)
 for _connector in CONNECTORS:
     CRMFactory.register(_connector)

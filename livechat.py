@@ -10,7 +10,6 @@ take it, or LiveChat keeps failing, the call becomes a ticket in HANDOFF_FALLBAC
 from __future__ import annotations
 
 import asyncio
-import base64
 import dataclasses
 import logging
 import re
@@ -31,6 +30,7 @@ from connectors.http import (
     UpstreamConnector,
     UpstreamResponse,
     VendorConfig,
+    basic_auth,
 )
 from crm import CRMFactory
 from errors import (
@@ -62,7 +62,7 @@ from models import (
 )
 from observability import log_event, request_fields_var
 from phone import parse_phone
-from server import ERROR_RESPONSES, Context, IdempotencyKey, Store, with_create_outcome, within_deadline
+from deps import ERROR_RESPONSES, Context, IdempotencyKey, Store, with_create_outcome, within_deadline
 
 T = TypeVar("T")
 
@@ -365,8 +365,7 @@ class LiveChatConnector(UpstreamConnector):
         assert self.config.api_key
         token = self.config.api_key.get_secret_value()
         if self.config.account_id:
-            pair = base64.b64encode(f"{self.config.account_id}:{token}".encode()).decode()
-            headers = {"Authorization": f"Basic {pair}"}
+            headers = basic_auth(self.config.account_id, token)
         else:
             headers = {"Authorization": f"Bearer {token}"}
         if self.region:

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from connectors.http import UpstreamConnector
 from errors import InvalidRequest, MalformedAnswer
-from models import Customer, Ticket, TicketCreateRequest, TicketUpdateRequest
+from models import Customer, Ticket, TicketCreateRequest, TicketPriority, TicketStatus, TicketUpdateRequest
 from phone import PhoneQuery, to_e164
 
 NUMERIC_ID = re.compile(r"^\d{1,20}$")
@@ -53,6 +53,23 @@ class BaseCRMConnector(UpstreamConnector, ABC):
     def matches_phone(self, stored: str | None, phone: PhoneQuery) -> bool:
         """Whether a stored number is the caller's, whatever spelling the CRM kept."""
         return self.e164(stored) == phone.e164
+
+    @staticmethod
+    def ticket_changes(
+        update: TicketUpdateRequest,
+        *,
+        fields: Mapping[str, str],
+        status: Mapping[TicketStatus, Any],
+        priority: Mapping[TicketPriority, Any],
+    ) -> dict[str, Any]:
+        """What an update sets, in the vendor's field names (`fields`) and codes (tables); fields it lacks are left out."""
+        values = {
+            "status": status[update.status] if update.status else None,
+            "priority": priority[update.priority] if update.priority else None,
+            "subject": update.subject,
+            "tags": update.tags,
+        }
+        return {fields[name]: value for name, value in values.items() if value is not None and name in fields}
 
     @abstractmethod
     async def get_customer(self, customer_id: str) -> Customer:

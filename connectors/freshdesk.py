@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import html
 from typing import Any, ClassVar
 
@@ -11,7 +10,7 @@ from pydantic import SecretStr
 
 from connectors.base import BaseCRMConnector, require
 from connectors.hosts import check_dns_label
-from connectors.http import UpstreamResponse, VendorConfig
+from connectors.http import UpstreamResponse, VendorConfig, basic_auth
 from errors import MalformedAnswer, NotFound, ValidationFailed
 from models import (
     Customer,
@@ -59,6 +58,7 @@ SOURCE_NAMES: dict[int, str] = {
     9: "feedback_widget",
     10: "outbound_email",
 }
+UPDATE_FIELDS: dict[str, str] = {"status": "status", "priority": "priority", "subject": "subject", "tags": "tags"}
 PHONE_FIELDS = ("phone", "mobile")  # Freshdesk keeps these apart; a caller may be stored under either
 # What an answer without a JSON body means (Freshdesk's 404 and 429 usually have none).
 BODYLESS_MESSAGES: dict[int, str] = {
@@ -100,8 +100,7 @@ class FreshdeskConnector(BaseCRMConnector):
 
     async def _auth_headers(self) -> dict[str, str]:
         """Basic `{api_key}:X`: Freshdesk ignores the password when the user part is an API key."""
-        pair = f"{self.config.api_key.get_secret_value()}:X"
-        return {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
+        return basic_auth(self.config.api_key.get_secret_value(), "X")
 
     def _error_detail(self, response: UpstreamResponse) -> tuple[str, Any]:
         """400 `{"description","errors":[{field,message,code}]}`; others `{"code","message"}`; 404 often empty.
@@ -305,15 +304,9 @@ class FreshdeskConnector(BaseCRMConnector):
         a harmless PUT; the note, like a create, is re-sent only where Freshdesk cannot have received it.
         """
         path = f"/api/v2/tickets/{self.ticket_id(update.ticket_id)}"
-        changes: dict[str, Any] = {}
-        if update.status:
-            changes["status"] = STATUS_TO_FRESHDESK[update.status]
-        if update.priority:
-            changes["priority"] = PRIORITY_TO_FRESHDESK[update.priority]
-        if update.subject is not None:
-            changes["subject"] = update.subject
-        if update.tags is not None:
-            changes["tags"] = update.tags
+        changes = self.ticket_changes(
+            update, fields=UPDATE_FIELDS, status=STATUS_TO_FRESHDESK, priority=PRIORITY_TO_FRESHDESK
+        )
         data = None
         if changes:
             data = await self._json("PUT", path, json=changes, idempotent=True, operation="update_ticket")

@@ -6,6 +6,7 @@ Retries (tenacity) key off the error types in errors.py; the whole service reque
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -98,6 +99,11 @@ class VendorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     base_url: str | None = None
+
+
+def basic_auth(user: str, password: str) -> dict[str, str]:
+    """An HTTP Basic Authorization header."""
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
 
 def parse_retry_after(value: str | None) -> float | None:

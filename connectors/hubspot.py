@@ -74,6 +74,9 @@ def associated_ids(record: dict[str, Any], kind: str) -> list[str]:
     return list(dict.fromkeys(str(r["id"]) for r in results if isinstance(r, dict) and r.get("id") is not None))
 
 
+# Our update fields -> HubSpot ticket properties.
+UPDATE_PROPERTIES: dict[str, str] = {"status": "hs_pipeline_stage", "priority": "hs_ticket_priority", "subject": "subject"}
+
 class HubSpotConfig(VendorConfig):
     """`api_key`: a private-app or OAuth access token (alias `access_token`); the portal's ticket pipeline."""
 
@@ -369,13 +372,10 @@ class HubSpotConnector(BaseCRMConnector):
 
         HubSpot notes are internal: this API has no public reply, so `public` is only recorded in metadata.
         """
-        properties: dict[str, str] = {}
-        if update.status:
-            properties["hs_pipeline_stage"] = self.stage_for[update.status]
-        if update.priority:
-            properties["hs_ticket_priority"] = PRIORITY_TO_HUBSPOT[update.priority]
-        if update.subject is not None:
-            properties["subject"] = update.subject
+        # HubSpot tickets have no tags, so `tags` has no field here.
+        properties = self.ticket_changes(
+            update, fields=UPDATE_PROPERTIES, status=self.stage_for, priority=PRIORITY_TO_HUBSPOT
+        )
         if not properties and update.comment is None:
             message = "HubSpot tickets have no tags; give status, priority, subject or comment"
             raise InvalidRequest(message, crm_type=self.vendor)

@@ -17,6 +17,7 @@ from errors import (
     AuthFailed,
     CRMError,
     InvalidConfig,
+    InvalidRequest,
     MalformedAnswer,
     NotFound,
     RateLimited,
@@ -517,6 +518,9 @@ class SalesforceConnector(BaseCRMConnector):
         fields: dict[str, Any] = self._case_fields(update.status, update.priority)
         if update.subject is not None:
             fields["Subject"] = update.subject
+        if not fields and update.comment is None:
+            message = "Salesforce Cases have no tags; give status, priority, subject or comment"
+            raise InvalidRequest(message, crm_type=self.vendor)
         if fields:
             # Setting the same values again is harmless, so the PATCH may be retried.
             path = self._data(f"/sobjects/Case/{case_id}")

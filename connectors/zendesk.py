@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 from typing import Any, ClassVar
 
 from pydantic import SecretStr, model_validator
 
 from connectors.base import BaseCRMConnector, require
 from connectors.hosts import check_dns_label
-from connectors.http import UpstreamResponse, VendorConfig
+from connectors.http import UpstreamResponse, VendorConfig, basic_auth
 from errors import InvalidConfig
 from models import (
     Customer,
@@ -53,6 +52,9 @@ PRIORITY_TO_ZENDESK: dict[TicketPriority, str] = {
     TicketPriority.urgent: "urgent",
 }
 
+# Our update fields -> Zendesk's (the same names; tags replace the ticket's tags).
+UPDATE_FIELDS: dict[str, str] = {"status": "status", "priority": "priority", "subject": "subject", "tags": "tags"}
+
 
 class ZendeskConfig(VendorConfig):
     """`subdomain` plus either `email` + `api_token` (Basic) or `oauth_token` (Bearer)."""
@@ -91,8 +93,7 @@ class ZendeskConnector(BaseCRMConnector):
         if self.config.oauth_token:
             return {"Authorization": f"Bearer {self.config.oauth_token.get_secret_value()}"}
         assert self.config.email and self.config.api_token
-        pair = f"{self.config.email}/token:{self.config.api_token.get_secret_value()}"
-        return {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
+        return basic_auth(f"{self.config.email}/token", self.config.api_token.get_secret_value())
 
     def _error_detail(self, response: UpstreamResponse) -> tuple[str, Any]:
         """Zendesk errors: `{"error": "RecordNotFound", "description": ..., "details": {...}}`."""
@@ -257,15 +258,7 @@ class ZendeskConnector(BaseCRMConnector):
 
     async def update_ticket(self, update: TicketUpdateRequest) -> Ticket:
         """`PUT /tickets/{id}.json`; a comment with public false is an internal note."""
-        body: dict[str, Any] = {}
-        if update.status:
-            body["status"] = STATUS_TO_ZENDESK[update.status]
-        if update.priority:
-            body["priority"] = PRIORITY_TO_ZENDESK[update.priority]
-        if update.subject is not None:
-            body["subject"] = update.subject
-        if update.tags is not None:
-            body["tags"] = update.tags
+        body = self.ticket_changes(update, fields=UPDATE_FIELDS, status=STATUS_TO_ZENDESK, priority=PRIORITY_TO_ZENDESK)
         if update.comment:
             body["comment"] = {"body": update.comment.body, "public": update.comment.public}
         data = await self._json(

@@ -9,13 +9,20 @@ from sandbox.livechat import LiveChatEmulator
 from sandbox.salesforce import SalesforceEmulator
 from sandbox.zendesk import ZendeskEmulator
 
-EMULATORS: tuple[type[Emulator], ...] = (FreshdeskEmulator, HubSpotEmulator, LiveChatEmulator, SalesforceEmulator, ZendeskEmulator)
+EMULATORS: tuple[type[Emulator], ...] = (
+    FreshdeskEmulator,
+    HubSpotEmulator,
+    LiveChatEmulator,
+    SalesforceEmulator,
+    ZendeskEmulator,
+)
 
 # Credentials the sandbox-mode service uses when neither the environment nor the request gives any.
 # The emulators accept any credential except the word `invalid`.
 SANDBOX_CREDENTIALS: dict[str, dict[str, str]] = {
     "freshdesk": {"domain": "sandbox.freshdesk.com", "api_key": "sandbox-key"},
-    "hubspot": {"api_key": "sandbox-token"},
+    # The portal has a custom contact property customer_tier (HubSpot has no built-in tier).
+    "hubspot": {"api_key": "sandbox-token", "tier_property": "customer_tier"},
     # A personal access token (Basic account_id:token); license_id stands for the organization id.
     "livechat": {"license_id": "sandbox-organization", "account_id": "voice-bot@example.com", "api_key": "sandbox-pat"},
     # The client-credentials flow runs against the emulator's token endpoint; the org has Account.Tier__c.

@@ -118,6 +118,16 @@ class Sleeps:
         self.calls.append(seconds)
 
 
+def sent(mock_http: aioresponses, method: str, url_prefix: str) -> list[Any]:
+    """The calls aioresponses saw for a method and URL prefix, in order."""
+    return [
+        call
+        for (m, url), calls in mock_http.requests.items()
+        if m == method and str(url).startswith(url_prefix)
+        for call in calls
+    ]
+
+
 @pytest.fixture
 def sleeps() -> Sleeps:
     return Sleeps()

@@ -28,6 +28,7 @@ from errors import (
 )
 from models import TicketCreateRequest, TicketPriority, TicketStatus, TicketUpdateRequest
 from phone import parse_phone
+from tests.conftest import sent
 
 BASE = "https://acme.freshdesk.com/api/v2"
 CONFIG = {"domain": "acme.freshdesk.com", "api_key": "key123"}
@@ -42,14 +43,6 @@ def freshdesk(make_context):
     return build
 
 
-def sent(mock_http, method: str, url_prefix: str):
-    """The requests aioresponses saw for a method and URL prefix, in order."""
-    return [
-        call
-        for (m, url), calls in mock_http.requests.items()
-        if m == method and str(url).startswith(url_prefix)
-        for call in calls
-    ]
 
 
 def body_of(call) -> dict:

@@ -27,6 +27,7 @@ from errors import (
 )
 from models import TicketCreateRequest, TicketPriority, TicketStatus, TicketUpdateRequest
 from phone import parse_phone
+from tests.conftest import sent
 
 BASE = "https://api.hubapi.com/crm/v3/objects"
 CONFIG = {"api_key": "pat-na1-secret"}
@@ -51,14 +52,6 @@ def hubspot(make_context):
     return build
 
 
-def sent(mock_http, method: str, url_prefix: str):
-    """The requests aioresponses saw for a method and URL prefix."""
-    return [
-        call
-        for (m, url), calls in mock_http.requests.items()
-        if m == method and str(url).startswith(url_prefix)
-        for call in calls
-    ]
 
 
 def body_of(call) -> dict:

@@ -23,6 +23,7 @@ from errors import (
 )
 from models import TicketCreateRequest, TicketPriority, TicketStatus, TicketUpdateRequest
 from phone import parse_phone
+from tests.conftest import sent
 
 INSTANCE = "https://acme.my.salesforce.com"
 API = f"{INSTANCE}/services/data/v62.0"
@@ -66,9 +67,6 @@ def salesforce(make_context):
     return build
 
 
-def sent(mock_http, method: str, url_prefix: str):
-    """The requests aioresponses saw for a method and URL prefix, in order."""
-    return [c for (m, url), calls in mock_http.requests.items() if m == method and str(url).startswith(url_prefix) for c in calls]
 
 
 def auth_of(call) -> str:

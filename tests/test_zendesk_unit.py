@@ -6,12 +6,12 @@ import base64
 import re
 
 import pytest
-from aioresponses import CallbackResult
 
 from connectors.zendesk import ZendeskConnector
 from errors import AuthFailed, InvalidConfig, InvalidRequest, MalformedAnswer, NotFound, RateLimited, UpstreamUnavailable, ValidationFailed
 from models import TicketCreateRequest, TicketPriority, TicketStatus, TicketUpdateRequest
 from phone import parse_phone
+from tests.conftest import sent
 
 BASE = "https://acme.zendesk.com/api/v2"
 CONFIG = {"subdomain": "acme", "email": "agent@acme.com", "api_token": "tok123"}
@@ -25,9 +25,6 @@ def zendesk(make_context):
     return build
 
 
-def sent(mock_http, method: str, url_prefix: str):
-    """The requests aioresponses saw for a method and URL prefix."""
-    return [call for (m, url), calls in mock_http.requests.items() if m == method and str(url).startswith(url_prefix) for call in calls]
 
 
 async def test_basic_auth_uses_email_slash_token(zendesk, mock_http):
