@@ -31,8 +31,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def connector_context(request: Request) -> ConnectorContext:
-    """Everything a connector needs for this request, with a fresh deadline."""
+async def connector_context(request: Request) -> ConnectorContext:
+    """Everything a connector needs for this request, with a fresh deadline (async: no thread-pool hop)."""
     state = request.app.state
     return ConnectorContext(
         session=state.http,
@@ -44,7 +44,7 @@ def connector_context(request: Request) -> ConnectorContext:
     )
 
 
-def idempotency_store(request: Request) -> IdempotencyStore:
+async def idempotency_store(request: Request) -> IdempotencyStore:
     """The process's idempotency store."""
     return request.app.state.idempotency
 

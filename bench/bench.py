@@ -17,10 +17,13 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
+from itertools import count
 from typing import Any
 
 import aiohttp
 
+CALL_IDS = count()
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -31,7 +34,7 @@ class Operation:
 
     name: str
     path: str
-    body: dict[str, Any]
+    body: dict[str, Any] | Callable[[], dict[str, Any]]  # a callable gives each request its own body
     direct: tuple[str, str] | None = None  # (vendor, path under the emulator) for a GET
 
 
@@ -45,6 +48,22 @@ OPERATIONS: tuple[Operation, ...] = (
               ("zendesk", "/api/v2/users/search.json?query=phone:*501234567&include=organizations")),
     Operation("zendesk create_ticket", "/crm/ticket/create",
               {"crm_type": "zendesk", "subject": "Bench", "description": "benchmark ticket", "customer_id": "1001"}),
+    Operation("salesforce get_customer (SOQL + Account)", "/crm/customer",
+              {"crm_type": "salesforce", "customer_id": "003000000000001AAA"}),
+    Operation("salesforce find by phone (SOSL)", "/crm/customer/search",
+              {"crm_type": "salesforce", "phone": "+971 50 123 4567"}),
+    Operation("hubspot get_customer (+ deals batch)", "/crm/customer", {"crm_type": "hubspot", "customer_id": "12345"}),
+    Operation("hubspot find by phone", "/crm/customer/search", {"crm_type": "hubspot", "phone": "+971 50 123 4567"}),
+    Operation("freshdesk get_ticket", "/crm/ticket", {"crm_type": "freshdesk", "ticket_id": "54321"}),
+    Operation("freshdesk find by phone", "/crm/customer/search", {"crm_type": "freshdesk", "phone": "+971 50 123 4567"}),
+    Operation("livechat handoff (6 LiveChat calls)", "/handoff/create", lambda: {
+        "chat_type": "livechat",
+        "context": {"call_id": f"bench-{next(CALL_IDS)}", "customer_name": "Ahmed Al-Mansoori",
+                    "customer_email": "ahmed@example.ae", "reason": "customer_request", "urgency": "medium",
+                    "transcript": [{"role": "user", "text": "I need help with my order"},
+                                   {"role": "bot", "text": "What's your order number?"},
+                                   {"role": "user", "text": "ORD12345"}]},
+    }),
 )
 
 
@@ -70,7 +89,8 @@ async def measure(session: aiohttp.ClientSession, method: str, url: str, body: A
     async def worker() -> None:
         for _ in queue:
             started = time.perf_counter()
-            async with session.request(method, url, json=body if method == "POST" else None, headers=headers) as r:
+            payload = body() if callable(body) else body
+            async with session.request(method, url, json=payload if method == "POST" else None, headers=headers) as r:
                 await r.read()
                 if r.status >= 300:
                     raise RuntimeError(f"{url} answered {r.status}")
