@@ -31,6 +31,7 @@ from connectors.http import (
     UpstreamResponse,
     VendorConfig,
     basic_auth,
+    bearer_auth,
 )
 from crm import CRMFactory
 from errors import (
@@ -367,7 +368,7 @@ class LiveChatConnector(UpstreamConnector):
         if self.config.account_id:
             headers = basic_auth(self.config.account_id, token)
         else:
-            headers = {"Authorization": f"Bearer {token}"}
+            headers = bearer_auth(token)
         if self.region:
             headers["X-Region"] = self.region
         return headers

@@ -106,6 +106,11 @@ def basic_auth(user: str, password: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
 
+def bearer_auth(token: str) -> dict[str, str]:
+    """An OAuth (or private-app token) Bearer Authorization header."""
+    return {"Authorization": f"Bearer {token}"}
+
+
 def parse_retry_after(value: str | None) -> float | None:
     """Retry-After in seconds (vendors here send delta-seconds; an HTTP date is treated as unknown)."""
     if not value:

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from connectors.base import BaseCRMConnector, require
-from connectors.http import ConnectorContext, UpstreamResponse, VendorConfig, parse_retry_after
+from connectors.http import ConnectorContext, UpstreamResponse, VendorConfig, bearer_auth, parse_retry_after
 from errors import InvalidRequest
 from models import (
     Customer,
@@ -129,7 +129,7 @@ class HubSpotConnector(BaseCRMConnector):
 
     async def _auth_headers(self) -> dict[str, str]:
         """Bearer with the private-app or OAuth token (HubSpot retired `hapikey` API keys in 2022)."""
-        return {"Authorization": f"Bearer {self.config.api_key.get_secret_value()}"}
+        return bearer_auth(self.config.api_key.get_secret_value())
 
     def _error_detail(self, response: UpstreamResponse) -> tuple[str, Any]:
         """HubSpot errors: `{"status":"error","message","correlationId","category","errors"?}`; a 404 may be empty.

@@ -12,7 +12,7 @@ from pydantic import SecretStr, field_validator, model_validator
 
 from connectors.base import BaseCRMConnector, require
 from connectors.hosts import check_vendor_url
-from connectors.http import UpstreamResponse, VendorConfig
+from connectors.http import UpstreamResponse, VendorConfig, bearer_auth
 from errors import (
     AuthFailed,
     CRMError,
@@ -154,10 +154,6 @@ def error_text(error: Mapping[str, Any]) -> str:
     message = error.get("message") or error.get("error_description")
     return ": ".join(str(part) for part in (code, message) if part)
 
-
-def bearer(token: str) -> dict[str, str]:
-    """The Authorization header for an access token."""
-    return {"Authorization": f"Bearer {token}"}
 
 
 @dataclass
@@ -302,12 +298,12 @@ class SalesforceConnector(BaseCRMConnector):
         """
         token = await self._current_token()
         try:
-            return await super()._request(method, path, headers={**(headers or {}), **bearer(token)}, **kwargs)
+            return await super()._request(method, path, headers={**(headers or {}), **bearer_auth(token)}, **kwargs)
         except SessionExpired:
             if self._grant() is None:
                 raise  # a bare access_token cannot be renewed
         token = await self._renewed_token(token)
-        return await super()._request(method, path, headers={**(headers or {}), **bearer(token)}, **kwargs)
+        return await super()._request(method, path, headers={**(headers or {}), **bearer_auth(token)}, **kwargs)
 
     # --- errors -------------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from pydantic import SecretStr, model_validator
 
 from connectors.base import BaseCRMConnector, require
 from connectors.hosts import check_dns_label
-from connectors.http import UpstreamResponse, VendorConfig, basic_auth
+from connectors.http import UpstreamResponse, VendorConfig, basic_auth, bearer_auth
 from errors import InvalidConfig
 from models import (
     Customer,
@@ -91,7 +91,7 @@ class ZendeskConnector(BaseCRMConnector):
     async def _auth_headers(self) -> dict[str, str]:
         """Bearer for OAuth tokens, else Basic `{email}/token:{api_token}`."""
         if self.config.oauth_token:
-            return {"Authorization": f"Bearer {self.config.oauth_token.get_secret_value()}"}
+            return bearer_auth(self.config.oauth_token.get_secret_value())
         assert self.config.email and self.config.api_token
         return basic_auth(f"{self.config.email}/token", self.config.api_token.get_secret_value())
 
