@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -21,6 +22,17 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return web.Response(
         body=orjson.dumps(body), status=status, headers=headers, content_type="application/json", charset="utf-8"
     )
+
+
+def digits(value: Any) -> str:
+    """Only the digits of a value (a phone number as any vendor stored it)."""
+    return re.sub(r"\D", "", str(value or ""))
+
+
+def record_id(request: web.Request, suffix: str = "") -> int | None:
+    """The numeric `{id}` in the path, less an optional suffix (Zendesk accepts `.json`), or None."""
+    raw = request.match_info["id"].removesuffix(suffix) if suffix else request.match_info["id"]
+    return int(raw) if raw.isdigit() else None
 
 
 def basic_credentials(request: web.Request) -> tuple[str, str] | None:

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from sandbox.core import Emulator, basic_credentials, json_response
+from sandbox.core import Emulator, basic_credentials, json_response, record_id
 
 STATUSES = (2, 3, 4, 5)  # Open, Pending, Resolved, Closed (the sandbox account has no custom statuses)
 PRIORITIES = (1, 2, 3, 4)  # Low, Medium, High, Urgent
@@ -59,12 +59,6 @@ def plain_text(markup: str) -> str:
     """The `*_text` twin of an HTML field: line breaks kept, tags dropped, entities decoded."""
     text = re.sub(r"<br\s*/?>", "\n", markup, flags=re.IGNORECASE)
     return html.unescape(re.sub(r"<[^>]+>", "", text))
-
-
-def record_id(request: web.Request) -> int | None:
-    """The numeric id in the path (Freshdesk has no `.json` suffixes)."""
-    raw = request.match_info["id"]
-    return int(raw) if raw.isdigit() else None
 
 
 def error(field: str, message: str, code: str) -> dict[str, str]:

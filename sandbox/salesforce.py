@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from sandbox.core import Emulator, Handler, bearer_token, json_response
+from sandbox.core import Emulator, Handler, bearer_token, digits, json_response
 
 ORG_ID = "00D000000000001AAA"
 USER_ID = "005000000000001AAA"
@@ -111,11 +111,6 @@ def id18(id15: str) -> str:
         bits = sum(1 << i for i, char in enumerate(id15[start : start + 5]) if "A" <= char <= "Z")
         suffix += CHECKSUM_CHARS[bits]
     return id15 + suffix
-
-
-def digits(value: Any) -> str:
-    """Only the digits of a value."""
-    return re.sub(r"\D", "", str(value or ""))
 
 
 def errors(status: int, code: str, message: str, fields: list[str] | None = None) -> web.Response:

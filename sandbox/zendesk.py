@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import re
 import shlex
 from datetime import datetime, timezone
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from sandbox.core import Emulator, basic_credentials, bearer_token, json_response
+from sandbox.core import Emulator, basic_credentials, bearer_token, digits, json_response, record_id
 
 STATUSES = ("new", "open", "pending", "hold", "solved", "closed")
 PRIORITIES = ("low", "normal", "high", "urgent", None)
@@ -22,17 +21,6 @@ AGENT_ID = 2001
 def now() -> str:
     """Zendesk's timestamp format."""
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def digits(value: str | None) -> str:
-    """Only the digits of a phone number."""
-    return re.sub(r"\D", "", value or "")
-
-
-def record_id(request: web.Request) -> int | None:
-    """The numeric id in the path, with or without `.json`, as Zendesk accepts both."""
-    raw = request.match_info["id"].removesuffix(".json")
-    return int(raw) if raw.isdigit() else None
 
 
 class ZendeskEmulator(Emulator):
@@ -191,13 +179,13 @@ class ZendeskEmulator(Emulator):
         return {"organizations": [self.organizations[i] for i in sorted(ids) if i in self.organizations]}
 
     async def get_user(self, request: web.Request) -> web.StreamResponse:
-        user = self.users.get(record_id(request) or -1)
+        user = self.users.get(record_id(request, ".json") or -1)
         if not user:
             return self.not_found()
         return json_response({"user": user, **self._sideload(request, [user])})
 
     async def get_organization(self, request: web.Request) -> web.StreamResponse:
-        org = self.organizations.get(record_id(request) or -1)
+        org = self.organizations.get(record_id(request, ".json") or -1)
         return json_response({"organization": org}) if org else self.not_found()
 
     def _user_matches(self, user: dict[str, Any], field: str, value: str) -> bool:
@@ -236,7 +224,7 @@ class ZendeskEmulator(Emulator):
         )
 
     async def get_ticket(self, request: web.Request) -> web.StreamResponse:
-        ticket = self.tickets.get(record_id(request) or -1)
+        ticket = self.tickets.get(record_id(request, ".json") or -1)
         return json_response({"ticket": ticket}) if ticket else self.not_found()
 
     def _audit(self, ticket: dict[str, Any], changes: dict[str, Any], comment: dict[str, Any] | None, kind: str) -> dict:
@@ -330,7 +318,7 @@ class ZendeskEmulator(Emulator):
 
     async def update_ticket(self, request: web.Request) -> web.StreamResponse:
         """`PUT /tickets/{id}.json` → 200 `{ticket, audit}`; closed tickets cannot change."""
-        ticket = self.tickets.get(record_id(request) or -1)
+        ticket = self.tickets.get(record_id(request, ".json") or -1)
         if not ticket:
             return self.not_found()
         try:
