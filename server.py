@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import time
@@ -121,6 +122,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             if getattr(settings, f"{vendor}_{name}", None) is None
         }
         app.state.settings = settings.model_copy(update=defaults)
+    # Start-up objects (modules, schemas, seed data) never die: keep them out of every future GC pass.
+    gc.freeze()
     log_event("started", sandbox=settings.sandbox, emulators=app.state.sandbox_urls)
     try:
         yield
