@@ -56,7 +56,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("hubspot find by phone", "/crm/customer/search", {"crm_type": "hubspot", "phone": "+971 50 123 4567"}),
     Operation("freshdesk get_ticket", "/crm/ticket", {"crm_type": "freshdesk", "ticket_id": "54321"}),
     Operation("freshdesk find by phone", "/crm/customer/search", {"crm_type": "freshdesk", "phone": "+971 50 123 4567"}),
-    Operation("livechat handoff (6 LiveChat calls)", "/handoff/create", lambda: {
+    Operation("livechat handoff (full sequence)", "/handoff/create", lambda: {
         "chat_type": "livechat",
         "context": {"call_id": f"bench-{next(CALL_IDS)}", "customer_name": "Ahmed Al-Mansoori",
                     "customer_email": "ahmed@example.ae", "reason": "customer_request", "urgency": "medium",
