@@ -146,7 +146,10 @@ class UpstreamConnector:
             config = cls.config_model.model_validate(merged)
         except ValidationError as exc:
             # Only field names and reasons: pydantic's own text would echo the (secret) input values.
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors())
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg'].removeprefix('Value error, ')}"
+                for e in exc.errors()
+            )
             raise InvalidConfig(f"invalid {cls.vendor} config: {problems}", crm_type=cls.vendor) from None
         return cls(config, context)
 
