@@ -48,11 +48,18 @@ def error_response(error: CRMError, headers: dict[str, str] | None = None) -> JS
     return JSONResponse(error.to_body(request_id_var.get()), status_code=error.status_code, headers=extra)
 
 
-class RequestContextMiddleware:
-    """Per request: an X-Request-ID, one JSON access line, and a contract 500 (no traceback) for bugs."""
+class BodyTooLarge(InvalidRequest):
+    """The request body is larger than MAX_REQUEST_BODY_BYTES."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    status_code = 413
+
+
+class RequestContextMiddleware:
+    """Per request: an X-Request-ID, a body-size cap, one JSON access line, and a contract 500 for bugs."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
         self.app = app
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -74,8 +81,25 @@ class RequestContextMiddleware:
                 MutableHeaders(scope=message).append("X-Request-ID", request_id)
             await send(message)
 
+        received = 0
+
+        async def receive_capped() -> Message:
+            """Count body bytes as they arrive, so a chunked body without Content-Length is capped too."""
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_body_bytes:
+                raise BodyTooLarge(f"the request body is larger than {self.max_body_bytes} bytes")
+            return message
+
+        declared = next((v for k, v in scope["headers"] if k == b"content-length"), b"0")
         try:
-            await self.app(scope, receive, send_with_id)
+            if int(declared or 0) > self.max_body_bytes:  # refused before a byte of it is read
+                raise BodyTooLarge(f"the request body is larger than {self.max_body_bytes} bytes")
+            await self.app(scope, receive_capped, send_with_id)
+        except BodyTooLarge as exc:
+            if not response_started:
+                await error_response(exc)(scope, receive, send_with_id)
         except Exception:
             logging.getLogger("connectors").exception("unhandled error")
             if not response_started:
@@ -146,7 +170,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_request_body_bytes)
 
     @app.exception_handler(CRMError)
     async def crm_error_handler(request: Request, exc: CRMError) -> JSONResponse:
@@ -166,6 +190,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error_handler(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, CRMError):  # FastAPI wraps what failed while reading the body
+            return error_response(exc.__cause__)
         if exc.status_code == 404:
             return error_response(NotFound(f"no route {request.url.path}"))
         error = InvalidRequest(str(exc.detail))

@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     http_pool_limit_per_host: int = Field(20, ge=1)
 
     # Safety and behaviour
+    max_request_body_bytes: int = Field(2 * 1024 * 1024, ge=1024, description="Larger bodies are refused with 413.")
     connectors_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     default_phone_region: str = "US"
     idempotency_ttl_seconds: int = Field(86400, ge=1)

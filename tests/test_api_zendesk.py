@@ -260,3 +260,21 @@ def test_openapi_docs_have_an_example_for_every_endpoint(svc: Service):
         schema = spec["components"]["schemas"][ref.split("/")[-1]]
         assert "example" in schema, path
     assert svc.client.get(f"{svc.url}/docs").status_code == 200
+
+
+def test_oversized_body_is_413_before_it_is_read(svc: Service):
+    big = {"crm_type": "zendesk", "subject": "s", "description": "x" * (3 * 1024 * 1024)}
+    r = svc.post("/crm/ticket/create", big)
+    assert r.status_code == 413 and error_of(r)["code"] == "invalid_request"
+
+
+def test_oversized_chunked_body_is_refused(svc: Service):
+    def chunks():
+        yield b'{"crm_type": "zendesk", "subject": "s", "description": "'
+        for _ in range(40):
+            yield b"x" * 100_000
+        yield b'"}'
+
+    r = svc.client.post(f"{svc.url}/crm/ticket/create", content=chunks(), headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and error_of(r)["code"] == "invalid_request"
+    assert [q for q in svc.vendor_requests("zendesk") if q["method"] == "POST"] == []
