@@ -542,6 +542,11 @@ class LiveChatConnector(UpstreamConnector):
         if not thread.get("active"):
             return HandoffResponse(handoff_id=chat_id, chat_url=url, status=HandoffStatus.closed)
         in_thread = {str(u) for u in thread.get("user_ids") or []}
+        # The bot that opened the chat is an agent too; it wrote the thread's first event, so it is not the
+        # person the caller was handed to, even where LiveChat keeps the requester in the thread.
+        events = [dict_or_empty(e) for e in thread.get("events") or []]
+        if events and events[0].get("author_id"):
+            in_thread.discard(str(events[0]["author_id"]))
         users = [dict_or_empty(u) for u in chat.get("users") or []]
         agent = next((u for u in users if u.get("type") == "agent" and str(u.get("id")) in in_thread), None)
         queue = dict_or_empty(thread.get("queue"))

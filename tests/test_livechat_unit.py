@@ -363,3 +363,21 @@ async def test_base_url_outside_allowed_hosts_is_refused(livechat, base_url):
 async def test_chat_url_template_fills_ids(livechat):
     connector = livechat({**CONFIG, "chat_url_template": "https://my.livechatinc.com/{license_id}/chats/{chat_id}/{thread_id}"})
     assert connector.chat_url("C1", "T1") == "https://my.livechatinc.com/org-1/chats/C1/T1"
+
+
+async def test_the_bot_that_opened_the_chat_is_never_reported_as_the_agent(livechat, mock_http):
+    # Where LiveChat keeps the requester in the thread after a transfer, the bot must not count as the agent.
+    bot = {"id": "voice-bot@example.com", "type": "agent", "name": "Voice Bot"}
+    first = {"id": "e1", "type": "message", "text": "Caller: hi", "author_id": "voice-bot@example.com"}
+    queued = {**ASSIGNED_CHAT, "users": [ASSIGNED_CHAT["users"][0], bot],
+              "thread": {"id": "QA37PVJ75B", "active": True, "user_ids": ["cust-1", "voice-bot@example.com"],
+                         "events": [first], "queue": {"position": 1, "wait_time": 30}}}
+    mock_http.post(f"{AGENT}/get_chat", payload=queued)
+    mock_http.post(f"{AGENT}/get_chat", payload={**queued, "users": [*queued["users"], ASSIGNED_CHAT["users"][1]],
+                                                 "thread": {**queued["thread"], "queue": None,
+                                                            "user_ids": ["cust-1", "voice-bot@example.com", "sara@example.com"]}})
+    connector = livechat()
+    waiting = connector.handoff_state("PJ0MRSHTDG", await connector.get_chat("PJ0MRSHTDG"))
+    assert waiting.status == HandoffStatus.queued and waiting.agent_id is None and waiting.queue_position == 1
+    taken = connector.handoff_state("PJ0MRSHTDG", await connector.get_chat("PJ0MRSHTDG"))
+    assert taken.status == HandoffStatus.assigned and taken.agent_id == "sara@example.com"
