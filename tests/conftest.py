@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,18 +68,35 @@ class Service:
         self.client.post(f"{self.sandbox_root}/_sandbox/reset").raise_for_status()
 
 
+class SignallingServer(uvicorn.Server):
+    """uvicorn that says when it is listening (or gave up), so tests wait on an event, not a clock."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = threading.Event()
+
+    async def startup(self, sockets: Any = None) -> None:
+        try:
+            await super().startup(sockets)
+        finally:
+            self.ready.set()
+
+    def run(self, sockets: Any = None) -> None:
+        try:
+            super().run(sockets)
+        finally:
+            self.ready.set()  # a failed start-up must not leave the fixture waiting
+
+
 def start_service(settings: Settings) -> tuple[uvicorn.Server, threading.Thread, str]:
     """Run the real app under uvicorn on an ephemeral loopback port, in a thread."""
     from server import create_app
 
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_config=None))
+    server = SignallingServer(uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_config=None))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:  # waiting for start-up, not timing anything under test
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("service did not start")
-        time.sleep(0.01)
+    if not server.ready.wait(timeout=30) or not server.started:
+        raise RuntimeError("service did not start")
     port = server.servers[0].sockets[0].getsockname()[1]
     return server, thread, f"http://127.0.0.1:{port}"
 
