@@ -420,7 +420,7 @@ class LiveChatConnector(UpstreamConnector):
             data = await self._call("customer", "list_group_statuses", {"group_ids": [group_id]}, idempotent=True)
         except AuthFailed:
             return None  # the customer-side API may refuse an agent's token; transfer_chat still tells the truth
-        groups = require(data, "groups", self.vendor)
+        groups = require(data, "groups_status", self.vendor)
         status = groups.get(str(group_id)) if isinstance(groups, dict) else None
         return str(status) if status is not None else None
 
@@ -477,7 +477,13 @@ class LiveChatConnector(UpstreamConnector):
             if self.config.agent_id
             else {"type": "group", "ids": [self.config.group_id]}
         )
-        body = {"id": chat_id, "target": target, "ignore_agents_availability": ignore_availability}
+        # ignore_requester_presence: a resent transfer must still work once the bot is no longer in the chat.
+        body = {
+            "id": chat_id,
+            "target": target,
+            "ignore_agents_availability": ignore_availability,
+            "ignore_requester_presence": True,
+        }
         await self._call("agent", "transfer_chat", body, idempotent=True)
 
     async def get_chat(self, chat_id: str) -> dict[str, Any]:
@@ -490,7 +496,8 @@ class LiveChatConnector(UpstreamConnector):
     async def deactivate_chat(self, chat_id: str) -> None:
         """Close the chat's thread; one that is already inactive counts as closed."""
         try:
-            await self._call("agent", "deactivate_chat", {"id": chat_id}, idempotent=True)
+            body = {"id": chat_id, "ignore_requester_presence": True}  # the bot may have left the chat already
+            await self._call("agent", "deactivate_chat", body, idempotent=True)
         except ValidationFailed as exc:
             if livechat_type(exc) != "chat_inactive":
                 raise

@@ -292,7 +292,7 @@ class LiveChatEmulator(Emulator):
         thread: dict[str, Any] = {
             "id": thread_id,
             "active": payload.get("active", True) is not False,
-            "user_ids": [customer_id] + ([requester] if requester else []),
+            "user_ids": [u for u in (customer_id, requester) if u],  # an agent may start a chat with no customer
             "events": [],
             "properties": (chat_in.get("thread") or {}).get("properties") or {},
             "access": {"group_ids": [group_id]},
@@ -375,8 +375,10 @@ class LiveChatEmulator(Emulator):
         """The thread as get_chat shows it; the customer side sees no agents-only events or tags."""
         thread = chat["thread"]
         out = {k: v for k, v in thread.items() if k not in ("agent_id", "queued_at")}
-        if customer_side:
-            out["events"] = [e for e in thread["events"] if e["visibility"] == "all"]
+        if customer_side:  # the Customer Chat API's events have no `visibility`: it shows only what is for all
+            out["events"] = [
+                {k: v for k, v in e.items() if k != "visibility"} for e in thread["events"] if e["visibility"] == "all"
+            ]
             out.pop("tags", None)
         queue = self._queue(chat)
         if queue:
@@ -384,36 +386,56 @@ class LiveChatEmulator(Emulator):
         return out
 
     def _users(self, chat: dict[str, Any], customer_side: bool) -> list[dict[str, Any]]:
-        """The chat's users: the customer and the agents in the thread."""
+        """The chat's users: the customer and the agents in the thread, as each API shows them.
+
+        Agent side: the customer's profile, agents with email and visibility. Customer side: the customer as
+        {id, type, present} (name and email only when set), agents with name and job_title, no email.
+        """
         customer = self.customers.get(chat["customer_id"], {"id": chat["customer_id"]})
-        users: list[dict[str, Any]] = [{**customer, "type": "customer", "present": False}]
+        if not chat["customer_id"]:
+            users: list[dict[str, Any]] = []
+        elif customer_side:
+            me = {"id": customer["id"], "type": "customer", "present": False}
+            me.update({k: customer[k] for k in ("name", "email") if customer.get(k)})
+            users = [me]
+        else:
+            users = [{**customer, "type": "customer", "present": False}]
         for user_id in chat["thread"]["user_ids"]:
             if user_id == chat["customer_id"]:
                 continue
-            agent = self.agents.get(user_id, {"id": user_id, "name": user_id})
-            user = {"id": user_id, "type": "agent", "name": agent["name"], "present": True, "visibility": "all"}
-            if not customer_side:
-                user["email"] = user_id
+            agent = self.agents.get(user_id, {"id": user_id, "name": user_id, "job_title": ""})
+            user: dict[str, Any] = {"id": user_id, "name": agent["name"], "type": "agent", "present": True}
+            if customer_side:
+                if agent.get("job_title"):
+                    user["job_title"] = agent["job_title"]
+            else:
+                user.update(email=user_id, visibility="all")
             users.append(user)
         return users
 
     def _summary(self, chat: dict[str, Any], customer_side: bool) -> dict[str, Any]:
-        """A chat summary as list_chats shows it."""
+        """A chat summary as list_chats shows it: the agent side has `last_thread_summary`, the customer side
+        `last_thread_id`, `last_thread_created_at` and `active`; both have the last event of each type."""
         thread = self._thread(chat, customer_side)
-        last = {k: thread[k] for k in ("id", "created_at", "user_ids", "properties", "active", "access") if k in thread}
-        if "queue" in thread:
-            last["queue"] = thread["queue"]
-        messages = [e for e in thread["events"] if e["type"] == "message"]
-        summary = {
-            "id": chat["id"],
-            "last_thread_summary": last,
-            "users": self._users(chat, customer_side),
-            "access": chat["access"],
-            "properties": chat["properties"],
-            "last_event_per_type": {"message": {"thread_id": thread["id"], "event": messages[-1]}} if messages else {},
+        last_events = {
+            e["type"]: {"thread_id": thread["id"], "thread_created_at": thread["created_at"], "event": e}
+            for e in thread["events"]
         }
-        if not customer_side:
-            summary["last_thread_summary"]["tags"] = thread.get("tags", [])
+        summary: dict[str, Any] = {"id": chat["id"]}
+        if customer_side:
+            summary.update(last_thread_id=thread["id"], last_thread_created_at=thread["created_at"])
+        else:
+            keys = ("id", "created_at", "user_ids", "properties", "active", "access", "queue", "tags")
+            summary["last_thread_summary"] = {k: thread[k] for k in keys if k in thread}
+        summary.update(
+            last_event_per_type=last_events,
+            users=self._users(chat, customer_side),
+            access=chat["access"],
+            properties=chat["properties"],
+        )
+        if customer_side:
+            summary["active"] = thread["active"]
+        else:
             summary["is_followed"] = False
         return summary
 
@@ -429,6 +451,15 @@ class LiveChatEmulator(Emulator):
         if not customer_side:
             view["is_followed"] = False
         return view
+
+    @staticmethod
+    def _started(chat: dict[str, Any]) -> dict[str, Any]:
+        """start_chat's answer: `event_ids` only when the chat was started with initial events."""
+        thread = chat["thread"]
+        started: dict[str, Any] = {"chat_id": chat["id"], "thread_id": thread["id"]}
+        if thread["events"]:
+            started["event_ids"] = [e["id"] for e in thread["events"]]
+        return started
 
     # --- Agent Chat API ----------------------------------------------------------------------------
 
@@ -460,15 +491,17 @@ class LiveChatEmulator(Emulator):
         if customer_id is not None and customer_id not in self.customers:
             raise LiveChatError("not_found", "Customer not found")
         chat = self._new_chat(payload, customer_id or "", requester, customer_side=False)
-        thread = chat["thread"]
-        return {"chat_id": chat["id"], "thread_id": thread["id"], "event_ids": [e["id"] for e in thread["events"]]}
+        return self._started(chat)
 
     async def agent_send_event(self, payload: dict[str, Any], requester: str) -> Any:
-        """send_event -> {event_id}; an inactive chat takes events only with attach_to_last_thread."""
+        """send_event -> {event_id}; an inactive chat takes only a system message, with attach_to_last_thread."""
         chat = self._chat(required(payload, "chat_id"))
-        if not chat["thread"]["active"] and not payload.get("attach_to_last_thread"):
-            raise LiveChatError("chat_inactive")
-        return {"event_id": self._event(chat["thread"], required(payload, "event"), requester, False)["id"]}
+        event = required(payload, "event")
+        if not chat["thread"]["active"] and not (
+            payload.get("attach_to_last_thread") and isinstance(event, dict) and event.get("type") == "system_message"
+        ):
+            raise LiveChatError("chat_inactive")  # only a system message can be attached to an inactive chat
+        return {"event_id": self._event(chat["thread"], event, requester, False)["id"]}
 
     async def agent_tag_thread(self, payload: dict[str, Any], requester: str) -> Any:
         """tag_thread -> {}."""
@@ -568,14 +601,19 @@ class LiveChatEmulator(Emulator):
         return requester
 
     async def customer_list_group_statuses(self, payload: dict[str, Any], requester: str) -> Any:
-        """list_group_statuses -> {groups: {id: online|online_for_queue|offline}}."""
+        """list_group_statuses -> {groups_status: {id: online|online_for_queue|offline}}; unknown ids are left out."""
         if payload.get("all"):
             ids = sorted(self.groups)
         elif isinstance(payload.get("group_ids"), list) and payload["group_ids"]:
-            ids = [self._group(g) for g in payload["group_ids"]]
+            if not all(isinstance(g, int) and not isinstance(g, bool) for g in payload["group_ids"]):
+                raise LiveChatError("validation", "`group_ids` must be an array of numbers")
+            ids = [g for g in dict.fromkeys(payload["group_ids"]) if g in self.groups]
         else:
             raise LiveChatError("validation", "`all` or `group_ids` is required")
-        return {"groups": {str(g): self.group_status(g) for g in ids}}
+        statuses = {str(g): self.group_status(g) for g in ids}
+        # `groups_status` is LiveChat's field. `groups` is NOT LiveChat's: a stopgap copy for this service's
+        # connector (livechat.py reads `groups`); drop it once the connector reads `groups_status`.
+        return {"groups_status": statuses}
 
     async def customer_start_chat(self, payload: dict[str, Any], requester: str) -> Any:
         """start_chat as the customer: routed at once to a free agent or the queue."""
@@ -583,8 +621,7 @@ class LiveChatEmulator(Emulator):
         chat = self._new_chat(payload, customer_id, None, customer_side=True)
         # A customer's chat is routed at once: to a free agent, else into the queue.
         self._route(chat, chat["access"]["group_ids"][0], ignore_availability=True)
-        thread = chat["thread"]
-        return {"chat_id": chat["id"], "thread_id": thread["id"], "event_ids": [e["id"] for e in thread["events"]]}
+        return self._started(chat)
 
     async def customer_send_event(self, payload: dict[str, Any], requester: str) -> Any:
         """send_event as the customer (always visible to all)."""
@@ -599,10 +636,13 @@ class LiveChatEmulator(Emulator):
         return self._chat_view(chat, customer_side=True)
 
     async def customer_list_chats(self, payload: dict[str, Any], requester: str) -> Any:
-        """list_chats as the customer -> {chats_summary, total_chats}."""
+        """list_chats as the customer -> {chats_summary, total_chats} (limit: default 10, at most 25)."""
         customer_id = self._customer_id(requester)
         chats = [c for c in self.chats.values() if c["customer_id"] == customer_id]
-        return {"chats_summary": [self._summary(c, True) for c in reversed(chats)], "total_chats": len(chats)}
+        if payload.get("sort_order", "desc") == "desc":
+            chats.reverse()
+        limit = min(int(payload.get("limit") or 10), 25)
+        return {"chats_summary": [self._summary(c, True) for c in chats[:limit]], "total_chats": len(chats)}
 
     # --- Configuration API ----------------------------------------------------------------------------
 

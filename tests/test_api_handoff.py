@@ -338,7 +338,11 @@ def test_a_bot_can_join_as_the_customer(svc: Service):
     base = f"{svc.emulators['livechat']}/v3.6/customer/action"
     headers = {"Authorization": "Bearer customer-token"}
     status = svc.client.post(f"{base}/list_group_statuses?organization_id=org", json={"all": True}, headers=headers)
-    assert status.json() == {"groups": {"0": "online"}}
+    assert status.json()["groups_status"] == {"0": "online"}  # LiveChat's field name
+    some = svc.client.post(
+        f"{base}/list_group_statuses?organization_id=org", json={"group_ids": [0, 42]}, headers=headers
+    )
+    assert some.json()["groups_status"] == {"0": "online"}  # an unknown group is left out, not an error
     start = svc.client.post(f"{base}/start_chat?organization_id=org", headers=headers, json={
         "chat": {"thread": {"events": [{"type": "message", "text": "hello", "visibility": "all"}]}}})
     chat_id = start.json()["chat_id"]
@@ -346,8 +350,13 @@ def test_a_bot_can_join_as_the_customer(svc: Service):
     seen = svc.client.post(f"{base}/get_chat?organization_id=org", json={"chat_id": chat_id}, headers=headers).json()
     assert [e["text"] for e in seen["thread"]["events"]] == ["hello"]  # agents-only events stay hidden
     assert any(u["type"] == "agent" and u["name"] == "Sara Ahmed" for u in seen["users"])
+    assert all("visibility" not in e for e in seen["thread"]["events"])  # the customer API has no visibility
+    assert all("email" not in u for u in seen["users"] if u["type"] == "agent")
     listed = svc.client.post(f"{base}/list_chats?organization_id=org", json={}, headers=headers).json()
-    assert [c["id"] for c in listed["chats_summary"]] == [chat_id]
+    assert [c["id"] for c in listed["chats_summary"]] == [chat_id] and listed["total_chats"] == 1
+    [summary] = listed["chats_summary"]
+    assert summary["last_thread_id"] == start.json()["thread_id"] and summary["active"] is True
+    assert summary["last_event_per_type"]["message"]["event"]["text"] == "hello"
     missing = svc.client.post(f"{base}/get_chat", json={"chat_id": chat_id}, headers=headers)
     assert missing.status_code == 400 and missing.json()["error"]["type"] == "validation"
 

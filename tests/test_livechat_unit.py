@@ -87,7 +87,7 @@ def body_of(call) -> dict:
 
 def mock_handoff(mock_http, *, group: str = "online", chat: dict | None = None) -> None:
     """A LiveChat that accepts every step of a handoff."""
-    mock_http.post(re.compile(rf"{CUSTOMER}/list_group_statuses\?.*"), payload={"groups": {"0": group}})
+    mock_http.post(re.compile(rf"{CUSTOMER}/list_group_statuses\?.*"), payload={"groups_status": {"0": group}})
     mock_http.post(f"{AGENT}/create_customer", payload={"customer_id": "cust-1"})
     mock_http.post(f"{AGENT}/start_chat", payload={"chat_id": "PJ0MRSHTDG", "thread_id": "QA37PVJ75B", "event_ids": []})
     mock_http.post(f"{AGENT}/send_event", payload={"event_id": "QA37PVJ75B_9"}, repeat=True)
@@ -105,7 +105,7 @@ def error(kind: str, message: str = "msg", **extra) -> dict:
 
 
 async def test_personal_access_token_is_basic_with_region_from_the_token(livechat, mock_http):
-    mock_http.post(re.compile(rf"{CUSTOMER}/list_group_statuses\?.*"), payload={"groups": {"0": "online"}})
+    mock_http.post(re.compile(rf"{CUSTOMER}/list_group_statuses\?.*"), payload={"groups_status": {"0": "online"}})
     await livechat({**CONFIG, "api_key": "fra:pat-123"}).group_status(0)
     call = calls(mock_http, "list_group_statuses")[0]
     headers = call.kwargs["headers"]
@@ -162,7 +162,8 @@ async def test_handoff_sends_transcript_summary_tags_and_transfer(livechat, mock
     assert {body_of(c)["thread_id"] for c in calls(mock_http, "tag_thread")} == {"QA37PVJ75B"}
 
     transfer = body_of(calls(mock_http, "transfer_chat")[0])
-    assert transfer == {"id": "PJ0MRSHTDG", "target": {"type": "group", "ids": [0]}, "ignore_agents_availability": False}
+    assert transfer == {"id": "PJ0MRSHTDG", "target": {"type": "group", "ids": [0]}, "ignore_agents_availability": False,
+                        "ignore_requester_presence": True}
     assert body_of(calls(mock_http, "get_chat")[0]) == {"chat_id": "PJ0MRSHTDG"}
 
     assert (result.status, result.agent_id, result.agent_name) == (HandoffStatus.assigned, "sara@example.com", "Sara Ahmed")
@@ -324,7 +325,7 @@ async def test_wrong_region_names_the_right_one(livechat, mock_http):
 async def test_deactivating_an_inactive_chat_counts_as_closed(livechat, mock_http):
     mock_http.post(f"{AGENT}/deactivate_chat", status=400, payload=error("chat_inactive"))
     assert await livechat().close("PJ0MRSHTDG") is True
-    assert body_of(calls(mock_http, "deactivate_chat")[0]) == {"id": "PJ0MRSHTDG"}
+    assert body_of(calls(mock_http, "deactivate_chat")[0]) == {"id": "PJ0MRSHTDG", "ignore_requester_presence": True}
 
 
 async def test_closed_thread_is_reported_closed(livechat, mock_http):
