@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from sandbox.core import Emulator, Handler, bearer_token, digits, json_response
+from sandbox.core import Emulator, Handler, basic_credentials, bearer_token, digits, json_response
 
 ORG_ID = "00D000000000001AAA"
 USER_ID = "005000000000001AAA"
@@ -40,10 +40,12 @@ SOQL = re.compile(
 SOSL = re.compile(
     r"^\s*FIND\s*\{(?P<terms>(?:[^{}\\]|\\.)*)\}"
     r"(?:\s*IN\s+(?P<scope>ALL|NAME|EMAIL|PHONE|SIDEBAR)\s+FIELDS)?"
-    r"\s*RETURNING\s+(?P<sobject>\w+)\s*(?:\((?P<fields>[^)]*)\))?"
+    r"(?:\s*RETURNING\s+(?P<returning>\w+\s*(?:\([^)]*\))?(?:\s*,\s*\w+\s*(?:\([^)]*\))?)*))?"
     r"(?:\s*LIMIT\s+(?P<limit>\d+))?\s*$",
     re.IGNORECASE | re.DOTALL,
 )
+SOSL_OBJECT = re.compile(r"\s*(?P<sobject>\w+)\s*(?:\((?P<fields>[^)]*)\))?\s*(?:,|$)", re.DOTALL)
+SEARCHABLE = ("Account", "Contact", "Case")  # what a FIND without RETURNING searches (CaseComment is not searchable)
 SOSL_TERM = re.compile(r'"(?P<phrase>(?:[^"\\]|\\.)*)"|(?P<word>(?:[^\s"\\]|\\.)+)', re.DOTALL)
 SOSL_BARE_RESERVED = re.compile(r'(?<!\\)[&|!{}\[\]()^~:"\'+-]')
 SOQL_UNESCAPES = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f", '"': '"', "'": "'", "\\": "\\"}
@@ -271,6 +273,9 @@ class SalesforceEmulator(Emulator):
         form = await request.post()
         grant = form.get("grant_type")
         client_id, client_secret = form.get("client_id"), form.get("client_secret")
+        basic = basic_credentials(request)  # client authentication by HTTP Basic (RFC 6749 2.3.1), as SDKs send it
+        if basic and not client_id:
+            client_id, client_secret = basic[0], basic[1] or client_secret
         if grant not in ("client_credentials", "refresh_token"):
             return oauth_error("unsupported_grant_type", "grant type not supported")
         if not client_id or client_id == "invalid":
@@ -449,27 +454,43 @@ class SalesforceEmulator(Emulator):
         values = [record.get(f) for f in fields] if fields else list(record.values())
         return any(isinstance(v, str) and text in v.lower() for v in values)
 
+    def _returning(self, spec: str | None) -> list[tuple[str, list[str], int | None]]:
+        """`Contact(Id, Name LIMIT 5), Account` → [(sObject, paths, per-object limit)]; none: all searchable types."""
+        if not spec:
+            return [(name, ["Id"], None) for name in SEARCHABLE]
+        out: list[tuple[str, list[str], int | None]] = []
+        for item in SOSL_OBJECT.finditer(spec):
+            sobject = next((name for name in SCHEMA if name.lower() == item["sobject"].lower()), None)
+            if sobject is None:
+                raise ApiError(errors(400, "INVALID_TYPE", f"sObject type '{item['sobject']}' is not supported."))
+            # The field list may end in its own LIMIT: Contact(Id, Name LIMIT 5).
+            inner = re.match(r"(?is)^(?P<fields>.*?)(?:\s+LIMIT\s+(?P<limit>\d+))?\s*$", item["fields"] or "Id")
+            assert inner is not None  # the pattern matches any text
+            paths = [p.strip() for p in inner["fields"].split(",") if p.strip()] or ["Id"]
+            for path in paths:
+                self._check_path(sobject, path)
+            out.append((sobject, paths, int(inner["limit"]) if inner["limit"] else None))
+        return out
+
     async def search(self, request: web.Request) -> web.StreamResponse:
-        """`GET /search/?q=FIND {a OR "b"} IN PHONE FIELDS RETURNING Type(fields) [LIMIT n]` → `{"searchRecords"}`."""
+        """`GET /search/?q=FIND {a OR "b"} IN PHONE FIELDS [RETURNING Type(fields)[, Type2...]] [LIMIT n]`.
+
+        → `{"searchRecords"}`; without RETURNING every searchable type answers with its Ids.
+        """
         sosl = request.query.get("q", "")
         parsed = SOSL.match(sosl)
         if not parsed:
             return errors(400, "MALFORMED_SEARCH", f"unexpected token in search: {sosl[:200]}")
         terms = self._terms(parsed["terms"])
-        sobject = next((name for name in SCHEMA if name.lower() == parsed["sobject"].lower()), None)
-        if sobject is None:
-            return errors(400, "INVALID_TYPE", f"sObject type '{parsed['sobject']}' is not supported.")
-        # The field list may end in its own LIMIT: Contact(Id, Name LIMIT 5).
-        inner = re.match(r"(?is)^(?P<fields>.*?)(?:\s+LIMIT\s+(?P<limit>\d+))?\s*$", parsed["fields"] or "Id")
-        assert inner is not None  # the pattern matches any text
-        paths = [p.strip() for p in inner["fields"].split(",") if p.strip()] or ["Id"]
-        for path in paths:
-            self._check_path(sobject, path)
+        specs = self._returning(parsed["returning"])
         scope = (parsed["scope"] or "ALL").upper()
-        hits = [r for r in self.records[sobject].values() if any(self._found_by(sobject, r, scope, t) for t in terms)]
-        limit = min(int(n) for n in (parsed["limit"] or "2000", inner["limit"] or "2000"))
         version = request.match_info["version"]
-        return json_response({"searchRecords": [self._project(version, sobject, r, paths) for r in hits[:limit]]})
+        found: list[dict[str, Any]] = []
+        for sobject, paths, limit in specs:
+            records = self.records[sobject].values()
+            hits = [r for r in records if any(self._found_by(sobject, r, scope, t) for t in terms)]
+            found += [self._project(version, sobject, r, paths) for r in hits[: limit or 2000]]
+        return json_response({"searchRecords": found[: int(parsed["limit"] or 2000)]})
 
     # --- writing ----------------------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import html
 import itertools
 import shlex
 from datetime import datetime, timezone
@@ -15,12 +16,20 @@ from sandbox.core import Emulator, basic_credentials, bearer_token, digits, json
 
 STATUSES = ("new", "open", "pending", "hold", "solved", "closed")
 PRIORITIES = ("low", "normal", "high", "urgent", None)
+TYPES = ("problem", "incident", "question", "task", None)
 AGENT_ID = 2001
 
 
 def now() -> str:
     """Zendesk's timestamp format."""
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def html_body(body: str) -> str:
+    """A comment's `html_body` as Zendesk renders plain text: one paragraph per blank-line block."""
+    paragraphs = [p for p in body.split("\n\n") if p.strip()] or [""]
+    inner = "".join(f'<p dir="auto">{html.escape(p).replace(chr(10), "<br>")}</p>' for p in paragraphs)
+    return f'<div class="zd-comment" dir="auto">{inner}</div>'
 
 
 class ZendeskEmulator(Emulator):
@@ -63,7 +72,7 @@ class ZendeskEmulator(Emulator):
             stamp="2025-11-18T10:30:00Z",
         )
         self.tickets[12345]["updated_at"] = "2025-11-18T11:45:00Z"
-        self.idempotency: dict[str, tuple[str, int]] = {}  # key -> (body hash, ticket id)
+        self.idempotency: dict[str, tuple[str, dict[str, Any]]] = {}  # key -> (body hash, first answer's body)
 
     def _add_user(
         self, uid: int, name: str, email: str | None, phone: str | None, role: str, org: int | None, stamp: str
@@ -85,6 +94,27 @@ class ZendeskEmulator(Emulator):
             "verified": True,
             "created_at": stamp,
             "updated_at": stamp,
+            "iana_time_zone": "Asia/Dubai",
+            "shared_phone_number": False if phone else None,
+            "photo": None,
+            "locale_id": 1,
+            "alias": None,
+            "shared": False,
+            "shared_agent": False,
+            "last_login_at": None,
+            "two_factor_auth_enabled": False,
+            "signature": None,
+            "details": None,
+            "notes": None,
+            "role_type": None,
+            "custom_role_id": None,
+            "moderator": role == "admin",
+            "ticket_restriction": "requested" if role == "end-user" else None,
+            "only_private_comments": False,
+            "restricted_agent": role == "end-user",
+            "suspended": False,
+            "default_group_id": None,
+            "report_csv": role == "admin",
         }
         self.users[uid] = user
         return user
@@ -113,9 +143,10 @@ class ZendeskEmulator(Emulator):
             "collaborator_ids": [],
             "follower_ids": [],
             "email_cc_ids": [],
+            "forum_topic_id": None,
             "problem_id": None,
             "has_incidents": False,
-            "is_public": True,
+            "is_public": fields.get("is_public", True),
             "due_at": None,
             "tags": list(fields.get("tags") or []),
             "custom_fields": list(fields.get("custom_fields") or []),
@@ -227,7 +258,18 @@ class ZendeskEmulator(Emulator):
         ticket = self.tickets.get(record_id(request, ".json") or -1)
         return json_response({"ticket": ticket}) if ticket else self.not_found()
 
-    def _audit(self, ticket: dict[str, Any], changes: dict[str, Any], comment: dict[str, Any] | None, kind: str) -> dict:
+    def _audit(
+        self,
+        ticket: dict[str, Any],
+        changes: dict[str, Any],
+        comment: dict[str, Any] | None,
+        kind: str,
+        previous: dict[str, Any] | None = None,
+    ) -> dict:
+        """The audit of one create or update: a Comment event, then one Create/Change event per field.
+
+        Change events carry `previous_value`; ids are given as strings, as Zendesk does in events.
+        """
         audit_id = next(self._event_ids)
         events: list[dict[str, Any]] = []
         if comment:
@@ -237,6 +279,7 @@ class ZendeskEmulator(Emulator):
                     "type": "Comment",
                     "author_id": AGENT_ID,
                     "body": comment["body"],
+                    "html_body": html_body(comment["body"]),
                     "plain_body": comment["body"],
                     "public": comment.get("public", True),
                     "attachments": [],
@@ -244,7 +287,13 @@ class ZendeskEmulator(Emulator):
                 }
             )
         for field, value in changes.items():
-            events.append({"id": next(self._event_ids), "type": kind, "value": value, "field_name": field})
+            event = {"id": next(self._event_ids), "type": kind, "value": value, "field_name": field}
+            if field.endswith("_id") and isinstance(value, int):
+                event["value"] = str(value)
+            if previous is not None:
+                before = previous.get(field)
+                event["previous_value"] = str(before) if field.endswith("_id") and isinstance(before, int) else before
+            events.append(event)
         return {
             "id": audit_id,
             "ticket_id": ticket["id"],
@@ -261,6 +310,8 @@ class ZendeskEmulator(Emulator):
             details["status"] = [{"description": f"Status: {fields['status']} is not valid", "error": "InvalidValue"}]
         if "priority" in fields and fields["priority"] not in PRIORITIES:
             details["priority"] = [{"description": "Priority: is not valid", "error": "InvalidValue"}]
+        if "type" in fields and fields["type"] not in TYPES:
+            details["type"] = [{"description": "Type: is not valid", "error": "InvalidValue"}]
         return details
 
     def _resolve_requester(self, fields: dict[str, Any]) -> int | None:
@@ -276,7 +327,9 @@ class ZendeskEmulator(Emulator):
             if email and (user.get("email") or "").lower() == email.lower():
                 return user["id"]
         uid = next(self._user_ids)
-        self._add_user(uid, requester.get("name") or email or "Unknown", email, None, "end-user", None, now())
+        domain = (email or "").rpartition("@")[2].lower()
+        org = next((o["id"] for o in self.organizations.values() if domain and domain in o["domain_names"]), None)
+        self._add_user(uid, requester.get("name") or email or "Unknown", email, None, "end-user", org, now())
         return uid
 
     async def create_ticket(self, request: web.Request) -> web.StreamResponse:
@@ -289,14 +342,15 @@ class ZendeskEmulator(Emulator):
         key = request.headers.get("Idempotency-Key")
         digest = hashlib.sha256(raw).hexdigest()
         if key and key in self.idempotency:
-            seen_digest, tid = self.idempotency[key]
+            seen_digest, first = self.idempotency[key]
             if seen_digest != digest:
                 return json_response(
                     {"error": "IdempotentRequestError", "description": "Idempotency key reused with a different payload"},
                     status=400,
                 )
-            ticket = self.tickets[tid]
-            return json_response({"ticket": ticket}, 201, {"x-idempotency-lookup": "hit", "Location": ticket["url"]})
+            # The first answer is replayed as it was (ticket and audit), not the ticket as it is now.
+            headers = {"x-idempotency-lookup": "hit", "Location": first["ticket"]["url"]}
+            return json_response(first, 201, headers)
         comment = fields.get("comment") or ({"body": fields["description"]} if fields.get("description") else None)
         details = self._validate(fields)
         if not comment or not comment.get("body"):
@@ -308,13 +362,18 @@ class ZendeskEmulator(Emulator):
             return self._invalid(details)
         assert comment and requester_id is not None
         tid = next(self._ticket_ids)
-        ticket = self._new_ticket(tid, {**fields, "description": comment["body"]}, requester_id, now())
+        public = comment.get("public", True) is not False
+        ticket = self._new_ticket(
+            tid, {**fields, "description": comment["body"], "is_public": public}, requester_id, now()
+        )
         self.tickets[tid] = ticket
+        created = ("subject", "requester_id", "priority", "type", "status", "organization_id")
+        audit = self._audit(ticket, {k: ticket[k] for k in created}, comment, "Create")
+        body = orjson.loads(orjson.dumps({"ticket": ticket, "audit": audit}))  # a snapshot, for a replay
         if key:
-            self.idempotency[key] = (digest, tid)
-        audit = self._audit(ticket, {k: ticket[k] for k in ("subject", "status", "priority")}, comment, "Create")
+            self.idempotency[key] = (digest, body)
         headers = {"Location": ticket["url"], **({"x-idempotency-lookup": "miss"} if key else {})}
-        return json_response({"ticket": ticket, "audit": audit}, 201, headers)
+        return json_response(body, 201, headers)
 
     async def update_ticket(self, request: web.Request) -> web.StreamResponse:
         """`PUT /tickets/{id}.json` → 200 `{ticket, audit}`; closed tickets cannot change."""
@@ -330,10 +389,15 @@ class ZendeskEmulator(Emulator):
             details["status"] = [{"description": "Status: closed prevents ticket update", "error": "InvalidValue"}]
         if details:
             return self._invalid(details)
-        changes = {k: fields[k] for k in ("status", "priority", "subject", "tags") if k in fields}
+        updatable = ("status", "priority", "subject", "type", "tags", "external_id")
+        changes = {k: fields[k] for k in updatable if k in fields and fields[k] != ticket.get(k)}
+        previous = {k: ticket.get(k) for k in changes}
         ticket.update(changes)
         if "subject" in changes:
             ticket["raw_subject"] = changes["subject"]
+        comment = fields.get("comment")
+        if comment and comment.get("public", True) is not False:
+            ticket["is_public"] = True  # true when any comment is public
         ticket["updated_at"] = now()
-        audit = self._audit(ticket, changes, fields.get("comment"), "Change")
+        audit = self._audit(ticket, changes, comment, "Change", previous)
         return json_response({"ticket": ticket, "audit": audit})

@@ -331,3 +331,35 @@ def test_emulator_token_endpoint_and_rest_answers(svc: Service):
     r = client.get(f"{base}/services/data/v62.0/sobjects/Case/{CASE}", headers={"Authorization": "Bearer invalid"})
     assert r.status_code == 401 and r.json() == [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
     client.close()
+
+
+def test_emulator_token_endpoint_takes_client_credentials_by_http_basic(svc: Service):
+    """simple-salesforce's client-credentials login sends client_id:client_secret as HTTP Basic, not in the form."""
+    base = svc.emulators["salesforce"]
+    with httpx.Client(timeout=5, trust_env=False) as client:
+        r = client.post(f"{base}{TOKEN_PATH}", data={"grant_type": "client_credentials"}, auth=("cid", "secret"))
+        assert r.status_code == 200 and r.json()["access_token"]
+        r = client.post(f"{base}{TOKEN_PATH}", data={"grant_type": "client_credentials"}, auth=("invalid", "secret"))
+        assert r.status_code == 400 and r.json()["error"] == "invalid_client_id"
+        r = client.post(f"{base}{TOKEN_PATH}", data={"grant_type": "client_credentials"}, auth=("cid", "invalid"))
+        assert r.status_code == 400 and r.json()["error"] == "invalid_client"
+
+
+def test_emulator_sosl_returning_is_optional_and_may_name_several_objects(svc: Service):
+    base = svc.emulators["salesforce"]
+    auth = {"Authorization": "Bearer sandbox"}
+    search = f"{base}/services/data/v62.0/search/"
+    with httpx.Client(timeout=5, trust_env=False) as client:
+        r = client.get(search, headers=auth, params={"q": "FIND {501234567}"})  # simple-salesforce's quick_search
+        assert r.status_code == 200
+        assert [(x["attributes"]["type"], set(x) - {"attributes"}) for x in r.json()["searchRecords"]] == [
+            ("Contact", {"Id"})
+        ]
+        q = r"FIND {Al\-Mansoori} RETURNING Account(Name, Tier__c), Contact(Id, Name LIMIT 1) LIMIT 5"
+        records = client.get(search, headers=auth, params={"q": q}).json()["searchRecords"]
+        assert [(x["attributes"]["type"], x.get("Name")) for x in records] == [
+            ("Account", "Al-Mansoori Trading"), ("Contact", "Ahmed Al-Mansoori")
+        ]
+        assert records[0]["Tier__c"] == "Enterprise"
+        r = client.get(search, headers=auth, params={"q": "FIND {Ahmed} RETURNING Contact(Id), Nope__c(Id)"})
+        assert r.status_code == 400 and r.json()[0]["errorCode"] == "INVALID_TYPE"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from tests.conftest import Service
@@ -278,3 +279,35 @@ def test_oversized_chunked_body_is_refused(svc: Service):
     r = svc.client.post(f"{svc.url}/crm/ticket/create", content=chunks(), headers={"Content-Type": "application/json"})
     assert r.status_code == 413 and error_of(r)["code"] == "invalid_request"
     assert [q for q in svc.vendor_requests("zendesk") if q["method"] == "POST"] == []
+
+
+# --- the emulator speaks Zendesk's wire format (what an SDK such as zenpy relies on) -------------------------
+
+
+def test_emulator_ticket_audits_as_zendesk_writes_them(svc: Service):
+    base = f"{svc.emulators['zendesk']}/api/v2"
+    auth = ("agent@example.com/token", "sandbox-token")
+    with httpx.Client(timeout=5, trust_env=False, auth=auth) as client:
+        # A new requester whose email domain an organization lists joins that organization.
+        new = {"ticket": {"subject": "s", "comment": {"body": "a\n\nb <i>", "public": False},
+                          "requester": {"name": "New Caller", "email": "caller@example.ae"}}}
+        r = client.post(f"{base}/tickets.json", json=new, headers={"Idempotency-Key": "k-audit"})
+        assert r.status_code == 201
+        ticket, audit = r.json()["ticket"], r.json()["audit"]
+        assert ticket["organization_id"] == 501 and ticket["is_public"] is False
+        comment, *created = audit["events"]
+        paragraphs = '<p dir="auto">a</p><p dir="auto">b &lt;i&gt;</p>'
+        assert comment["html_body"] == f'<div class="zd-comment" dir="auto">{paragraphs}</div>'
+        assert {e["field_name"]: e["value"] for e in created} == {
+            "subject": "s", "requester_id": str(ticket["requester_id"]), "priority": None, "type": None,
+            "status": "new", "organization_id": "501",
+        }
+        # An update's Change events carry previous_value; unchanged fields make none.
+        r = client.put(f"{base}/tickets/{ticket['id']}.json",
+                       json={"ticket": {"status": "open", "subject": "s", "type": "question"}})
+        changes = [(e["field_name"], e["value"], e["previous_value"]) for e in r.json()["audit"]["events"]]
+        assert changes == [("status", "open", "new"), ("type", "question", None)]
+        # An idempotent replay answers the first response, audit included.
+        r = client.post(f"{base}/tickets.json", json=new, headers={"Idempotency-Key": "k-audit"})
+        assert r.headers["x-idempotency-lookup"] == "hit"
+        assert r.json() == {"ticket": ticket, "audit": audit}
