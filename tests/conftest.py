@@ -134,6 +134,14 @@ class Sleeps:
         self.calls.append(seconds)
 
 
+def error_of(response: httpx.Response) -> dict[str, Any]:
+    """The contract error of an answer: the only key is `error`, and it names the answer's request id."""
+    body = response.json()
+    assert set(body) == {"error"}
+    assert body["error"]["request_id"] == response.headers["X-Request-ID"]
+    return body["error"]
+
+
 def sent(mock_http: aioresponses, method: str, url_prefix: str) -> list[Any]:
     """The calls aioresponses saw for a method and URL prefix, in order."""
     return [

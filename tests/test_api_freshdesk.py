@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import Service
+from tests.conftest import Service, error_of
 
 FD = {"domain": "yourcompany.freshdesk.com", "api_key": "your_api_key"}
 
 
-def error_of(response) -> dict:
-    body = response.json()
-    assert set(body) == {"error"}
-    assert body["error"]["request_id"] == response.headers["X-Request-ID"]
-    return body["error"]
 
 
 def vendor(svc: Service, method: str, path_part: str = "") -> list[dict]:

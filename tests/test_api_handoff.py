@@ -9,7 +9,7 @@ import json
 import pytest
 
 from crm import CRMFactory
-from tests.conftest import Service
+from tests.conftest import Service, error_of
 
 DESIGN_BODY = {
     "chat_type": "livechat",
@@ -39,12 +39,6 @@ def handoff(call_id: str, *, urgency: str = "medium", config: dict | None = None
     return body
 
 
-def error_of(response) -> dict:
-    """The contract error of a response, checking its request id."""
-    body = response.json()
-    assert set(body) == {"error"}
-    assert body["error"]["request_id"] == response.headers["X-Request-ID"]
-    return body["error"]
 
 
 def actions(svc: Service, name: str) -> list[dict]:

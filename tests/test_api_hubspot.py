@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import Service
+from tests.conftest import Service, error_of
 
 TIER = {"tier_property": "customer_tier"}
 
 
-def error_of(response) -> dict:
-    body = response.json()
-    assert set(body) == {"error"}
-    assert body["error"]["request_id"] == response.headers["X-Request-ID"]
-    return body["error"]
 
 
 def calls(svc: Service, method: str, fragment: str = "") -> list[dict]:

@@ -5,18 +5,13 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.conftest import Service
+from tests.conftest import Service, error_of
 
 CONTACT = "003000000000001AAA"
 CASE = "500000000000001AAA"
 TOKEN_PATH = "/services/oauth2/token"
 
 
-def error_of(response) -> dict:
-    body = response.json()
-    assert set(body) == {"error"}
-    assert body["error"]["request_id"] == response.headers["X-Request-ID"]
-    return body["error"]
 
 
 def calls(svc: Service, method: str | None = None, path: str = "") -> list[dict]:

@@ -5,16 +5,11 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.conftest import Service
+from tests.conftest import Service, error_of
 
 ZD = {"subdomain": "your-company", "email": "admin@yourcompany.com", "api_token": "your_token"}
 
 
-def error_of(response) -> dict:
-    body = response.json()
-    assert set(body) == {"error"}
-    assert body["error"]["request_id"] == response.headers["X-Request-ID"]
-    return body["error"]
 
 
 def test_health(svc: Service):
