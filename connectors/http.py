@@ -221,6 +221,7 @@ class UpstreamConnector:
         url: str,
         *,
         operation: str,
+        attempt: int,
         params: Mapping[str, Any] | None,
         json: Any,
         data: Any,
@@ -268,6 +269,7 @@ class UpstreamConnector:
                 path=url.split("?", 1)[0].removeprefix(self.base_url) or "/",
                 upstream_status=status,
                 latency_ms=round((time.perf_counter() - started) * 1000, 1),
+                retries=attempt - 1,
             )
 
     def _may_retry(self, error: BaseException, idempotent: bool) -> bool:
@@ -329,7 +331,14 @@ class UpstreamConnector:
                 with attempt:
                     attempt_no = attempt.retry_state.attempt_number
                     response = await self._send_once(
-                        method, url, operation=operation, params=params, json=json, data=data, headers=headers
+                        method,
+                        url,
+                        operation=operation,
+                        attempt=attempt_no,
+                        params=params,
+                        json=json,
+                        data=data,
+                        headers=headers,
                     )
                     self._raise_for_status(response)
         finally:

@@ -51,7 +51,8 @@ def test_upstream_log_lines_carry_no_credentials_or_queries(svc, caplog):
     svc.post("/crm/customer/search", {"crm_type": "zendesk", "email": "ahmed@example.ae",
                                       "config": {"subdomain": "x", "email": "ops@corp.com", "api_token": "tok-SECRET-42"}})
     lines = [JSONFormatter().format(r) for r in caplog.records]
-    assert any('"upstream_call"' in line for line in lines)
+    upstream = [orjson.loads(line) for line in lines if '"upstream_call"' in line]
+    assert upstream and {"request_id", "crm_type", "operation", "upstream_status", "latency_ms", "retries"} <= set(upstream[0])
     text = "\n".join(lines)
     assert "tok-SECRET-42" not in text and "ahmed@example.ae" not in text and "Basic " not in text
 
