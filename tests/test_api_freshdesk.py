@@ -69,11 +69,6 @@ def test_search_by_email(svc: Service):
     assert vendor(svc, "GET", "/contacts")[0]["query"]["email"] == "AHMED@example.ae"
 
 
-def test_search_with_no_match_is_an_empty_list(svc: Service):
-    r = svc.post("/crm/customer/search", {"crm_type": "freshdesk", "phone": "+971509999999"})
-    assert r.status_code == 200 and r.json() == {"customers": []}
-
-
 # --- tickets --------------------------------------------------------------------------------------
 
 
@@ -151,20 +146,6 @@ def test_create_by_new_email(svc: Service):
 # --- error contract -------------------------------------------------------------------------------
 
 
-def test_not_found_from_an_empty_404(svc: Service):
-    r = svc.post("/crm/ticket", {"crm_type": "freshdesk", "ticket_id": "999999"})
-    err = error_of(r)
-    assert r.status_code == 404 and err["code"] == "not_found" and err["upstream_status"] == 404
-    assert svc.post("/crm/customer", {"crm_type": "freshdesk", "customer_id": "424242"}).status_code == 404
-
-
-def test_invalid_api_key_is_crm_auth_failed_and_not_echoed(svc: Service):
-    r = svc.post("/crm/ticket", {"crm_type": "freshdesk", "ticket_id": "54321", "config": {**FD, "api_key": "invalid"}})
-    err = error_of(r)
-    assert r.status_code == 502 and err["code"] == "crm_auth_failed" and err["retryable"] is False
-    assert "You have to be logged in" in err["message"] and "your_api_key" not in r.text
-
-
 def test_access_denied_is_crm_auth_failed(svc: Service):
     svc.fault("freshdesk", "error", status=403)
     r = svc.post("/crm/ticket", {"crm_type": "freshdesk", "ticket_id": "54321"})
@@ -198,36 +179,6 @@ def test_create_without_requester_is_422_before_any_vendor_call(svc: Service):
     assert svc.vendor_requests("freshdesk") == []
 
 
-def test_rate_limit_within_budget_is_retried(svc: Service):
-    svc.fault("freshdesk", "rate_limit", retry_after=0)
-    r = svc.post("/crm/ticket", {"crm_type": "freshdesk", "ticket_id": "54321"})
-    assert r.status_code == 200 and len(svc.vendor_requests("freshdesk")) == 2
-
-
-def test_rate_limit_past_budget_is_429_with_retry_after(svc: Service):
-    svc.fault("freshdesk", "rate_limit", retry_after=30)
-    r = svc.post("/crm/ticket", {"crm_type": "freshdesk", "ticket_id": "54321"})
-    err = error_of(r)
-    assert r.status_code == 429 and err["code"] == "rate_limited" and err["retry_after_seconds"] == 30
-    assert r.headers["Retry-After"] == "30" and err["retryable"] is True
-
-
-def test_create_is_retried_after_a_429_and_made_once(svc: Service):
-    svc.fault("freshdesk", "rate_limit", retry_after=0, method="POST")
-    r = svc.post("/crm/ticket/create", {"crm_type": "freshdesk", "subject": "Once", "description": "d", "customer_id": "1001"})
-    assert r.status_code == 201
-    assert len(vendor(svc, "POST", "/tickets")) == 2
-    assert r.json()["id"] == "54322"  # the first ticket made after the seed: nothing was doubled
-
-
-def test_create_is_not_retried_after_a_5xx(svc: Service):
-    svc.fault("freshdesk", "error", status=503, method="POST")
-    r = svc.post("/crm/ticket/create", {"crm_type": "freshdesk", "subject": "s", "description": "d", "customer_id": "1001"})
-    err = error_of(r)
-    assert r.status_code == 502 and err["code"] == "crm_error" and err["upstream_status"] == 503
-    assert len(vendor(svc, "POST", "/tickets")) == 1
-
-
 def test_note_is_not_retried_after_a_dropped_connection(svc: Service):
     svc.fault("freshdesk", "reset", method="POST", path="/notes")
     r = svc.post("/crm/ticket/update", {"crm_type": "freshdesk", "ticket_id": "54321", "comment": {"body": "x"}})
@@ -239,42 +190,6 @@ def test_reads_are_retried_after_a_5xx(svc: Service):
     svc.fault("freshdesk", "error", status=502)
     r = svc.post("/crm/customer", {"crm_type": "freshdesk", "customer_id": "1001"})
     assert r.status_code == 200
-
-
-def test_latency_past_the_timeout_is_504(svc: Service):
-    svc.fault("freshdesk", "latency", seconds=5, count=-1)
-    r = svc.post("/crm/ticket", {"crm_type": "freshdesk", "ticket_id": "54321"})
-    assert r.status_code == 504 and error_of(r)["code"] == "crm_timeout"
-
-
-def test_malformed_answer_is_502_crm_error(svc: Service):
-    svc.fault("freshdesk", "malformed")
-    r = svc.post("/crm/ticket", {"crm_type": "freshdesk", "ticket_id": "54321"})
-    assert r.status_code == 502 and error_of(r)["code"] == "crm_error"
-
-
-@pytest.mark.parametrize(
-    "config",
-    [
-        {"domain": "169.254.169.254"},
-        {"domain": "evil.com"},
-        {"domain": "yourcompany.freshdesk.com.evil.com"},
-        {"domain": "yourcompany.freshdesk.com/../x"},
-        {"domain": "https://yourcompany.freshdesk.com"},
-        {"domain": ""},
-        {"base_url": "http://169.254.169.254/latest/meta-data"},
-        {"base_url": "http://internal.corp"},
-    ],
-)
-def test_ssrf_and_bad_config_are_refused_before_any_connection(svc: Service, config: dict):
-    r = svc.post("/crm/ticket", {"crm_type": "freshdesk", "ticket_id": "54321", "config": {**FD, **config}})
-    assert r.status_code == 400 and error_of(r)["code"] == "invalid_config"
-    assert svc.vendor_requests("freshdesk") == []
-
-
-def test_base_url_of_the_sandbox_itself_is_allowed(svc: Service):
-    cfg = {**FD, "base_url": svc.emulators["freshdesk"]}
-    assert svc.post("/crm/ticket", {"crm_type": "freshdesk", "ticket_id": "54321", "config": cfg}).status_code == 200
 
 
 # --- the emulator answers as Freshdesk does -------------------------------------------------------

@@ -58,11 +58,6 @@ def test_caller_id_lookup_in_any_spelling(svc: Service, phone: str):
     assert len(calls(svc, "POST", "/contacts/search")) == 1
 
 
-def test_lookup_matches_a_number_stored_in_national_form(svc: Service):
-    r = svc.post("/crm/customer/search", {"crm_type": "hubspot", "phone": "+1 415 555 2671"})
-    assert [(c["name"], c["phone"]) for c in r.json()["customers"]] == [("Layla Hassan", "+14155552671")]
-
-
 def test_lookup_matches_the_mobile_phone(svc: Service):
     r = svc.post("/crm/customer/search", {"crm_type": "hubspot", "phone": "+447700900123"})
     assert [c["id"] for c in r.json()["customers"]] == ["12347"]
@@ -71,11 +66,6 @@ def test_lookup_matches_the_mobile_phone(svc: Service):
 def test_search_by_email_is_case_insensitive(svc: Service):
     r = svc.post("/crm/customer/search", {"crm_type": "hubspot", "email": "Ahmed@Example.ae"})
     assert [c["id"] for c in r.json()["customers"]] == ["12345"]
-
-
-def test_search_with_no_match_is_an_empty_list(svc: Service):
-    r = svc.post("/crm/customer/search", {"crm_type": "hubspot", "phone": "+971509999999"})
-    assert r.status_code == 200 and r.json() == {"customers": []}
 
 
 def test_create_then_get_then_update_with_a_note(svc: Service):
@@ -114,15 +104,6 @@ def test_create_for_an_unknown_caller_is_unassociated_with_their_details_kept(sv
     assert r.json()["description"] == "d\n\nCaller: New Caller, +14155550199"
 
 
-def test_idempotency_key_creates_once(svc: Service):
-    body = {"crm_type": "hubspot", "subject": "Once", "description": "only once", "customer_id": "12345"}
-    first = svc.post("/crm/ticket/create", body, **{"Idempotency-Key": "hs-call-1"})
-    second = svc.post("/crm/ticket/create", body, **{"Idempotency-Key": "hs-call-1"})
-    assert first.status_code == second.status_code == 201 and first.json() == second.json()
-    assert second.headers["Idempotent-Replayed"] == "true"
-    assert len(calls(svc, "POST", "/tickets")) == 1
-
-
 def test_custom_stage_map_per_request(svc: Service):
     # The emulator's portal only has the default pipeline: a stage it lacks is HubSpot's VALIDATION_ERROR.
     r = svc.post("/crm/ticket/update", {"crm_type": "hubspot", "ticket_id": "3001", "status": "open",
@@ -130,12 +111,6 @@ def test_custom_stage_map_per_request(svc: Service):
     err = error_of(r)
     assert r.status_code == 422 and err["code"] == "validation_error" and err["upstream_status"] == 400
     assert err["details"]["hs_pipeline_stage"][0]["code"] == "INVALID_OPTION"
-
-
-def test_create_refused_by_hubspot_says_nothing_was_created(svc: Service):
-    r = svc.post("/crm/ticket/create", {"crm_type": "hubspot", "subject": "s", "description": "d", "customer_id": "999999"})
-    err = error_of(r)
-    assert r.status_code == 422 and err["details"]["created"] is False
 
 
 def test_tags_only_update_is_400(svc: Service):
@@ -147,32 +122,10 @@ def test_tags_only_update_is_400(svc: Service):
 # --- error contract ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path,body", [("/crm/ticket", {"ticket_id": "999999"}), ("/crm/customer", {"customer_id": "999999"})])
-def test_not_found(svc: Service, path: str, body: dict):
-    r = svc.post(path, {"crm_type": "hubspot", **body})
-    err = error_of(r)
-    assert r.status_code == 404 and err["code"] == "not_found" and err["upstream_status"] == 404 and not err["retryable"]
-
-
 def test_update_of_a_missing_ticket_is_not_found_and_writes_nothing(svc: Service):
     r = svc.post("/crm/ticket/update", {"crm_type": "hubspot", "ticket_id": "999999", "comment": {"body": "x"}})
     assert r.status_code == 404 and error_of(r)["code"] == "not_found"
     assert calls(svc, "POST") == [] and calls(svc, "PATCH") == []
-
-
-@pytest.mark.parametrize("bad_id", ["abc", "12-3", "../3001"])
-def test_bad_id_is_400_before_any_call(svc: Service, bad_id: str):
-    r = svc.post("/crm/ticket", {"crm_type": "hubspot", "ticket_id": bad_id})
-    assert r.status_code == 400 and error_of(r)["code"] == "invalid_request"
-    assert svc.vendor_requests("hubspot") == []
-
-
-@pytest.mark.parametrize("config", [{"api_key": "invalid"}, {"access_token": "invalid"}])
-def test_invalid_token_is_crm_auth_failed(svc: Service, config: dict):
-    r = svc.post("/crm/ticket", {"crm_type": "hubspot", "ticket_id": "3001", "config": config})
-    err = error_of(r)
-    assert r.status_code == 502 and err["code"] == "crm_auth_failed" and err["upstream_status"] == 401
-    assert "INVALID_AUTHENTICATION" in err["message"] and not err["retryable"]
 
 
 def test_token_is_never_echoed(svc: Service):
@@ -200,78 +153,11 @@ def test_missing_scope_is_crm_auth_failed(svc: Service):
 # --- faults ---------------------------------------------------------------------------------------
 
 
-def test_rate_limit_within_budget_is_retried(svc: Service):
-    svc.fault("hubspot", "rate_limit", retry_after=0)
-    r = svc.post("/crm/ticket", {"crm_type": "hubspot", "ticket_id": "3001"})
-    assert r.status_code == 200 and len(svc.vendor_requests("hubspot")) == 2
-
-
-def test_rate_limit_past_budget_is_429_with_hubspots_window(svc: Service):
-    svc.fault("hubspot", "rate_limit", retry_after=30)
-    r = svc.post("/crm/ticket", {"crm_type": "hubspot", "ticket_id": "3001"})
-    err = error_of(r)
-    assert r.status_code == 429 and err["code"] == "rate_limited" and err["retry_after_seconds"] == 30
-    assert r.headers["Retry-After"] == "30" and err["retryable"] is True and "TEN_SECONDLY_ROLLING" in err["message"]
-    assert len(svc.vendor_requests("hubspot")) == 1
-
-
-def test_create_is_resent_after_a_429_and_made_once(svc: Service):
-    svc.fault("hubspot", "rate_limit", retry_after=0, method="POST", path="/objects/tickets")
-    r = svc.post("/crm/ticket/create", {"crm_type": "hubspot", "subject": "s", "description": "d", "customer_id": "12345"})
-    assert r.status_code == 201
-    assert len(calls(svc, "POST", "/tickets")) == 2  # the first was refused before HubSpot acted on it
-
-
-def test_create_is_not_resent_after_a_5xx(svc: Service):
-    svc.fault("hubspot", "error", status=503, method="POST", path="/objects/tickets")
-    r = svc.post("/crm/ticket/create", {"crm_type": "hubspot", "subject": "s", "description": "d", "customer_id": "12345"})
-    err = error_of(r)
-    assert r.status_code == 502 and err["code"] == "crm_error" and err["details"]["created"] == "unknown"
-    assert len(calls(svc, "POST", "/tickets")) == 1
-
-
-def test_persistent_5xx_is_502_after_retries(svc: Service):
-    svc.fault("hubspot", "error", status=503, count=-1)
-    r = svc.post("/crm/ticket", {"crm_type": "hubspot", "ticket_id": "3001"})
-    err = error_of(r)
-    assert r.status_code == 502 and err["code"] == "crm_error" and err["upstream_status"] == 503
-    assert len(svc.vendor_requests("hubspot")) == 3
-
-
-def test_latency_past_the_timeout_is_504(svc: Service):
+def test_latency_on_the_post_search_is_504(svc: Service):
+    # HubSpot's search is a POST, still a read: it times out like one (the ticket read is in test_api_contract.py).
     svc.fault("hubspot", "latency", seconds=5, count=-1)
     r = svc.post("/crm/customer/search", {"crm_type": "hubspot", "email": "ahmed@example.ae"})
     assert r.status_code == 504 and error_of(r)["code"] == "crm_timeout"
-
-
-def test_reset_connection_is_retried_for_reads(svc: Service):
-    svc.fault("hubspot", "reset")
-    assert svc.post("/crm/ticket", {"crm_type": "hubspot", "ticket_id": "3001"}).status_code == 200
-
-
-def test_malformed_answer_is_502_crm_error(svc: Service):
-    svc.fault("hubspot", "malformed")
-    r = svc.post("/crm/ticket", {"crm_type": "hubspot", "ticket_id": "3001"})
-    assert r.status_code == 502 and error_of(r)["code"] == "crm_error"
-
-
-# --- SSRF -------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "base_url",
-    ["http://169.254.169.254/latest/meta-data", "http://127.0.0.1:22", "gopher://internal:70", "http://internal.corp",
-     "https://user:pw@api.hubapi.com"],
-)
-def test_ssrf_attempts_are_refused_before_any_connection(svc: Service, base_url: str):
-    r = svc.post("/crm/ticket", {"crm_type": "hubspot", "ticket_id": "3001", "config": {"base_url": base_url}})
-    assert r.status_code == 400 and error_of(r)["code"] == "invalid_config"
-    assert svc.vendor_requests("hubspot") == []
-
-
-def test_base_url_of_the_sandbox_itself_is_allowed(svc: Service):
-    r = svc.post("/crm/ticket", {"crm_type": "hubspot", "ticket_id": "3001", "config": {"base_url": svc.emulators["hubspot"]}})
-    assert r.status_code == 200
 
 
 # --- the emulator speaks HubSpot's wire ---------------------------------------------------------------

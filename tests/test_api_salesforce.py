@@ -46,11 +46,6 @@ def test_caller_id_lookup_finds_the_contact_in_any_spelling(svc: Service, phone:
     assert "IN PHONE FIELDS" in calls(svc, "GET", "/search")[0]["query"]["q"]
 
 
-def test_lookup_matches_a_number_stored_in_national_form(svc: Service):
-    r = svc.post("/crm/customer/search", {"crm_type": "salesforce", "phone": "+1 415 555 2671"})
-    assert [c["name"] for c in r.json()["customers"]] == ["Layla Hassan"]
-
-
 def test_search_by_email_is_case_insensitive(svc: Service):
     r = svc.post("/crm/customer/search", {"crm_type": "salesforce", "email": "Ahmed@Example.AE"})
     assert [c["tier"] for c in r.json()["customers"]] == ["Enterprise"]
@@ -59,11 +54,6 @@ def test_search_by_email_is_case_insensitive(svc: Service):
 @pytest.mark.parametrize("email", ["x'OR'1'='1@example.com", "a\\'@example.com", "o'brien@example.com", "a\\\\@b.com"])
 def test_hostile_email_is_just_an_email_that_matches_nobody(svc: Service, email: str):
     r = svc.post("/crm/customer/search", {"crm_type": "salesforce", "email": email})
-    assert r.status_code == 200 and r.json() == {"customers": []}
-
-
-def test_search_with_no_match_is_an_empty_list(svc: Service):
-    r = svc.post("/crm/customer/search", {"crm_type": "salesforce", "phone": "+971509999999"})
     assert r.status_code == 200 and r.json() == {"customers": []}
 
 
@@ -121,14 +111,6 @@ def test_create_for_an_unknown_caller_keeps_their_details_on_the_case(svc: Servi
     assert (body["SuppliedEmail"], body["SuppliedName"]) == ("new@example.com", "New Person")
 
 
-def test_idempotency_key_creates_one_case(svc: Service):
-    body = {"crm_type": "salesforce", "subject": "Once", "description": "only once", "customer_id": CONTACT}
-    first = svc.post("/crm/ticket/create", body, **{"Idempotency-Key": "sf-call-1"})
-    second = svc.post("/crm/ticket/create", body, **{"Idempotency-Key": "sf-call-1"})
-    assert first.status_code == second.status_code == 201 and first.json() == second.json()
-    assert len(calls(svc, "POST", "/sobjects/Case")) == 1
-
-
 # --- OAuth ------------------------------------------------------------------------------------------------
 
 
@@ -162,13 +144,11 @@ def test_refresh_token_grant(svc: Service):
     assert "grant_type=refresh_token" in token_form
 
 
-def test_bad_client_secret_is_crm_auth_failed_and_not_echoed(svc: Service):
+def test_bad_client_secret_is_refused_after_one_refresh_attempt(svc: Service):
+    # The contract error itself (crm_auth_failed, message, nothing echoed) is in test_api_contract.py.
     config = {"access_token": "invalid", "client_secret": "invalid"}
     r = svc.post("/crm/ticket", {"crm_type": "salesforce", "ticket_id": CASE, "config": config})
-    err = error_of(r)
-    assert r.status_code == 502 and err["code"] == "crm_auth_failed" and err["retryable"] is False
-    assert "invalid client credentials" in err["message"]
-    assert "sandbox-client-secret" not in r.text
+    assert error_of(r)["code"] == "crm_auth_failed"
     assert [q["method"] for q in calls(svc)] == ["GET", "POST"]  # the 401, then the one refresh attempt
 
 
@@ -181,28 +161,9 @@ def test_invalid_refresh_token_is_crm_auth_failed(svc: Service):
 # --- error contract -----------------------------------------------------------------------------------------
 
 
-def test_case_not_found(svc: Service):
-    r = svc.post("/crm/ticket", {"crm_type": "salesforce", "ticket_id": "500000000000999AAA"})
-    err = error_of(r)
-    assert r.status_code == 404 and err["code"] == "not_found" and err["upstream_status"] == 404
-
-
-def test_contact_not_found(svc: Service):
-    r = svc.post("/crm/customer", {"crm_type": "salesforce", "customer_id": "003000000000999AAA"})
-    assert r.status_code == 404 and error_of(r)["code"] == "not_found"
-
-
 def test_id_of_another_type_is_not_found(svc: Service):
     r = svc.post("/crm/ticket", {"crm_type": "salesforce", "ticket_id": CONTACT})
     assert r.status_code == 404 and error_of(r)["code"] == "not_found"
-
-
-@pytest.mark.parametrize("bad_id", ["12345", "003000000000001AA", "003' OR Id != '", "500000000000001AAA/../x", "500000000000001AAA?"])
-def test_invalid_id_is_400_before_any_call(svc: Service, bad_id: str):
-    for path, key in (("/crm/customer", "customer_id"), ("/crm/ticket", "ticket_id")):
-        r = svc.post(path, {"crm_type": "salesforce", key: bad_id})
-        assert r.status_code == 400 and error_of(r)["code"] == "invalid_request"
-    assert svc.vendor_requests("salesforce") == []
 
 
 def test_vendor_validation_error_is_422_with_fields(svc: Service):
@@ -210,77 +171,6 @@ def test_vendor_validation_error_is_422_with_fields(svc: Service):
     err = error_of(r)
     assert r.status_code == 422 and err["code"] == "validation_error" and "STRING_TOO_LONG" in err["message"]
     assert err["details"][0]["fields"] == ["Subject"]
-
-
-def test_unknown_contact_on_create_is_422(svc: Service):
-    r = svc.post("/crm/ticket/create", {"crm_type": "salesforce", "subject": "s", "description": "d",
-                                        "customer_id": "003000000000999AAA"})
-    assert r.status_code == 422 and error_of(r)["code"] == "validation_error"
-
-
-def test_rate_limit_403_is_retried(svc: Service):
-    svc.fault("salesforce", "rate_limit", path="/sobjects/Case")
-    r = svc.post("/crm/ticket", {"crm_type": "salesforce", "ticket_id": CASE})
-    assert r.status_code == 200
-    assert len(calls(svc, "GET", "/sobjects/Case")) == 2
-
-
-def test_persistent_rate_limit_is_429(svc: Service):
-    svc.fault("salesforce", "rate_limit", count=-1, path="/sobjects/Case")
-    r = svc.post("/crm/ticket", {"crm_type": "salesforce", "ticket_id": CASE})
-    err = error_of(r)
-    assert r.status_code == 429 and err["code"] == "rate_limited" and err["retryable"] is True
-    assert err["upstream_status"] == 403 and "REQUEST_LIMIT_EXCEEDED" in err["message"]
-
-
-def test_create_after_a_rate_limit_is_sent_again_safely(svc: Service):
-    svc.fault("salesforce", "rate_limit", method="POST", path="/sobjects/Case")
-    r = svc.post("/crm/ticket/create", {"crm_type": "salesforce", "subject": "s", "description": "d"})
-    assert r.status_code == 201
-    assert len(calls(svc, "POST", "/sobjects/Case")) == 2
-
-
-def test_create_is_never_doubled_after_a_5xx(svc: Service):
-    svc.fault("salesforce", "error", status=503, method="POST", path="/sobjects/Case")
-    r = svc.post("/crm/ticket/create", {"crm_type": "salesforce", "subject": "s", "description": "d"})
-    assert r.status_code == 502 and error_of(r)["code"] == "crm_error"
-    assert len(calls(svc, "POST", "/sobjects/Case")) == 1
-
-
-def test_persistent_5xx_on_a_read_is_retried_then_502(svc: Service):
-    svc.fault("salesforce", "error", status=503, count=-1, path="/sobjects/Case")
-    r = svc.post("/crm/ticket", {"crm_type": "salesforce", "ticket_id": CASE})
-    assert r.status_code == 502 and error_of(r)["upstream_status"] == 503
-    assert len(calls(svc, "GET", "/sobjects/Case")) == 3
-
-
-def test_latency_past_the_timeout_is_504(svc: Service):
-    svc.fault("salesforce", "latency", seconds=5, count=-1, path="/sobjects/Case")
-    r = svc.post("/crm/ticket", {"crm_type": "salesforce", "ticket_id": CASE})
-    assert r.status_code == 504 and error_of(r)["code"] == "crm_timeout"
-
-
-def test_malformed_answer_is_502(svc: Service):
-    svc.fault("salesforce", "malformed", path="/sobjects/Case")
-    r = svc.post("/crm/ticket", {"crm_type": "salesforce", "ticket_id": CASE})
-    assert r.status_code == 502 and error_of(r)["code"] == "crm_error"
-
-
-@pytest.mark.parametrize(
-    "instance_url",
-    [
-        "http://169.254.169.254/latest/meta-data",
-        "https://evil.example.com",
-        "https://acme.my.salesforce.com.evil.com",
-        "http://acme.my.salesforce.com",
-        "http://127.0.0.1:22",
-        "gopher://internal:70",
-    ],
-)
-def test_ssrf_on_instance_url_is_refused_before_any_connection(svc: Service, instance_url: str):
-    r = svc.post("/crm/ticket", {"crm_type": "salesforce", "ticket_id": CASE, "config": {"instance_url": instance_url}})
-    assert r.status_code == 400 and error_of(r)["code"] == "invalid_config"
-    assert svc.vendor_requests("salesforce") == []
 
 
 def test_bad_tier_field_in_config_is_invalid_config(svc: Service):
