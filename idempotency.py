@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from errors import IdempotencyConflict
+from errors import IdempotencyConflict, UpstreamTimeout
 
 
 def fingerprint(payload: Any) -> str:
@@ -90,7 +90,15 @@ class InMemoryIdempotencyStore:
         try:
             status, body = await operation()
         except BaseException as exc:
-            future.set_exception(exc)
+            if isinstance(exc, asyncio.CancelledError):
+                # The first request was interrupted (its caller went away): twins get an answer, not a cancel.
+                exc_for_twins: BaseException = UpstreamTimeout(
+                    "the first request with this Idempotency-Key was interrupted; its outcome is unknown, so repeat it",
+                    details={"created": "unknown"},
+                )
+            else:
+                exc_for_twins = exc
+            future.set_exception(exc_for_twins)
             future.exception()  # mark retrieved: waiters re-raise it, and no "never retrieved" warning
             raise
         else:

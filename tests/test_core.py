@@ -149,3 +149,26 @@ def test_vendor_urls_must_be_https_on_the_vendors_domain(url):
 
 def test_allowed_host_may_be_named_with_or_without_port():
     assert check_base_url("http://proxy.internal:8080/zd/", crm_type="zendesk", allowed_hosts=frozenset({"proxy.internal"})) == "http://proxy.internal:8080/zd"
+
+
+async def test_a_twin_of_an_interrupted_request_gets_a_contract_error_not_a_cancel():
+    from errors import UpstreamTimeout
+
+    store = InMemoryIdempotencyStore(ttl_seconds=60, max_entries=10)
+    started = asyncio.Event()
+
+    async def slow():
+        started.set()
+        await asyncio.Event().wait()  # never finishes by itself
+        return 201, {}
+
+    first = asyncio.create_task(store.run("s", "k", "fp", slow))
+    await started.wait()
+    twin = asyncio.create_task(store.run("s", "k", "fp", slow))
+    await asyncio.sleep(0)  # let the twin start waiting on the first
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    with pytest.raises(UpstreamTimeout) as caught:
+        await twin
+    assert caught.value.details == {"created": "unknown"}
