@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from connectors.hosts import host_of
+from crm import CRMFactory
 from deps import ERROR_RESPONSES, Context, IdempotencyKey, Store, open_crm, with_create_outcome, within_deadline
 from errors import CRMError, InvalidRequest, NotFound, ValidationFailed
 from idempotency import InMemoryIdempotencyStore, fingerprint
@@ -281,6 +282,10 @@ def main() -> None:
         # Variable names and reasons only: pydantic's own text would echo the values, secrets included.
         problems = "\n".join(f"  {'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
         raise SystemExit(f"bad configuration:\n{problems}") from None
+    try:
+        CRMFactory.connector_class(settings.handoff_fallback_crm)
+    except CRMError as exc:
+        raise SystemExit(f"bad configuration:\n  HANDOFF_FALLBACK_CRM: {exc.message}") from None
     configure_logging(settings.log_level)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False)
 

@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     hubspot_api_key: SecretStr | None = None
     hubspot_base_url: str | None = None
     hubspot_pipeline: str | None = None  # ticket pipeline id; HubSpot's default pipeline is "0"
-    hubspot_stage_map: dict[str, str] | None = None  # JSON {"solved": "4", ...}: our status -> stage id
+    hubspot_stage_map: dict[TicketStatus, str] | None = None  # JSON {"solved": "4", ...}: our status -> stage id
     hubspot_tier_property: str | None = None  # contact property that holds the tier (HubSpot has none built in)
 
     # Freshdesk

@@ -19,13 +19,17 @@ from phone import parse_phone, to_e164
 from settings import Settings
 
 
-def test_bad_settings_fail_at_start_up_naming_the_variable_not_the_value(tmp_path):
-    env = {"PATH": "/usr/bin:/bin", "PORT": "not-a-port", "ZENDESK_API_TOKEN": "s3cret-token"}
-    proc = subprocess.run([sys.executable, "server.py"], env=env, capture_output=True, text=True, timeout=60,
-                          cwd=str(__import__("pathlib").Path(__file__).resolve().parent.parent))
-    assert proc.returncode != 0
-    assert "PORT" in proc.stderr and "not-a-port" not in proc.stderr and "s3cret-token" not in proc.stderr
-    assert "Traceback" not in proc.stderr
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("PORT", "not-a-port"), ("HUBSPOT_STAGE_MAP", '{"done": "4"}'), ("HANDOFF_FALLBACK_CRM", "dynamics"),
+     ("DEFAULT_PHONE_REGION", "XX"), ("RETRY_MAX_ATTEMPTS", "0")],
+)
+def test_bad_settings_fail_at_start_up_naming_the_variable_not_the_secrets(variable, value):
+    env = {"PATH": "/usr/bin:/bin", variable: value, "ZENDESK_API_TOKEN": "s3cret-token"}
+    root = str(__import__("pathlib").Path(__file__).resolve().parent.parent)
+    proc = subprocess.run([sys.executable, "server.py"], env=env, capture_output=True, text=True, timeout=60, cwd=root)
+    assert proc.returncode != 0 and "bad configuration" in proc.stderr
+    assert variable in proc.stderr and "s3cret-token" not in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_allowed_hosts_are_a_comma_separated_list():
