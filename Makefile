@@ -17,7 +17,8 @@ install: $(STAMP)
 run: $(STAMP)  ## start the service on :8090 with its built-in sandbox
 	$(BIN)/python server.py --sandbox
 
-test: $(STAMP)  ## unit and integration tests (loopback only)
+test: $(STAMP)  ## lint, then unit and integration tests (loopback only)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)  ## latency benchmark against the sandbox; figures go in the README

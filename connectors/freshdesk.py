@@ -250,7 +250,7 @@ class FreshdeskConnector(BaseCRMConnector):
                 contacts.setdefault(require(contact, "id", self.vendor), contact)
         chosen = list(contacts.values())[:limit]
         company_ids = list(dict.fromkeys(c["company_id"] for c in chosen if c.get("company_id") is not None))
-        companies = dict(zip(company_ids, await asyncio.gather(*(self._company(i) for i in company_ids))))
+        companies = dict(zip(company_ids, await asyncio.gather(*(self._company(i) for i in company_ids)), strict=True))
         return [self._customer(c, companies.get(c.get("company_id"))) for c in chosen]
 
     async def get_ticket(self, ticket_id: str) -> Ticket:
