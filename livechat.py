@@ -375,10 +375,7 @@ class LiveChatConnector(UpstreamConnector):
 
     def _envelope(self, response: UpstreamResponse) -> dict[str, Any]:
         """LiveChat's `{"error": {"type", "message", "data"?}}`, or {} when the body is something else."""
-        try:
-            body = response.json()
-        except CRMError:
-            return {}
+        body = response.error_json()
         error = body.get("error") if isinstance(body, dict) else None
         return error if isinstance(error, dict) else {}
 

@@ -108,7 +108,7 @@ class FreshdeskConnector(BaseCRMConnector):
         Field errors come back keyed by field, `{"status": [{"message", "code"}]}`, the shape Zendesk's take,
         so callers read one form and the service can add its own keys beside them.
         """
-        body = response.json() if response.headers.get("Content-Type", "").startswith("application/json") else None
+        body = response.error_json()
         if not isinstance(body, dict):
             return BODYLESS_MESSAGES.get(response.status, f"Freshdesk answered {response.status}"), None
         errors = [e for e in body.get("errors") or [] if isinstance(e, dict)]

@@ -92,6 +92,13 @@ class UpstreamResponse:
         except orjson.JSONDecodeError:
             raise MalformedAnswer("the vendor's answer could not be read as JSON", upstream_status=self.status) from None
 
+    def error_json(self) -> Any:
+        """An error answer's body as JSON, or None where it is empty or not JSON (429s may be HTML or text)."""
+        try:
+            return self.json()
+        except MalformedAnswer:
+            return None
+
 
 class VendorConfig(BaseModel):
     """Base of each vendor's config model: request `config` merged over the environment."""
@@ -201,10 +208,7 @@ class UpstreamConnector:
         if 200 <= response.status < 300:
             return
         error_type = self._error_type(response)
-        try:
-            message, details = self._error_detail(response)
-        except CRMError:
-            message, details = f"{self.display_name} answered {response.status}", None
+        message, details = self._error_detail(response)
         if error_type is AuthFailed or issubclass(error_type, AuthFailed):
             message = f"{self.display_name} rejected the credentials: {message}"
         raise error_type(

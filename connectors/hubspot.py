@@ -137,7 +137,7 @@ class HubSpotConnector(BaseCRMConnector):
         Property errors come back keyed by property, `{"hs_ticket_priority": [{"message", "code"}]}`, the form
         the other connectors use; category and correlationId (what HubSpot support asks for) go in the message.
         """
-        body = response.json()
+        body = response.error_json()
         if not isinstance(body, dict) or not body.get("message"):
             return f"HubSpot answered {response.status}", None
         fields: dict[str, list[dict[str, Any]]] = {}

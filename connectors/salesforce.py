@@ -309,10 +309,7 @@ class SalesforceConnector(BaseCRMConnector):
 
     def _errors(self, response: UpstreamResponse) -> list[dict[str, Any]]:
         """The error list (`[{"message","errorCode","fields"}]`), or the token endpoint's one `{"error",...}`."""
-        try:
-            body = response.json()
-        except CRMError:
-            return []
+        body = response.error_json()
         if isinstance(body, dict):
             body = [body]
         return [item for item in body if isinstance(item, dict)] if isinstance(body, list) else []

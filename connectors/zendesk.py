@@ -97,7 +97,7 @@ class ZendeskConnector(BaseCRMConnector):
 
     def _error_detail(self, response: UpstreamResponse) -> tuple[str, Any]:
         """Zendesk errors: `{"error": "RecordNotFound", "description": ..., "details": {...}}`."""
-        body = response.json() if response.headers.get("Content-Type", "").startswith("application/json") else None
+        body = response.error_json()
         if not isinstance(body, dict):
             return f"Zendesk answered {response.status}", None
         error = body.get("error")
