@@ -337,6 +337,7 @@ class LiveChatConnector(UpstreamConnector):
 
     vendor = "livechat"
     display_name = "LiveChat"
+    rate_limit_window_seconds = 10.0  # LiveChat documents no Retry-After for too_many_requests
     config_model = LiveChatConfig
     config: LiveChatConfig
     status_errors: ClassVar[Mapping[int, type[CRMError]]] = {

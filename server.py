@@ -44,6 +44,8 @@ from settings import Settings, get_settings
 def error_response(error: CRMError, headers: dict[str, str] | None = None) -> JSONResponse:
     """The one place a CRMError becomes an HTTP answer."""
     extra = dict(headers or {})
+    if error.status_code == 429 and error.retry_after is None:  # every 429 says when to come back
+        error.retry_after = 1.0
     if error.retry_after is not None:
         extra["Retry-After"] = str(max(1, round(error.retry_after)))
     return JSONResponse(error.to_body(request_id_var.get()), status_code=error.status_code, headers=extra)

@@ -86,6 +86,7 @@ class FreshdeskConnector(BaseCRMConnector):
 
     vendor = "freshdesk"
     display_name = "Freshdesk"
+    rate_limit_window_seconds = 60.0  # Freshdesk's limits are per minute (it normally sends Retry-After)
     config_model = FreshdeskConfig
     config: FreshdeskConfig
     page_max: ClassVar[int] = 100  # Freshdesk's per_page ceiling

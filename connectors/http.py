@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import html
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -33,7 +35,7 @@ from errors import (
     ValidationFailed,
 )
 from idempotency import fingerprint
-from observability import log_event, request_fields_var
+from observability import log_event, mask_pii, request_fields_var
 from settings import Settings
 
 # Vendor status -> contract error. Connectors override single entries (Salesforce's 403 is a rate limit).
@@ -49,6 +51,10 @@ DEFAULT_STATUS_ERRORS: Mapping[int, type[CRMError]] = {
     503: UpstreamUnavailable,
     504: UpstreamUnavailable,
 }
+
+
+# Tags, and the <head>/<script>/<style> blocks whose text is no reason, of an HTML error page.
+_HTML_TAG = re.compile(r"<(head|script|style)\b.*?</\1\s*>|<[^>]*>", re.IGNORECASE | re.DOTALL)
 
 
 class Deadline:
@@ -99,6 +105,14 @@ class UpstreamResponse:
         except MalformedAnswer:
             return None
 
+    def text_reason(self, limit: int = 200) -> str | None:
+        """What a text or HTML error body says, as one trimmed line (None for JSON or empty bodies)."""
+        if not self.body.strip() or self.error_json() is not None:
+            return None
+        text = _HTML_TAG.sub(" ", self.body[:4096].decode("utf-8", "replace"))
+        text = " ".join(html.unescape(text).split())
+        return (text[: limit - 1] + "…" if len(text) > limit else text) or None
+
 
 class VendorConfig(BaseModel):
     """Base of each vendor's config model: request `config` merged over the environment."""
@@ -135,6 +149,8 @@ class UpstreamConnector:
     display_name: ClassVar[str]
     config_model: ClassVar[type[VendorConfig]] = VendorConfig
     status_errors: ClassVar[Mapping[int, type[CRMError]]] = DEFAULT_STATUS_ERRORS
+    # The wait a caller is told after a rate limit that came without one: the vendor's documented window.
+    rate_limit_window_seconds: ClassVar[float] = 1.0
 
     def __init__(self, config: VendorConfig, context: ConnectorContext) -> None:
         self.config = config
@@ -198,8 +214,15 @@ class UpstreamConnector:
         return UpstreamError
 
     def _retry_after(self, response: UpstreamResponse) -> float | None:
-        """How long the vendor asked us to wait."""
-        return parse_retry_after(response.headers.get("Retry-After"))
+        """How long the vendor asked us to wait: Retry-After, else the seconds until its rate window resets."""
+        stated = parse_retry_after(response.headers.get("Retry-After"))
+        if stated is not None:
+            return stated
+        reset = response.headers.get("RateLimit-Reset") or response.headers.get("X-RateLimit-Reset")
+        seconds = parse_retry_after(reset)
+        if seconds is not None and seconds > 1e9:  # an epoch timestamp, not delta-seconds
+            seconds = max(0.0, seconds - time.time())
+        return seconds if response.status == 429 else None
 
     # --- the one request path ------------------------------------------------------------------
 
@@ -209,6 +232,9 @@ class UpstreamConnector:
             return
         error_type = self._error_type(response)
         message, details = self._error_detail(response)
+        reason = response.text_reason()
+        if reason and reason not in message:  # a text or HTML body (a proxy's, a 429 page) says why
+            message = f"{message}: {mask_pii(reason)}"
         if error_type is AuthFailed or issubclass(error_type, AuthFailed):
             message = f"{self.display_name} rejected the credentials: {message}"
         raise error_type(
@@ -345,6 +371,11 @@ class UpstreamConnector:
                         headers=headers,
                     )
                     self._raise_for_status(response)
+        except RateLimited as exc:
+            if exc.retry_after is None:  # the vendor named no wait: tell the caller its documented window
+                exc.retry_after = self.rate_limit_window_seconds
+                exc.message += f" (no wait was stated; {self.display_name}'s rate window is {exc.retry_after:g}s)"
+            raise
         finally:
             fields = request_fields_var.get()
             if fields is not None:  # the request's access line reports how many retries it took

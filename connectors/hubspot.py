@@ -112,6 +112,7 @@ class HubSpotConnector(BaseCRMConnector):
 
     vendor = "hubspot"
     display_name = "HubSpot"
+    rate_limit_window_seconds = 10.0  # HubSpot's burst limit is a ten-second rolling window
     config_model = HubSpotConfig
     config: HubSpotConfig
     search_page_max: ClassVar[int] = 100

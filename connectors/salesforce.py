@@ -207,6 +207,7 @@ class SalesforceConnector(BaseCRMConnector):
 
     vendor = "salesforce"
     display_name = "Salesforce"
+    rate_limit_window_seconds = 60.0  # REQUEST_LIMIT_EXCEEDED names no wait; a minute keeps callers off it
     config_model = SalesforceConfig
     config: SalesforceConfig
     customer_id_pattern: ClassVar[re.Pattern[str]] = SALESFORCE_ID

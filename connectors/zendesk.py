@@ -81,6 +81,7 @@ class ZendeskConnector(BaseCRMConnector):
     config: ZendeskConfig
     search_page_max: ClassVar[int] = 100
     vendor_dedupes_creates = True  # ticket creation honours Idempotency-Key
+    rate_limit_window_seconds = 60.0  # Zendesk's limits are per minute (it normally sends Retry-After)
 
     def _vendor_url(self) -> str:
         """`https://{subdomain}.zendesk.com`, the subdomain being one DNS label."""
