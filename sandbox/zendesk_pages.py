@@ -89,6 +89,7 @@ def cursor_page(
 
     `has_more` says whether more records lie in the direction of travel; `backward=False` (search
     export) gives no `prev` link and no `before_cursor`, as Zendesk documents for that endpoint.
+    Docs: https://developer.zendesk.com/api-reference/introduction/pagination/#using-cursor-pagination
     """
     size = min(_number(request, "page[size]", MAX_PAGE_SIZE), MAX_PAGE_SIZE)
     ordered = sorted(items, key=sort_key)
@@ -104,20 +105,18 @@ def cursor_page(
             chunk, has_more = window[:size], len(window) > size
     except TypeError as exc:  # a cursor of another endpoint, whose key does not compare with this one's
         raise PageError("page[after]/page[before] is not a cursor this API gave out") from exc
-    first, last = (sort_key(chunk[0]), sort_key(chunk[-1])) if chunk else (None, None)
-    later = last is not None and any(sort_key(r) > last for r in ordered)
-    earlier = first is not None and any(sort_key(r) < first for r in ordered)
-    after_cursor = encode_cursor(last) if last is not None else None
-    before_cursor = encode_cursor(first) if first is not None and backward else None
+    after_cursor = encode_cursor(sort_key(chunk[-1])) if chunk else None
+    before_cursor = encode_cursor(sort_key(chunk[0])) if chunk and backward else None
+    # Zendesk gives both links whenever the page has cursors, even on the last page: has_more is what ends paging.
     return {
         key: chunk,
         "meta": {"has_more": has_more, "after_cursor": after_cursor, "before_cursor": before_cursor},
         "links": {
             "next": link(request, **{"page[after]": after_cursor, "page[before]": None, "page[size]": str(size)})
-            if later
+            if after_cursor
             else None,
             "prev": link(request, **{"page[before]": before_cursor, "page[after]": None, "page[size]": str(size)})
-            if earlier and backward
+            if before_cursor
             else None,
         },
     }

@@ -149,11 +149,13 @@ def test_lists_page_by_cursor_to_the_end_and_back(zd, svc, path, key):
         if url:
             assert url.startswith(f"{svc.emulators['zendesk']}/api/v2{path}?")
     assert forward == sorted(x["id"] for x in everything)
-    backward, url = [], last["links"]["prev"]
+    assert last["links"]["next"]  # as Zendesk does: the last page still links on; has_more says stop
+    assert zd.get(last["links"]["next"]).json()[key] == []
+    backward, url = [], last["links"]["prev"] if len(forward) > 2 else None
     while url:
         page = zd.get(url).json()
         backward = [x["id"] for x in page[key]] + backward
-        url = page["links"]["prev"]
+        url = page["links"]["prev"] if page["meta"]["has_more"] else None
     assert backward + [x["id"] for x in last[key]] == forward
 
 
@@ -168,7 +170,7 @@ def test_lists_page_by_offset_with_next_page_links(zd, svc):
 def test_requested_tickets_of_a_user_page_by_cursor(zd):
     body = zd.get("/users/1001/tickets/requested.json", params={"page[size]": "1"}).json()
     assert [t["id"] for t in body["tickets"]] == [12345] and body["meta"]["has_more"] is False
-    assert body["links"]["next"] is None
+    assert zd.get(body["links"]["next"]).json()["tickets"] == []
     assert zd.get("/users/999999/tickets/requested.json").status_code == 404
 
 
