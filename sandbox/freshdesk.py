@@ -348,13 +348,10 @@ class FreshdeskEmulator(Emulator):
     # --- tickets ----------------------------------------------------------------------------------
 
     async def list_tickets(self, request: web.Request) -> web.StreamResponse:
-        """`GET /tickets[?filter=new_and_my_open|requester_id=|email=|company_id=|updated_since=]`, newest first.
-
-        Without updated_since only tickets created in the last 30 days are listed, as Freshdesk does.
-        """
+        """`GET /tickets[?filter=new_and_my_open|requester_id=|email=|company_id=|updated_since=]`, newest first."""
         query = request.query
         errors = [error(f, UNEXPECTED_FIELD, "invalid_field") for f in sorted(set(query) - TICKET_FILTERS - PAGING)]
-        window = (datetime.now(timezone.utc) - timedelta(days=LIST_WINDOW_DAYS)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        window = later(now(), -24 * LIST_WINDOW_DAYS)  # Freshdesk lists recent tickets unless told updated_since
         email = query.get("email", "").lower()
         checks = {  # parameter -> whether a ticket passes it
             "filter": lambda t, v: v == "new_and_my_open" and t["status"] == 2 and t["responder_id"] in (None, AGENT_ID),
@@ -372,7 +369,6 @@ class FreshdeskEmulator(Emulator):
         order_by = query.get("order_by") if query.get("order_by") in ("updated_at", "status") else "created_at"
         tickets.sort(key=lambda t: (t[order_by], t["id"]), reverse=query.get("order_type") != "asc")
         return self._page(request, tickets, errors)
-
 
     def _check_fields(self, fields: dict[str, Any], allowed: frozenset[str]) -> list[dict[str, str]]:
         """Freshdesk rejects unknown keys and values outside its lists, field by field."""

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from tests.conftest import Service
+from tests.conftest import Service, error_of
 
 AUTH = ("agent@example.com/token", "sandbox-token")
 
@@ -185,3 +185,12 @@ def test_users_search_keeps_its_shape_with_next_page_links(zd, svc):
     assert body["count"] == 5 and len(body["users"]) == 2 and "result_type" not in body["users"][0]
     assert body["next_page"].startswith(f"{svc.emulators['zendesk']}/api/v2/users/search.json?")
     assert body["organizations"] == []
+
+
+def test_the_connectors_email_search_over_the_emulator_keeps_exact_matches_and_refuses_quotes(zd, svc):
+    r = svc.post("/crm/customer/search", {"crm_type": "zendesk", "email": "CALLER1@example.org"})
+    assert r.status_code == 200 and [c["id"] for c in r.json()["customers"]] == [str(ids(zd, "type:user email:caller1@example.org")[0])]
+    sent_before = len(svc.vendor_requests("zendesk"))
+    r = svc.post("/crm/customer/search", {"crm_type": "zendesk", "email": 'caller1@example.org"role:admin'})
+    assert r.status_code == 400 and error_of(r)["code"] == "invalid_request" and "role:admin" not in r.text
+    assert len(svc.vendor_requests("zendesk")) == sent_before  # refused before any call
