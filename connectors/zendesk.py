@@ -10,7 +10,7 @@ from pydantic import SecretStr, model_validator
 from connectors.base import BaseCRMConnector, require
 from connectors.hosts import check_dns_label
 from connectors.http import UpstreamResponse, VendorConfig, basic_auth, bearer_auth
-from errors import InvalidConfig
+from errors import InvalidConfig, InvalidRequest
 from models import (
     Customer,
     Ticket,
@@ -51,6 +51,11 @@ PRIORITY_TO_ZENDESK: dict[TicketPriority, str] = {
     TicketPriority.high: "high",
     TicketPriority.urgent: "urgent",
 }
+
+# Inside a quoted search value `"` ends the value and a backslash or `*` would change its meaning; Zendesk
+# documents no escape for them (https://support.zendesk.com/hc/en-us/articles/4408886879258); an email
+# carrying any of them, or a space or control character, is refused instead of being searched for.
+UNQUOTABLE = frozenset('"\\*')
 
 # Our update fields -> Zendesk's (the same names; tags replace the ticket's tags).
 UPDATE_FIELDS: dict[str, str] = {"status": "status", "priority": "priority", "subject": "subject", "tags": "tags"}
@@ -190,6 +195,17 @@ class ZendeskConnector(BaseCRMConnector):
             user["_organizations"] = orgs
         return users
 
+    def _email_query(self, email: str) -> str:
+        """`email:"..."`, refusing what could end the quotes or widen the match (nothing can add a term)."""
+        if any(c in UNQUOTABLE or c.isspace() or not c.isprintable() for c in email):
+            raise InvalidRequest("email has a character Zendesk search cannot take literally", crm_type=self.vendor)
+        return f'email:"{email}"'
+
+    async def _users_by_email(self, email: str, limit: int) -> list[dict[str, Any]]:
+        """Zendesk's search also matches similar addresses; keep only the exact one (case-insensitive)."""
+        users = await self._search_users(self._email_query(email), limit)
+        return [user for user in users if (user.get("email") or "").lower() == email.lower()]
+
     async def _users_by_phone(self, phone: PhoneQuery, limit: int) -> list[dict[str, Any]]:
         """`phone:*{digits}` matches every stored spelling (Zendesk's caller-id search); keep exact callers."""
         users = await self._search_users(f"phone:*{phone.national_significant}", limit)
@@ -198,11 +214,13 @@ class ZendeskConnector(BaseCRMConnector):
 
     async def find_customers(self, *, phone: PhoneQuery | None, email: str | None, limit: int) -> list[Customer]:
         """Users matching the phone or the email (both searches at once when both are given)."""
+        if email:
+            self._email_query(email)  # refused before any call, the phone search's too
         searches = []
         if phone:
             searches.append(self._users_by_phone(phone, limit))
         if email:
-            searches.append(self._search_users(f'email:"{email}"', limit))
+            searches.append(self._users_by_email(email, limit))
         found: dict[str, Customer] = {}
         for users in await asyncio.gather(*searches):
             for user in users:

@@ -1,4 +1,4 @@
-"""Freshdesk API v2 emulator: contacts with exact-match filters and paging, companies, tickets and notes."""
+"""Freshdesk API v2 emulator: contacts (filters, filter-query search), companies, tickets (list, search), notes."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import orjson
 from aiohttp import web
 
 from sandbox.core import Emulator, basic_credentials, json_response, record_id
+from sandbox.freshdesk_query import CONTACT_FIELDS, TICKET_FIELDS, QueryError, search
 
 STATUSES = (2, 3, 4, 5)  # Open, Pending, Resolved, Closed (the sandbox account has no custom statuses)
 PRIORITIES = (1, 2, 3, 4)  # Low, Medium, High, Urgent
@@ -29,6 +30,8 @@ TICKET_UPDATE_FIELDS = TICKET_CREATE_FIELDS
 NOTE_FIELDS = frozenset({"body", "private", "incoming", "notify_emails", "user_id", "attachments"})
 CONTACT_FILTERS = frozenset({"email", "phone", "mobile", "company_id", "state", "_updated_since"})
 PAGING = frozenset({"page", "per_page"})
+TICKET_FILTERS = frozenset({"filter", "requester_id", "email", "company_id", "updated_since", "order_by", "order_type"})
+LIST_WINDOW_DAYS = 30  # without updated_since, GET /tickets lists only tickets created this recently
 DEFAULT_PER_PAGE, MAX_PER_PAGE = 30, 100
 RATE_LIMIT_TOTAL = 700  # calls per minute on the plan the sandbox pretends to be
 AGENT_ID = 9001
@@ -253,10 +256,13 @@ class FreshdeskEmulator(Emulator):
         return json_response({"description": "Validation failed", "errors": errors}, status=400)
 
     def add_routes(self, app: web.Application) -> None:
-        """The v2 paths the connector (and python-freshdesk) use for contacts, companies, tickets, notes."""
+        """The v2 paths the connector (and python-freshdesk) use for contacts, companies, tickets, notes, search."""
         app.router.add_get("/api/v2/contacts", self.list_contacts)
         app.router.add_get("/api/v2/contacts/{id}", self.get_contact)
         app.router.add_get("/api/v2/companies/{id}", self.get_company)
+        app.router.add_get("/api/v2/search/contacts", self.search_contacts)
+        app.router.add_get("/api/v2/search/tickets", self.search_tickets)
+        app.router.add_get("/api/v2/tickets", self.list_tickets)
         app.router.add_post("/api/v2/tickets", self.create_ticket)
         app.router.add_get("/api/v2/tickets/{id}", self.get_ticket)
         app.router.add_put("/api/v2/tickets/{id}", self.update_ticket)
@@ -321,7 +327,48 @@ class FreshdeskEmulator(Emulator):
         company = self.companies.get(record_id(request) or -1)
         return json_response(company) if company else self.not_found()
 
+    def _search(self, request: web.Request, records: list[dict[str, Any]], fields: dict) -> web.StreamResponse:
+        """The filter API: `query="..."` and `page` (1..10) only, 30 results a page, or Freshdesk's 400."""
+        unknown = sorted(set(request.query) - {"query", "page"})
+        if unknown:
+            return self._invalid([error(f, UNEXPECTED_FIELD, "invalid_field") for f in unknown])
+        try:
+            return json_response(search(records, request.query.get("query"), fields, request.query.get("page", "1")))
+        except QueryError as exc:
+            return self._invalid([error(exc.field, str(exc), "invalid_value")])
+
+    async def search_contacts(self, request: web.Request) -> web.StreamResponse:
+        """`GET /search/contacts?query="email:'a@b.com' OR phone:'...'"` → `{"results", "total"}`."""
+        return self._search(request, [c for c in self.contacts.values() if not c["deleted"]], CONTACT_FIELDS)
+
+    async def search_tickets(self, request: web.Request) -> web.StreamResponse:
+        """`GET /search/tickets?query="status:2 AND created_at:>'2024-01-01'"` → `{"results", "total"}`."""
+        return self._search(request, list(self.tickets.values()), TICKET_FIELDS)
+
     # --- tickets ----------------------------------------------------------------------------------
+
+    async def list_tickets(self, request: web.Request) -> web.StreamResponse:
+        """`GET /tickets[?filter=new_and_my_open|requester_id=|email=|company_id=|updated_since=]`, newest first."""
+        query = request.query
+        errors = [error(f, UNEXPECTED_FIELD, "invalid_field") for f in sorted(set(query) - TICKET_FILTERS - PAGING)]
+        window = later(now(), -24 * LIST_WINDOW_DAYS)  # Freshdesk lists recent tickets unless told updated_since
+        email = query.get("email", "").lower()
+        checks = {  # parameter -> whether a ticket passes it
+            "filter": lambda t, v: v == "new_and_my_open" and t["status"] == 2 and t["responder_id"] in (None, AGENT_ID),
+            "requester_id": lambda t, v: str(t["requester_id"]) == v,
+            "company_id": lambda t, v: str(t["company_id"]) == v,
+            "email": lambda t, v: (self.contacts[t["requester_id"]]["email"] or "").lower() == email,
+            "updated_since": lambda t, v: t["updated_at"] >= v,
+        }
+        tickets = [
+            t
+            for t in self.tickets.values()
+            if all(check(t, query[k]) for k, check in checks.items() if k in query)
+            and ("updated_since" in query or t["created_at"] >= window)
+        ]
+        order_by = query.get("order_by") if query.get("order_by") in ("updated_at", "status") else "created_at"
+        tickets.sort(key=lambda t: (t[order_by], t["id"]), reverse=query.get("order_type") != "asc")
+        return self._page(request, tickets, errors)
 
     def _check_fields(self, fields: dict[str, Any], allowed: frozenset[str]) -> list[dict[str, str]]:
         """Freshdesk rejects unknown keys and values outside its lists, field by field."""

@@ -1,23 +1,35 @@
-"""Zendesk Support API v2 emulator: users, organizations, user search, tickets with audits, idempotency."""
+"""Zendesk Support API v2 emulator: users, organizations, search, paged lists, tickets with audits, idempotency."""
 
 from __future__ import annotations
 
 import hashlib
 import html
 import itertools
-import shlex
 from datetime import datetime, timezone
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from sandbox.core import Emulator, basic_credentials, bearer_token, digits, json_response, record_id
+from sandbox.core import Emulator, basic_credentials, bearer_token, json_response, record_id
+from sandbox.zendesk_pages import PageError, by_id, cursor_page, list_page, offset_page
+from sandbox.zendesk_search import RESULT_TYPES, Index, SearchError, sort_results
 
 STATUSES = ("new", "open", "pending", "hold", "solved", "closed")
 PRIORITIES = ("low", "normal", "high", "urgent", None)
 TYPES = ("problem", "incident", "question", "task", None)
 AGENT_ID = 2001
+SEARCH_LIMIT = 1000  # the Search API pages through at most this many results
+
+
+def strip_type(record: dict[str, Any]) -> dict[str, Any]:
+    """A search result as a list endpoint gives it (no `result_type`)."""
+    return {k: v for k, v in record.items() if k != "result_type"}
+
+
+def by_created(record: dict[str, Any]) -> tuple[Any, ...]:
+    """The search export's order: created_at, then id."""
+    return (record.get("created_at") or "", *by_id(record))
 
 
 def now() -> str:
@@ -196,6 +208,13 @@ class ZendeskEmulator(Emulator):
     def add_routes(self, app: web.Application) -> None:
         for suffix in ("", ".json"):
             app.router.add_get(f"/api/v2/users/search{suffix}", self.search_users)
+            app.router.add_get(f"/api/v2/search{suffix}", self.search)
+            app.router.add_get(f"/api/v2/search/count{suffix}", self.search_count)
+            app.router.add_get(f"/api/v2/search/export{suffix}", self.search_export)
+            app.router.add_get(f"/api/v2/users{suffix}", self.list_users)
+            app.router.add_get(f"/api/v2/tickets{suffix}", self.list_tickets)
+            app.router.add_get(f"/api/v2/organizations{suffix}", self.list_organizations)
+            app.router.add_get(f"/api/v2/users/{{id}}/tickets/requested{suffix}", self.requested_tickets)
             app.router.add_post(f"/api/v2/tickets{suffix}", self.create_ticket)
         app.router.add_get("/api/v2/users/{id}", self.get_user)
         app.router.add_get("/api/v2/organizations/{id}", self.get_organization)
@@ -219,40 +238,89 @@ class ZendeskEmulator(Emulator):
         org = self.organizations.get(record_id(request, ".json") or -1)
         return json_response({"organization": org}) if org else self.not_found()
 
-    def _user_matches(self, user: dict[str, Any], field: str, value: str) -> bool:
-        """Zendesk search semantics for the terms the connector uses; `*` before digits matches any spelling."""
-        if field == "phone":
-            stored = digits(user.get("phone"))
-            wanted = digits(value)
-            return bool(stored) and (stored.endswith(wanted) if value.startswith("*") else stored == wanted)
-        if field == "email":
-            return (user.get("email") or "").lower() == value.lower()
-        if field in ("role", "name"):
-            return (user.get(field) or "").lower() == value.lower()
-        text = f"{user.get('name')} {user.get('email')} {user.get('phone')}".lower()
-        return value.lower() in text
+    def _index(self) -> Index:
+        return Index(self.users, self.tickets, self.organizations)
+
+    def _search_error(self, message: str) -> web.Response:
+        """Zendesk's 400 for a query it cannot run (`error` is `invalid`, as its API reference shows)."""
+        return json_response({"error": "invalid", "description": message}, status=400)
 
     async def search_users(self, request: web.Request) -> web.StreamResponse:
-        """`query=phone:*501234567 email:"a@b"`: same field ORs, different fields AND."""
-        query = request.query.get("query", "")
+        """`GET /users/search.json?query=phone:*501234567` (or `external_id=`): the search language over users."""
+        query = request.query.get("query")
+        if "external_id" in request.query:
+            query = f'external_id:"{request.query["external_id"]}"'
+        if query is None:
+            return self._search_error("Invalid search: query or external_id is required")
         try:
-            terms = shlex.split(query)
-        except ValueError:
-            return json_response({"error": "InvalidSearch", "description": "Unable to parse the query"}, status=400)
-        wanted: dict[str, list[str]] = {}
-        for term in terms:
-            field, sep, value = term.partition(":")
-            wanted.setdefault(field if sep else "", []).append(value if sep else term)
-        users = [
-            u
-            for u in self.users.values()
-            if all(any(self._user_matches(u, f, v) for v in values) for f, values in wanted.items())
-        ]
-        per_page = min(int(request.query.get("per_page", "100") or 100), 100)
-        page = users[:per_page]
-        return json_response(
-            {"users": page, **self._sideload(request, page), "next_page": None, "previous_page": None, "count": len(users)}
-        )
+            users = self._index().search(query, only="user") if query.strip() else []
+            page = list_page(request, [strip_type(u) for u in users], "users")
+        except (SearchError, PageError) as exc:
+            return self._search_error(str(exc))
+        return json_response({**page, **self._sideload(request, page["users"])})
+
+    async def search(self, request: web.Request) -> web.StreamResponse:
+        """`GET /search.json?query=type:ticket status<solved&sort_by=&sort_order=`: offset pages, 1000 results at most."""
+        query = request.query.get("query", "")
+        if not query.strip():
+            return self._search_error("Invalid search: query is required")
+        try:
+            results = self._index().search(query)
+            results = sort_results(results, request.query.get("sort_by"), request.query.get("sort_order"))
+            page = offset_page(request, results, "results", limit=SEARCH_LIMIT)
+        except SearchError as exc:
+            return self._search_error(str(exc))
+        except PageError as exc:  # past the 1000th result Zendesk answers 422 (zenpy's SearchResponseLimitExceeded)
+            return json_response({"error": "invalid", "description": str(exc)}, status=422)
+        return json_response({**page, "facets": None})
+
+    async def search_count(self, request: web.Request) -> web.StreamResponse:
+        """`GET /search/count.json?query=` → `{"count": N}`."""
+        try:
+            return json_response({"count": len(self._index().search(request.query.get("query", "")))})
+        except SearchError as exc:
+            return self._search_error(str(exc))
+
+    async def search_export(self, request: web.Request) -> web.StreamResponse:
+        """`GET /search/export.json?query=&filter[type]=user&page[size]=`: one type, by created_at, cursor only."""
+        kind = request.query.get("filter[type]", "")
+        if kind not in RESULT_TYPES:
+            return self._search_error("Invalid search: filter[type] must be ticket, user or organization")
+        try:
+            results = self._index().search(request.query.get("query", ""), only=kind)
+            page = cursor_page(request, results, "results", by_created, backward=False)
+        except (SearchError, PageError) as exc:
+            return self._search_error(str(exc))
+        return json_response({**page, "facets": None})
+
+    async def list_users(self, request: web.Request) -> web.StreamResponse:
+        """`GET /users.json`, offset or cursor paged (`page[size]`), organizations sideloaded on request."""
+        return self._list(request, list(self.users.values()), "users", sideload=True)
+
+    async def list_tickets(self, request: web.Request) -> web.StreamResponse:
+        """`GET /tickets.json`, offset or cursor paged."""
+        return self._list(request, list(self.tickets.values()), "tickets")
+
+    async def list_organizations(self, request: web.Request) -> web.StreamResponse:
+        """`GET /organizations.json`, offset or cursor paged."""
+        return self._list(request, list(self.organizations.values()), "organizations")
+
+    async def requested_tickets(self, request: web.Request) -> web.StreamResponse:
+        """`GET /users/{id}/tickets/requested.json`: the tickets the user asked for, paged."""
+        uid = record_id(request)
+        if uid not in self.users:
+            return self.not_found()
+        tickets = [t for t in self.tickets.values() if t["requester_id"] == uid]
+        return self._list(request, tickets, "tickets")
+
+    def _list(
+        self, request: web.Request, items: list[dict[str, Any]], key: str, sideload: bool = False
+    ) -> web.StreamResponse:
+        try:
+            page = list_page(request, items, key)
+        except PageError as exc:
+            return json_response({"error": "InvalidPaginationParameter", "description": str(exc)}, status=400)
+        return json_response({**page, **(self._sideload(request, page[key]) if sideload else {})})
 
     async def get_ticket(self, request: web.Request) -> web.StreamResponse:
         ticket = self.tickets.get(record_id(request, ".json") or -1)

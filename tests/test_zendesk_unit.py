@@ -219,3 +219,29 @@ async def test_ids_are_checked_before_any_call(zendesk, mock_http, bad_id):
     with pytest.raises(InvalidRequest):
         await zendesk().get_ticket(bad_id)
     assert not mock_http.requests
+
+
+# --- email search: the caller's address can never change the query, and only exact matches come back -----
+
+
+@pytest.mark.parametrize("email", ['a@b.com"role:admin', 'a@b.com" -email:x', "a*@b.com", "a\\@b.com", "a@b.com\x00"])
+async def test_email_that_could_change_the_query_is_refused_before_any_call(zendesk, mock_http, email):
+    with pytest.raises(InvalidRequest) as caught:
+        await zendesk().find_customers(phone=parse_phone("+971501234567", "US"), email=email, limit=5)
+    assert email not in caught.value.message
+    assert not mock_http.requests
+
+
+async def test_email_search_is_quoted_and_keeps_only_exact_matches_ignoring_case(zendesk, mock_http):
+    mock_http.get(
+        re.compile(rf"{BASE}/users/search\.json.*"),
+        payload={"users": [
+            {"id": 1, "name": "Exact", "email": "Ahmed@Example.AE"},
+            {"id": 2, "name": "Similar", "email": "ahmed.other@example.ae"},
+            {"id": 3, "name": "No email", "email": None},
+        ], "count": 3},
+    )
+    found = await zendesk().find_customers(phone=None, email="ahmed@example.ae", limit=10)
+    assert [c.id for c in found] == ["1"]
+    query = sent(mock_http, "GET", f"{BASE}/users/search.json")[0].kwargs["params"]["query"]
+    assert query == 'email:"ahmed@example.ae"'
