@@ -10,7 +10,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
 
 import orjson
-
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from connectors.base import BaseCRMConnector, require
@@ -99,6 +98,7 @@ def associated_ids(record: dict[str, Any], kind: str) -> list[str]:
 
 # Our update fields -> HubSpot ticket properties.
 UPDATE_PROPERTIES: dict[str, str] = {"status": "hs_pipeline_stage", "priority": "hs_ticket_priority", "subject": "subject"}
+
 
 def _listed_errors(body: dict[str, Any]) -> list[tuple[str, str | None, str | None]]:
     """(property, message, code) from `errors[]`: `{"message","code","context":{"propertyName":[...]}}`."""
