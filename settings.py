@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from models import TicketPriority, TicketStatus
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+HUBSPOT_API_VERSION_PATTERN = r"^(v3|\d{4}-(0[1-9]|1[0-2]))$"  # legacy `v3`, or a date version such as 2026-09
 
 
 class Settings(BaseSettings):
@@ -75,6 +76,7 @@ class Settings(BaseSettings):
     hubspot_pipeline: str | None = None  # ticket pipeline id; HubSpot's default pipeline is "0"
     hubspot_stage_map: dict[TicketStatus, str] | None = None  # JSON {"solved": "4", ...}: our status -> stage id
     hubspot_tier_property: str | None = None  # contact property that holds the tier (HubSpot has none built in)
+    hubspot_api_version: str = Field("2026-09", pattern=HUBSPOT_API_VERSION_PATTERN)  # v3 paths end September 2027
 
     # Freshdesk
     freshdesk_domain: str | None = None

@@ -1,12 +1,15 @@
-"""HubSpot CRM API v3: contacts with their deals, contact search, tickets, and notes on tickets."""
+"""HubSpot CRM (date-versioned, or legacy v3): contacts with their deals, contact search, tickets, notes on tickets."""
 
 from __future__ import annotations
 
 import html
 import re
 import time
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
 
+import orjson
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from connectors.base import BaseCRMConnector, require
@@ -22,8 +25,27 @@ from models import (
     iso_utc,
 )
 from phone import PhoneQuery, parse_phone
+from settings import HUBSPOT_API_VERSION_PATTERN
 
 VENDOR_URL = "https://api.hubapi.com"  # one host for every portal: the token says which portal
+
+DEFAULT_API_VERSION = "2026-09"  # HUBSPOT_API_VERSION: `v3` paths are unsupported from September 2027
+# API -> (legacy path, date-versioned path); the date pattern is /api-name/YYYY-MM/resource, same host:
+# https://developers.hubspot.com/docs/api-reference/latest/overview
+# objects (read, create, update): .../latest/crm/objects/tickets/guide; search: .../latest/crm/search-the-crm;
+# batch read: .../latest/crm/objects/objects/batch/get-objects; associations (the v4 API's successor):
+# .../latest/crm/associations/associate-records/batch/get-associations; pipelines: .../2026-03/crm/pipelines/get-pipelines
+API_PATHS: dict[str, tuple[str, str]] = {
+    "objects": ("/crm/v3/objects/{resource}", "/crm/objects/{version}/{resource}"),
+    "associations": ("/crm/v4/associations/{resource}", "/crm/associations/{version}/{resource}"),
+    "pipelines": ("/crm/v3/pipelines/{resource}", "/crm/pipelines/{version}/{resource}"),
+}
+
+
+def api_path(version: str, api: str, resource: str) -> str:
+    """The path of `resource` (e.g. `contacts/search`) in one API (`objects`, ...) for the configured version."""
+    legacy, dated = API_PATHS[api]
+    return (legacy if version == "v3" else dated).format(version=version, resource=resource)
 
 # Our status -> stage of HubSpot's default ticket pipeline "0" (1 New, 2 Waiting on contact, 3 Waiting on us,
 # 4 Closed). Portals with their own pipelines override entries with `stage_map` / HUBSPOT_STAGE_MAP.
@@ -77,13 +99,91 @@ def associated_ids(record: dict[str, Any], kind: str) -> list[str]:
 # Our update fields -> HubSpot ticket properties.
 UPDATE_PROPERTIES: dict[str, str] = {"status": "hs_pipeline_stage", "priority": "hs_ticket_priority", "subject": "subject"}
 
+
+def _listed_errors(body: dict[str, Any]) -> list[tuple[str, str | None, str | None]]:
+    """(property, message, code) from `errors[]`: `{"message","code","context":{"propertyName":[...]}}`."""
+    found = []
+    for error in body.get("errors") or []:
+        names = ((error.get("context") or {}).get("propertyName") or []) if isinstance(error, dict) else []
+        found += [(str(name), error.get("message"), error.get("code")) for name in names]
+    return found
+
+
+def _embedded_errors(body: dict[str, Any]) -> list[tuple[str, str | None, str | None]]:
+    """(property, message, code) from the JSON list v3 embeds in `message`: `Property values were not valid: [...]`."""
+    text = str(body.get("message") or "")
+    start = text.find("[")
+    try:
+        entries = orjson.loads(text[start:]) if start >= 0 else []
+    except orjson.JSONDecodeError:
+        return []
+    if not isinstance(entries, list):
+        return []
+    return [(str(e["name"]), e.get("message"), e.get("error")) for e in entries if isinstance(e, dict) and e.get("name")]
+
+
+def property_errors(body: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """A VALIDATION_ERROR's problems keyed by property, from `errors[]` or else from the list inside `message`."""
+    fields: dict[str, list[dict[str, Any]]] = {}
+    for name, message, code in _listed_errors(body) or _embedded_errors(body):
+        fields.setdefault(name, []).append({"message": message, "code": code})
+    return fields
+
+
+def _header_number(response: UpstreamResponse, name: str) -> float | None:
+    """A numeric X-HubSpot-RateLimit-* header, or None when absent or unreadable."""
+    return parse_retry_after(response.headers.get(name))
+
+
+def _rolling_wait(response: UpstreamResponse) -> float:
+    """TEN_SECONDLY_ROLLING: the window (10 s unless the interval header says otherwise), 1 s if it has room again."""
+    remaining = _header_number(response, "X-HubSpot-RateLimit-Remaining")
+    if remaining:  # other callers' burst has already rolled out of the window
+        return 1.0
+    interval_ms = _header_number(response, "X-HubSpot-RateLimit-Interval-Milliseconds")
+    return (interval_ms if interval_ms is not None else 10_000) / 1000
+
+
+def _daily_wait(response: UpstreamResponse) -> float:
+    """DAILY: until the daily reset, midnight (UTC here: the portal's time zone is not on the wire)."""
+    now = datetime.now(timezone.utc)
+    midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return round((midnight - now).total_seconds(), 1)
+
+
+# 429 `policyName` -> the wait it implies. https://developers.hubspot.com/docs/guides/apps/api-usage/usage-details
+RATE_POLICY_WAITS: dict[str, Callable[[UpstreamResponse], float]] = {
+    "TEN_SECONDLY_ROLLING": _rolling_wait,
+    "SECONDLY": lambda response: 1.0,
+    "DAILY": _daily_wait,
+}
+
+
+def rate_limit_wait(response: UpstreamResponse) -> float:
+    """The wait a 429 without Retry-After implies: its policy, else what its headers show.
+
+    With neither, it is most likely the search API's per-second limit (search answers carry no rate headers): 1 s.
+    """
+    body = response.error_json()
+    policy = str(body.get("policyName") or "").upper() if isinstance(body, dict) else ""
+    if policy not in RATE_POLICY_WAITS:
+        if _header_number(response, "X-HubSpot-RateLimit-Daily-Remaining") == 0:
+            policy = "DAILY"
+        elif response.headers.get("X-HubSpot-RateLimit-Interval-Milliseconds"):
+            policy = "TEN_SECONDLY_ROLLING"
+        else:
+            policy = "SECONDLY"
+    return RATE_POLICY_WAITS[policy](response)
+
+
 class HubSpotConfig(VendorConfig):
-    """`api_key`: a private-app or OAuth access token (alias `access_token`); the portal's ticket pipeline."""
+    """`api_key`: a private-app or OAuth access token (alias `access_token`); pipeline; API version (`v3`/`YYYY-MM`)."""
 
     api_key: SecretStr
     pipeline: str = Field("0", pattern=_HUBSPOT_ID)
     stage_map: dict[str, str] = Field(default_factory=dict)
     tier_property: str | None = Field(None, pattern=_PROPERTY_NAME)
+    api_version: str = Field(DEFAULT_API_VERSION, pattern=HUBSPOT_API_VERSION_PATTERN)
 
     @model_validator(mode="before")
     @classmethod
@@ -132,6 +232,10 @@ class HubSpotConnector(BaseCRMConnector):
         """Bearer with the private-app or OAuth token (HubSpot retired `hapikey` API keys in 2022)."""
         return bearer_auth(self.config.api_key.get_secret_value())
 
+    def _path(self, api: str, resource: str) -> str:
+        """`api_path` for this portal's configured API version."""
+        return api_path(self.config.api_version, api, resource)
+
     def _error_detail(self, response: UpstreamResponse) -> tuple[str, Any]:
         """HubSpot errors: `{"status":"error","message","correlationId","category","errors"?}`; a 404 may be empty.
 
@@ -141,11 +245,7 @@ class HubSpotConnector(BaseCRMConnector):
         body = response.error_json()
         if not isinstance(body, dict) or not body.get("message"):
             return f"HubSpot answered {response.status}", None
-        fields: dict[str, list[dict[str, Any]]] = {}
-        for error in body.get("errors") or []:
-            names = ((error.get("context") or {}).get("propertyName") or []) if isinstance(error, dict) else []
-            for name in names:
-                fields.setdefault(str(name), []).append({"message": error.get("message"), "code": error.get("code")})
+        fields = property_errors(body)
         message = str(body["message"])
         if fields:  # instead of HubSpot's message, which embeds the same list as escaped JSON
             problems = "; ".join(f"{name}: {e['message']}" for name, errors in fields.items() for e in errors)
@@ -156,13 +256,11 @@ class HubSpotConnector(BaseCRMConnector):
         return message + (f" ({', '.join(notes)})" if notes else ""), fields or None
 
     def _retry_after(self, response: UpstreamResponse) -> float | None:
-        """Retry-After when sent; else, on a 429, HubSpot's rate window (X-HubSpot-RateLimit-Interval-Milliseconds)."""
+        """Retry-After when sent; else every 429 gets a wait estimated from HubSpot's policy and rate headers."""
         stated = parse_retry_after(response.headers.get("Retry-After"))
         if stated is not None or response.status != 429:
             return stated
-        # No header at all (search answers carry none): None, so the retry layer backs off exponentially.
-        interval_ms = parse_retry_after(response.headers.get("X-HubSpot-RateLimit-Interval-Milliseconds"))
-        return interval_ms / 1000 if interval_ms is not None else None
+        return rate_limit_wait(response)
 
     # --- mapping ------------------------------------------------------------------------------
 
@@ -246,7 +344,7 @@ class HubSpotConnector(BaseCRMConnector):
         """The contact with its deal ids in one GET, then every deal in one batch read (none when no deals)."""
         contact = await self._json(
             "GET",
-            f"/crm/v3/objects/contacts/{self.customer_id(customer_id)}",
+            self._path("objects", f"contacts/{self.customer_id(customer_id)}"),
             params={"properties": ",".join(self.contact_properties), "associations": "deals"},
             operation="get_customer",
         )
@@ -255,7 +353,7 @@ class HubSpotConnector(BaseCRMConnector):
         if deal_ids:
             data = await self._json(
                 "POST",
-                "/crm/v3/objects/deals/batch/read",
+                self._path("objects", "deals/batch/read"),
                 json={"properties": list(DEAL_PROPERTIES), "inputs": [{"id": i} for i in deal_ids]},
                 idempotent=True,  # a read, though sent as POST
                 operation="get_customer",
@@ -287,7 +385,7 @@ class HubSpotConnector(BaseCRMConnector):
             groups.append({"filters": [{"propertyName": "email", "operator": "EQ", "value": email}]})
         data = await self._json(
             "POST",
-            "/crm/v3/objects/contacts/search",
+            self._path("objects", "contacts/search"),
             # A full page: the exact-caller check below may drop a few, and the caller's limit applies after it.
             json={"filterGroups": groups, "properties": self.contact_properties, "limit": self.search_page_max},
             idempotent=True,  # a search changes nothing
@@ -298,10 +396,10 @@ class HubSpotConnector(BaseCRMConnector):
 
     def _ticket_path(self, ticket_id: str) -> str:
         """The path of one ticket, its id checked."""
-        return f"/crm/v3/objects/tickets/{self.ticket_id(ticket_id)}"
+        return self._path("objects", f"tickets/{self.ticket_id(ticket_id)}")
 
     async def _read_ticket(self, ticket_id: str, operation: str) -> dict[str, Any]:
-        """`GET /crm/v3/objects/tickets/{id}` with its properties and associated contacts."""
+        """`GET .../objects/tickets/{id}` with its properties and associated contacts."""
         return await self._json(
             "GET",
             self._ticket_path(ticket_id),
@@ -333,7 +431,7 @@ class HubSpotConnector(BaseCRMConnector):
         return f"{ticket.description}\n\nCaller: {', '.join(caller)}"
 
     async def create_ticket(self, ticket: TicketCreateRequest, *, idempotency_key: str) -> Ticket:
-        """`POST /crm/v3/objects/tickets` → 201, associated to the contact.
+        """`POST .../objects/tickets` → 201, associated to the contact.
 
         HubSpot takes no idempotency key here, so `_request` repeats the create only where HubSpot cannot have
         received it (429, no connection); the service's own Idempotency-Key store covers caller retries.
@@ -351,16 +449,16 @@ class HubSpotConnector(BaseCRMConnector):
         body: dict[str, Any] = {"properties": properties}
         if contact_id:
             body["associations"] = [association(contact_id, TICKET_TO_CONTACT)]
-        data = await self._json("POST", "/crm/v3/objects/tickets", json=body, operation="create_ticket")
+        data = await self._json("POST", self._path("objects", "tickets"), json=body, operation="create_ticket")
         # The create answer lists no associations: the customer is the contact just associated.
         return self._ticket(data, contact_ids=[contact_id] if contact_id else [])
 
     async def _add_note(self, ticket_id: str, text: str) -> dict[str, Any]:
-        """`POST /crm/v3/objects/notes` on the ticket; `hs_note_body` is HTML, so the text is escaped."""
+        """`POST .../objects/notes` on the ticket; `hs_note_body` is HTML, so the text is escaped."""
         body = html.escape(text).replace("\n", "<br>")
         return await self._json(
             "POST",
-            "/crm/v3/objects/notes",
+            self._path("objects", "notes"),
             json={
                 "properties": {"hs_note_body": body, "hs_timestamp": iso_utc(time.time() * 1000)},
                 "associations": [association(ticket_id, NOTE_TO_TICKET)],

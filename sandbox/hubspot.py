@@ -1,21 +1,29 @@
-"""HubSpot CRM API v3 emulator: contacts, deals, tickets and notes as objects with associations, search, batch read."""
+"""HubSpot CRM emulator: contacts, deals, tickets and notes with associations, search, batch read and pipelines.
+
+One handler set on both path families: legacy `/crm/v3/objects/...` and date-versioned `/crm/objects/{YYYY-MM}/...`
+(https://developers.hubspot.com/docs/api-reference/latest/overview); from 2026-09 writes also enforce the portal's
+validation rules (https://developers.hubspot.com/changelog/crm-api-write-validation-enforcement).
+"""
 
 from __future__ import annotations
 
 import itertools
 import uuid
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 import orjson
 from aiohttp import web
 
+from sandbox import hubspot_search as search
 from sandbox.core import Emulator, bearer_token, json_response
+from sandbox.hubspot_schema import ASSOCIATION_TYPES, KIND_PATTERN, KINDS, PIPELINES, pipeline_view
 
-MAX_FILTER_GROUPS, MAX_FILTERS_PER_GROUP, MAX_FILTERS = 5, 6, 18  # HubSpot's search limits
-DEFAULT_LIMIT, MAX_LIMIT, MAX_BATCH = 10, 200, 100
+MAX_BATCH = 100
+DATE_VERSION = r"\d{4}-(?:0[1-9]|1[0-2])"  # /crm/objects/2026-09/contacts
+ENFORCING_VERSION = "2026-09"  # the first date version whose writes enforce the portal's validation rules
 DAILY_LIMIT, WINDOW_LIMIT, WINDOW_MS = 250_000, 190, 10_000  # a Professional portal's private-app limits
 MSG_AUTH = (
     "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can find more "
@@ -41,127 +49,6 @@ def error_body(message: str, category: str | None = None, **extra: Any) -> dict[
     return body
 
 
-@dataclass(frozen=True)
-class Kind:
-    """What the emulator knows of one object type: its properties, defaults, required and enumerated values."""
-
-    singular: str  # in association type names, e.g. ticket_to_contact
-    writable: frozenset[str]
-    defaults: tuple[str, ...]  # returned when a read names no properties
-    created: str
-    modified: str
-    required: tuple[str, ...] = ()
-    enums: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    searchable: tuple[str, ...] = ()  # what a free-text `query` looks in
-
-    @property
-    def read_only(self) -> frozenset[str]:
-        """Properties HubSpot calculates."""
-        return frozenset({"hs_object_id", self.created, self.modified})
-
-    @property
-    def always(self) -> tuple[str, ...]:
-        """Properties every read returns, named or not."""
-        return (self.created, "hs_object_id", self.modified)
-
-
-KINDS: dict[str, Kind] = {
-    "contacts": Kind(
-        "contact",
-        frozenset({"firstname", "lastname", "email", "phone", "mobilephone", "company", "jobtitle", "lifecyclestage",
-                   "hs_lead_status", "customer_tier"}),
-        ("createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname"),
-        "createdate",
-        "lastmodifieddate",
-        enums={"lifecyclestage": ("subscriber", "lead", "marketingqualifiedlead", "salesqualifiedlead", "opportunity",
-                                  "customer", "evangelist", "other")},
-        searchable=("firstname", "lastname", "email", "phone", "mobilephone", "company"),
-    ),
-    "deals": Kind(
-        "deal",
-        frozenset({"dealname", "dealstage", "amount", "pipeline", "closedate", "hubspot_owner_id"}),
-        ("amount", "closedate", "createdate", "dealname", "dealstage", "hs_lastmodifieddate", "hs_object_id",
-         "pipeline"),
-        "createdate",
-        "hs_lastmodifieddate",
-        enums={"dealstage": ("appointmentscheduled", "qualifiedtobuy", "presentationscheduled", "decisionmakerboughtin",
-                             "contractsent", "closedwon", "closedlost")},
-        searchable=("dealname",),
-    ),
-    "tickets": Kind(
-        "ticket",
-        frozenset({"subject", "content", "hs_pipeline", "hs_pipeline_stage", "hs_ticket_priority", "hs_ticket_category",
-                   "source_type", "hubspot_owner_id"}),
-        ("content", "createdate", "hs_lastmodifieddate", "hs_object_id", "hs_pipeline", "hs_pipeline_stage",
-         "hs_ticket_category", "hs_ticket_priority", "subject"),
-        "createdate",
-        "hs_lastmodifieddate",
-        required=("subject", "hs_pipeline", "hs_pipeline_stage"),
-        enums={
-            "hs_pipeline": ("0",),
-            "hs_pipeline_stage": ("1", "2", "3", "4"),  # New, Waiting on contact, Waiting on us, Closed
-            "hs_ticket_priority": ("LOW", "MEDIUM", "HIGH", "URGENT"),
-            "hs_ticket_category": ("PRODUCT_ISSUE", "BILLING_ISSUE", "FEATURE_REQUEST", "GENERAL_INQUIRY"),
-            "source_type": ("CHAT", "EMAIL", "FORM", "PHONE"),
-        },
-        searchable=("subject", "content"),
-    ),
-    "notes": Kind(
-        "note",
-        frozenset({"hs_note_body", "hs_timestamp", "hubspot_owner_id"}),
-        ("hs_createdate", "hs_lastmodifieddate", "hs_object_id"),
-        "hs_createdate",
-        "hs_lastmodifieddate",
-        required=("hs_timestamp",),
-        searchable=("hs_note_body",),
-    ),
-}
-KIND_PATTERN = "|".join(KINDS)
-
-# HUBSPOT_DEFINED association type ids: (from, to).
-ASSOCIATION_TYPES: dict[int, tuple[str, str]] = {
-    3: ("deals", "contacts"),
-    4: ("contacts", "deals"),
-    15: ("contacts", "tickets"),
-    16: ("tickets", "contacts"),
-    227: ("tickets", "notes"),
-    228: ("notes", "tickets"),
-}
-
-
-def _ordered(value: str) -> tuple[int, float | str]:
-    """A value for GT/LT comparisons: numbers as numbers, other text case-folded."""
-    try:
-        return 0, float(value)
-    except ValueError:
-        return 1, value.casefold()
-
-
-# Search operators over a stored value (None when unset) and the filter; strings compare case-insensitively.
-OPERATORS: dict[str, Callable[[str | None, dict[str, Any]], bool]] = {
-    "EQ": lambda v, f: v is not None and v.casefold() == str(f.get("value", "")).casefold(),
-    "NEQ": lambda v, f: v is None or v.casefold() != str(f.get("value", "")).casefold(),
-    # "values must be lowercase": HubSpot lowercases the stored value, not the listed ones.
-    "IN": lambda v, f: v is not None and v.lower() in {str(x) for x in f.get("values") or []},
-    "NOT_IN": lambda v, f: v is None or v.lower() not in {str(x) for x in f.get("values") or []},
-    "HAS_PROPERTY": lambda v, f: v not in (None, ""),
-    "NOT_HAS_PROPERTY": lambda v, f: v in (None, ""),
-    "CONTAINS_TOKEN": lambda v, f: v is not None and str(f.get("value", "")).strip("*").casefold() in v.casefold(),
-    "NOT_CONTAINS_TOKEN": lambda v, f: v is None or str(f.get("value", "")).strip("*").casefold() not in v.casefold(),
-    "GT": lambda v, f: v is not None and _ordered(v) > _ordered(str(f.get("value", ""))),
-    "GTE": lambda v, f: v is not None and _ordered(v) >= _ordered(str(f.get("value", ""))),
-    "LT": lambda v, f: v is not None and _ordered(v) < _ordered(str(f.get("value", ""))),
-    "LTE": lambda v, f: v is not None and _ordered(v) <= _ordered(str(f.get("value", ""))),
-    "BETWEEN": lambda v, f: v is not None
-    and _ordered(str(f.get("value", ""))) <= _ordered(v) <= _ordered(str(f.get("highValue", ""))),
-}
-
-
-def holds(props: dict[str, Any], item: dict[str, Any]) -> bool:
-    """Whether one search filter holds for an object's properties."""
-    return OPERATORS[item["operator"]](props.get(item["propertyName"]), item)
-
-
 class BadInput(Exception):
     """A request HubSpot answers with a 400; carries the answer."""
 
@@ -175,15 +62,29 @@ def bad_request(message: str, category: str | None = "VALIDATION_ERROR", **extra
     return BadInput(json_response(error_body(message, category, **extra), status=400))
 
 
-def property_errors(issues: list[tuple[str, str, str, str]]) -> BadInput:
-    """HubSpot's `Property values were not valid: [...]` 400, one entry per (name, value, code, message)."""
+def api_version(request: web.Request) -> str:
+    """`v3` on the legacy paths, else the path's date version (2026-03, 2026-09, ...)."""
+    return request.match_info.get("version", "v3")
+
+
+def enforces_rules(version: str) -> bool:
+    """Whether writes on this API version apply the portal's admin-configured validation rules."""
+    return version != "v3" and version >= ENFORCING_VERSION
+
+
+def property_errors(issues: list[tuple[str, str, str, str]], version: str) -> BadInput:
+    """HubSpot's `Property values were not valid: [...]` 400, one entry per (name, value, code, message).
+
+    v3 embeds the list in `message` only; the date versions add the structured `errors[]` beside it.
+    """
     embedded = [
         {"isValid": False, "message": msg, "error": code, "name": name, "localizedErrorMessage": msg,
          "propertyValue": value}
         for name, value, code, msg in issues
     ]  # fmt: skip
     errors = [{"message": msg, "code": code, "context": {"propertyName": [name]}} for name, _, code, msg in issues]
-    return bad_request("Property values were not valid: " + orjson.dumps(embedded).decode(), errors=errors)
+    extra = {"errors": errors} if version != "v3" else {}
+    return bad_request("Property values were not valid: " + orjson.dumps(embedded).decode(), **extra)
 
 
 def query_list(request: web.Request, name: str) -> list[str] | None:
@@ -195,7 +96,7 @@ def query_list(request: web.Request, name: str) -> list[str] | None:
 
 
 class HubSpotEmulator(Emulator):
-    """Answers as `https://api.hubapi.com` does for the CRM v3 object calls the connector makes."""
+    """Answers as `https://api.hubapi.com` does for the CRM object calls the connector makes, v3 or dated."""
 
     name = "hubspot"
 
@@ -208,6 +109,9 @@ class HubSpotEmulator(Emulator):
         self.calls = 0
         self.token_expired = False
         self.revoked_scopes: set[str] = set()
+        self.api_versions: Counter[str] = Counter()  # which path family (v3 or a date version) each call used
+        # Admin-configured conditional required properties: (kind, property, when-property, when-value).
+        self.required_when: list[tuple[str, str, str, str]] = []
         joined = "2023-01-15T09:00:00.000Z"
         self._seed("contacts", "12345", joined, firstname="Ahmed", lastname="Al-Mansoori", email="ahmed@example.ae",
                    phone="+971501234567", company="Al-Mansoori Trading", lifecyclestage="customer",
@@ -263,7 +167,7 @@ class HubSpotEmulator(Emulator):
         token = bearer_token(request)
         if token in (None, "invalid") or self.token_expired:
             return False
-        return not any(f"/objects/{kind}" in request.path for kind in self.revoked_scopes)
+        return not any(kind in request.path.split("/") for kind in self.revoked_scopes)
 
     def unauthorized(self, request: web.Request) -> web.StreamResponse:
         """401 INVALID_AUTHENTICATION / EXPIRED_AUTHENTICATION, or 403 MISSING_SCOPES."""
@@ -308,7 +212,14 @@ class HubSpotEmulator(Emulator):
         }
 
     def control(self, action: str, payload: dict[str, Any]) -> Any:
-        """`expire_token`: every token answers 401 EXPIRED_AUTHENTICATION; `revoke_scope` {object_type}: 403."""
+        """`expire_token` (401), `revoke_scope` {object_type} (403), `api_versions` (calls per path family), and
+        `require_property` {object_type, property, when: {name: value}}: a portal rule 2026-09 writes must meet."""
+        if action == "api_versions":
+            return dict(self.api_versions)
+        if action == "require_property" and payload.get("object_type") in KINDS:
+            (when, value), = (payload.get("when") or {}).items()
+            self.required_when.append((payload["object_type"], str(payload["property"]), str(when), str(value)))
+            return None
         if action == "expire_token":
             self.token_expired = True
             return None
@@ -318,21 +229,25 @@ class HubSpotEmulator(Emulator):
         return super().control(action, payload)
 
     def add_routes(self, app: web.Application) -> None:
-        """Object paths for every emulated type; search and batch read before `{id}` so they win."""
-        base = f"/crm/v3/objects/{{kind:{KIND_PATTERN}}}"
-        for slash in ("", "/"):  # HubSpot takes these collection paths with a trailing slash too
-            app.router.add_post(f"{base}/search{slash}", self._guard(self.search))
-            app.router.add_post(f"{base}/batch/read{slash}", self._guard(self.batch_read))
-            app.router.add_post(f"{base}{slash}", self._guard(self.create))
-        app.router.add_get(f"{base}/{{id}}", self._guard(self.read))
-        app.router.add_patch(f"{base}/{{id}}", self._guard(self.update))
+        """Both path families to one handler set; search and batch read before `{id}` so they win."""
+        for family in (lambda api: f"/crm/v3/{api}", lambda api: f"/crm/{api}/{{version:{DATE_VERSION}}}"):
+            base = family("objects") + f"/{{kind:{KIND_PATTERN}}}"
+            for slash in ("", "/"):  # HubSpot takes these collection paths with a trailing slash too
+                app.router.add_post(f"{base}/search{slash}", self._guard(self.search))
+                app.router.add_post(f"{base}/batch/read{slash}", self._guard(self.batch_read))
+                app.router.add_post(f"{base}{slash}", self._guard(self.create))
+            app.router.add_get(f"{base}/{{id}}", self._guard(self.read))
+            app.router.add_patch(f"{base}/{{id}}", self._guard(self.update))
+            pipelines = family("pipelines") + f"/{{kind:{'|'.join(PIPELINES)}}}"
+            app.router.add_get(pipelines, self._guard(self.pipelines))
+            app.router.add_get(f"{pipelines}/{{pipeline}}", self._guard(self.pipelines))
 
-    @staticmethod
-    def _guard(handler: Callable[[web.Request], Any]) -> Callable[[web.Request], Any]:
-        """Turn a BadInput raised anywhere in a handler into its 400."""
+    def _guard(self, handler: Callable[[web.Request], Any]) -> Callable[[web.Request], Any]:
+        """Count the call's API version; turn a BadInput raised anywhere in a handler into its 400."""
 
         async def wrapped(request: web.Request) -> web.StreamResponse:
             """The handler's answer, or the 400 it raised."""
+            self.api_versions[api_version(request)] += 1
             try:
                 return await handler(request)
             except BadInput as bad:
@@ -370,7 +285,7 @@ class HubSpotEmulator(Emulator):
         return kind, record, None
 
     async def read(self, request: web.Request) -> web.StreamResponse:
-        """`GET /crm/v3/objects/{kind}/{id}?properties=...&associations=...`; a missing object is an empty 404."""
+        """`GET .../objects/{kind}/{id}?properties=...&associations=...`; a missing object is an empty 404."""
         kind, record, problem = self._lookup(request)
         if problem:
             return problem
@@ -386,6 +301,16 @@ class HubSpotEmulator(Emulator):
         if associations:  # absent, not empty, when there are none
             view["associations"] = associations
         return json_response(view)
+
+    async def pipelines(self, request: web.Request) -> web.StreamResponse:
+        """`GET .../pipelines/{kind}` → `{results: [...]}`, or `.../{pipelineId}` → one pipeline (404 if unknown)."""
+        views = {pid: pipeline_view(pid, label, stages) for pid, label, stages in PIPELINES[request.match_info["kind"]]}
+        wanted = request.match_info.get("pipeline")
+        if wanted is None:
+            return json_response({"results": list(views.values())})
+        if wanted not in views:
+            return json_response(error_body(f"Unable to find pipeline {wanted}", "OBJECT_NOT_FOUND"), status=404)
+        return json_response(views[wanted])
 
     async def _body(self, request: web.Request) -> dict[str, Any]:
         """The JSON object body, or HubSpot's 400 for unreadable input."""
@@ -431,61 +356,29 @@ class HubSpotEmulator(Emulator):
         }]  # fmt: skip
         return json_response(answer, status=207)
 
-    def _matches(self, kind: str, record: dict[str, Any], groups: list[list[dict[str, Any]]], query: str) -> bool:
-        """Any group whose filters all hold (no groups: everything), and the free-text query if given."""
-        props = record["properties"]
-        if groups and not any(all(holds(props, f) for f in group) for group in groups):
-            return False
-        return not query or any(query.casefold() in str(props.get(p) or "").casefold() for p in KINDS[kind].searchable)
-
-    @staticmethod
-    def _filter_groups(body: dict[str, Any]) -> list[list[dict[str, Any]]]:
-        """The filterGroups, checked against HubSpot's limits and operators."""
-        groups = body.get("filterGroups") or []
-        if not isinstance(groups, list) or not all(
-            isinstance(g, dict) and isinstance(g.get("filters"), list) for g in groups
-        ):
-            raise bad_request("Invalid input JSON: filterGroups must be a list of {filters: [...]}")
-        parsed = [g["filters"] for g in groups]
-        total = sum(len(f) for f in parsed)
-        widest = max((len(f) for f in parsed), default=0)
-        if len(parsed) > MAX_FILTER_GROUPS or total > MAX_FILTERS or widest > MAX_FILTERS_PER_GROUP:
-            raise bad_request(
-                f"Too many filters: up to {MAX_FILTER_GROUPS} filterGroups with up to {MAX_FILTERS_PER_GROUP} "
-                f"filters each, {MAX_FILTERS} filters in all"
-            )
-        for item in (f for group in parsed for f in group):
-            if not isinstance(item, dict) or not isinstance(item.get("propertyName"), str):
-                raise bad_request("Invalid input JSON: each filter needs a propertyName")
-            if item.get("operator") not in OPERATORS:
-                raise bad_request(f"Invalid input JSON: operator must be one of {', '.join(OPERATORS)}")
-        return parsed
-
     async def search(self, request: web.Request) -> web.StreamResponse:
-        """`POST .../search`: groups OR, filters AND; `{total, results, paging.next.after}` sorted by id."""
+        """`POST .../objects/{kind}/search` with HubSpot's semantics (sandbox/hubspot_search.py); `paging.next.after`."""
         kind = request.match_info["kind"]
         body = await self._body(request)
-        groups = self._filter_groups(body)
-        after, limit = str(body.get("after") or "0"), body.get("limit", DEFAULT_LIMIT)
-        if not after.isdigit() or isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-            raise bad_request("Invalid input JSON: after must be a number as a string and limit a non-negative integer")
-        limit, offset = min(limit, MAX_LIMIT), int(after)
-        query = str(body.get("query") or "")
-        hits = [r for r in self.objects[kind].values() if self._matches(kind, r, groups, query)]
-        hits.sort(key=lambda r: int(r["id"]))
+        try:
+            total, hits, after = search.run(list(self.objects[kind].values()), body, KINDS[kind].searchable)
+        except search.SearchError as exc:
+            raise bad_request(str(exc)) from None
         names = body.get("properties") or list(KINDS[kind].defaults)
-        answer: dict[str, Any] = {
-            "total": len(hits),
-            "results": [self._view(kind, r, names) for r in hits[offset : offset + limit]],
-        }
-        if limit and offset + limit < len(hits):
-            answer["paging"] = {"next": {"after": str(offset + limit)}}
+        answer: dict[str, Any] = {"total": total, "results": [self._view(kind, r, names) for r in hits]}
+        if after:
+            answer["paging"] = {"next": {"after": after, "link": f"?after={after}"}}
         return json_response(answer)
 
     # --- writing ----------------------------------------------------------------------------------
 
-    def _properties(self, kind: str, raw: Any, *, creating: bool) -> dict[str, str | None]:
-        """Validate a `properties` map (values stored as strings; "" clears); every problem in one 400."""
+    def _properties(
+        self, kind: str, raw: Any, version: str, current: dict[str, Any] | None = None
+    ) -> dict[str, str | None]:
+        """Validate a `properties` map (values stored as strings; "" clears); every problem in one 400.
+
+        `current` is the stored object on an update (None on a create); from 2026-09 the portal's rules apply too.
+        """
         if not isinstance(raw, dict):
             raise bad_request("Invalid input JSON: some of required attributes are not set [properties]")
         spec = KINDS[kind]
@@ -505,12 +398,18 @@ class HubSpotEmulator(Emulator):
                 issues.append((name, text, "INVALID_OPTION", f"{text} was not one of the allowed options: [{allowed}]"))
             else:
                 values[name] = text or None
-        if creating:
+        if current is None:
             for name in spec.required:
                 if not values.get(name):
                     issues.append((name, "", "MISSING_REQUIRED_PROPERTY", f"{name} is required"))
+        if enforces_rules(version):
+            merged = {**(current or {}), **values}
+            for rule_kind, name, when, value in self.required_when:
+                if rule_kind == kind and str(merged.get(when)) == value and not merged.get(name):
+                    message = f"{name} is required when {when} is {value}"
+                    issues.append((name, "", "MISSING_REQUIRED_PROPERTY", message))
         if issues:
-            raise property_errors(issues)
+            raise property_errors(issues, version)
         return values
 
     def _associations(self, kind: str, raw: Any) -> list[tuple[str, str]]:
@@ -537,26 +436,29 @@ class HubSpotEmulator(Emulator):
         return targets
 
     async def create(self, request: web.Request) -> web.StreamResponse:
-        """`POST /crm/v3/objects/{kind}` `{properties, associations}` → 201 with every stored property."""
+        """`POST .../objects/{kind}` `{properties, associations}` → 201 with every stored property."""
         kind = request.match_info["kind"]
         body = await self._body(request)
-        values = self._properties(kind, body.get("properties"), creating=True)
+        values = self._properties(kind, body.get("properties"), api_version(request))
         targets = self._associations(kind, body.get("associations"))
         oid = str(next(self._ids[kind]))
         record = self._seed(kind, oid, instant(), **{k: v for k, v in values.items() if v is not None})
         for target in targets:
             self._link((kind, oid), target)
-        location = f"https://api.hubapi.com/crm/v3/objects/{kind}/{oid}"
+        version = api_version(request)
+        prefix = "/crm/v3/objects" if version == "v3" else f"/crm/objects/{version}"
+        location = f"https://api.hubapi.com{prefix}/{kind}/{oid}"
         return json_response(self._view(kind, record, None), status=201, headers={"Location": location})
 
     async def update(self, request: web.Request) -> web.StreamResponse:
-        """`PATCH /crm/v3/objects/{kind}/{id}` `{properties}` → 200 with every stored property."""
+        """`PATCH .../objects/{kind}/{id}` `{properties}` → 200 with every stored property."""
         kind, record, problem = self._lookup(request)
         if problem:
             return problem
         if record is None:
             return json_response(error_body("resource not found"), status=404)
-        values = self._properties(kind, (await self._body(request)).get("properties"), creating=False)
+        raw = (await self._body(request)).get("properties")
+        values = self._properties(kind, raw, api_version(request), record["properties"])
         props = record["properties"]
         for name, value in values.items():
             if value is None:

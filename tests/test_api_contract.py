@@ -138,7 +138,7 @@ HUBSPOT = Vendor(
     ),
     sandbox_url_key="base_url",
     first_new_ticket_id="3002",
-    create_path="/objects/tickets",
+    create_path="/tickets",  # /crm/objects/2026-09/tickets or /crm/v3/objects/tickets
     rate_limit_message="TEN_SECONDLY_ROLLING",  # HubSpot names the window that was exceeded
 )
 

@@ -219,8 +219,12 @@ def test_emulator_errors_use_hubspots_envelope(svc: Service):
     assert r.status_code == 404 and r.content == b""
     r = hubspot_call(svc, "POST", "/crm/v3/objects/tickets", json={"properties": {"subject": "s", "hs_pipeline": "0",
                                                                                  "hs_pipeline_stage": "1", "hs_ticket_priority": "HIGHEST"}})
+    # v3 embeds the property list in `message` only; the date versions add `errors[]`.
     assert r.status_code == 400 and r.json()["message"].startswith("Property values were not valid: ")
-    assert r.json()["errors"][0]["context"] == {"propertyName": ["hs_ticket_priority"]}
+    assert '"name":"hs_ticket_priority"' in r.json()["message"] and "errors" not in r.json()
+    r = hubspot_call(svc, "POST", "/crm/objects/2026-09/tickets", json={"properties": {"subject": "s", "hs_pipeline": "0",
+                                                                                      "hs_pipeline_stage": "1", "hs_ticket_priority": "HIGHEST"}})
+    assert r.status_code == 400 and r.json()["errors"][0]["context"] == {"propertyName": ["hs_ticket_priority"]}
     svc.fault("hubspot", "rate_limit", retry_after=10)
     r = hubspot_call(svc, "GET", "/crm/v3/objects/tickets/3001")
     assert r.status_code == 429 and r.json()["errorType"] == "RATE_LIMIT" and r.json()["policyName"] == "TEN_SECONDLY_ROLLING"
