@@ -405,6 +405,8 @@ class SalesforceEmulator(Emulator):
     def _run_query(self, request: web.Request, resource: str) -> web.StreamResponse:
         """Parse, answer, and page by the batch size of `Sforce-Query-Options: batchSize=N`."""
         soql = request.query.get("q", "")
+        if not soql.strip():
+            return errors(400, "MALFORMED_QUERY", "A query string has to be specified")
         total, records = soql_eval.run(OrgCatalog(self, request.match_info["version"]), parse(soql))
         option = BATCH_OPTION.search(request.headers.get("Sforce-Query-Options", ""))
         # Salesforce's smallest batch is 200 and it may send more than asked; smaller ones are allowed here so

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
 MAX_OFFSET = 2000  # Salesforce's documented OFFSET ceiling
@@ -24,6 +24,7 @@ TOKEN = re.compile(
       | (?P<datetime>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,3})?(?:Z|[+-]\d{2}:?\d{2}))
       | (?P<date>\d{4}-\d{2}-\d{2})(?![\w:])
       | (?P<number>[+-]?\d+(?:\.\d+)?)(?![\w.])
+      | (?P<relative>(?:LAST|NEXT)_N_DAYS:\d+)(?!\w)
       | (?P<name>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)
       | (?P<string>')
       | (?P<op>!=|<>|<=|>=|=|<|>)
@@ -35,6 +36,10 @@ TOKEN = re.compile(
 ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f", '"': '"', "'": "'", "\\": "\\"}
 LIKE_WILDCARDS = {"%": ".*", "_": "."}
 COMPARISONS = {"=", "!=", "<>", "<", ">", "<=", ">="}
+# Relative date literals as whole UTC days from today: (first day, day after the last). LAST_N_DAYS:n and
+# NEXT_N_DAYS:n take n (the SOQL reference's "Date Formats and Date Literals" page; the org's time zone is UTC).
+DAY_RANGES = {"TODAY": lambda n: (0, 1), "YESTERDAY": lambda n: (-1, 0), "TOMORROW": lambda n: (1, 2),
+              "LAST_N_DAYS": lambda n: (-n, 1), "NEXT_N_DAYS": lambda n: (1, n + 1)}
 
 
 class SoqlError(Exception):
@@ -197,6 +202,24 @@ def parse_datetime(text: str) -> datetime:
     if re.search(r"[+-]\d{4}$", text):  # Salesforce writes +0000; fromisoformat wants +00:00
         text = f"{text[:-2]}:{text[-2:]}"
     return datetime.fromisoformat(text)
+
+
+@dataclass(frozen=True)
+class DayRange:
+    """A relative date literal: the instants from `start` up to, not including, `end`."""
+
+    start: datetime
+    end: datetime
+
+    def holds(self, value: datetime) -> bool:
+        """Whether an instant falls in the range (what `=` means for it)."""
+        return self.start <= value < self.end
+
+
+def day_range(first: int, after: int) -> DayRange:
+    """The range of whole UTC days from today+first up to today+after."""
+    midnight = datetime.combine(datetime.now(timezone.utc).date(), time(), timezone.utc)
+    return DayRange(midnight + timedelta(days=first), midnight + timedelta(days=after))
 
 
 def tokenize(text: str) -> list[Token]:
@@ -389,6 +412,10 @@ class Parser:
         if token.kind in ("string", "number", "date", "datetime"):
             self.i += 1
             return Literal(token.kind, token.value, token.pos, token.like)
+        name, _, days = token.text.upper().partition(":")
+        if token.kind in ("name", "relative") and name in DAY_RANGES:
+            self.i += 1
+            return Literal("datetime", day_range(*DAY_RANGES[name](int(days or 0))), token.pos)
         if keyword in ("TRUE", "FALSE"):
             self.i += 1
             return Literal("boolean", keyword == "TRUE", token.pos)

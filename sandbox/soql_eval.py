@@ -15,13 +15,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sandbox.soql import Compare, Like, Literal, Logical, Member, Negation, Path, Query, SoqlError, parse_datetime
+from sandbox.soql import (
+    Compare, DayRange, Like, Literal, Logical, Member, Negation, Path, Query, SoqlError, parse_datetime,
+)
 
 Record = dict[str, Any]
 Predicate = Callable[[Record], bool]
 ID_SHAPE = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
 OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "=": operator.eq, "!=": operator.ne, "<": operator.lt, ">": operator.gt, "<=": operator.le, ">=": operator.ge,
+}
+# The same comparisons against a relative date literal's range: `= TODAY` is any time today, `> TODAY` after it.
+RANGE_OPERATORS: dict[str, Callable[[Any, DayRange], bool]] = {
+    "=": lambda v, r: r.holds(v), "!=": lambda v, r: not r.holds(v), "<": lambda v, r: v < r.start,
+    ">": lambda v, r: v >= r.end, "<=": lambda v, r: v < r.end, ">=": lambda v, r: v >= r.start,
 }
 # Which literal kind each field type takes, and Salesforce's words when another kind is given.
 LITERAL_KINDS = {
@@ -147,12 +154,18 @@ def compile_condition(catalog: Catalog, sobject: str, node: Any) -> Predicate:
         pattern = re.compile(node.literal.like or "", re.IGNORECASE | re.DOTALL)
         return lambda record: (v := field.read(catalog, record)) is not None and bool(pattern.fullmatch(str(v)))
     if isinstance(node, Member):
-        wanted = {value(field, literal) for literal in node.literals}
-        if node.negated:  # NOT IN, like !=, keeps the records where the field is null
-            return lambda record: stored(record) not in wanted
-        return lambda record: stored(record) in wanted
+        wanted = [value(field, literal) for literal in node.literals]
+
+        def member(record: Record) -> bool:
+            """Equal to one of the values (within one, for a date range); NOT IN, like !=, keeps nulls."""
+            have = stored(record)
+            found = any(w.holds(have) if isinstance(w, DayRange) and have is not None else have == w for w in wanted)
+            return found != node.negated
+
+        return member
     assert isinstance(node, Compare)
-    wanted_one, test = value(field, node.literal), OPERATORS[node.op]
+    wanted_one = value(field, node.literal)
+    test = RANGE_OPERATORS[node.op] if isinstance(wanted_one, DayRange) else OPERATORS[node.op]
 
     def compare(record: Record) -> bool:
         """Null only equals null; != is true for a null field; an order comparison with null is false."""

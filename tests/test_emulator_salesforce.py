@@ -88,6 +88,12 @@ def org(svc: Service) -> Iterator[Org]:
         ("CreatedDate <= 2025-11-18T10:30:00Z", {SEED_CASE}),
         ("CreatedDate > 2025-11-18T10:30:00.000+0000", ALL - {SEED_CASE}),
         ("CreatedDate < 2025-11-18T14:30:00+04:00", set()),  # the same instant as the seed Case, in +04:00
+        # Relative date literals are whole UTC days; the seed Case is from 2025, the others from today.
+        ("CreatedDate = LAST_N_DAYS:1", ALL - {SEED_CASE}),
+        ("CreatedDate >= YESTERDAY AND CreatedDate <= TODAY", ALL - {SEED_CASE}),
+        ("CreatedDate < LAST_N_DAYS:1", {SEED_CASE}),
+        ("CreatedDate = TOMORROW OR CreatedDate > TODAY OR CreatedDate = NEXT_N_DAYS:7", set()),
+        ("CreatedDate IN (YESTERDAY, TODAY)", ALL - {SEED_CASE}),
         ("IsClosed = true", {"Billing question"}),
         ("IsClosed = false", ALL - {"Billing question"}),
         ("ContactId = null", {"100% broken_screen"}),
@@ -332,6 +338,7 @@ def test_literals_of_the_wrong_type(org: Org, soql: str, code: str, text: str):
     "soql",
     [
         "",
+        "SELECT",
         "SELECT FROM Contact",
         "SELECT Id Contact",
         "SELECT Id FROM Contact WHERE",
