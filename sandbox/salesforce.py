@@ -1,12 +1,11 @@
 """Salesforce REST API emulator: OAuth token endpoint, sObjects (Contact, Account, Case, CaseComment, User), SOQL
-(sandbox/soql.py, with paging and queryAll) and SOSL.
+(sandbox/soql.py, with paging and queryAll) and SOSL (sandbox/sosl.py).
 
 SOQL follows Salesforce's grammar (https://developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/);
 paging follows the REST API's Query and Query More Results resources
 (https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_query.htm,
 .../dome_query.htm#retrieve-the-remaining-results, .../resources_queryall.htm) and the Sforce-Query-Options header
-(.../headers_queryoptions.htm). The SOSL subset the connector and simple-salesforce send is understood; other
-searches get Salesforce's MALFORMED_SEARCH.
+(.../headers_queryoptions.htm). SOSL is the subset in sandbox/sosl.py.
 """
 
 from __future__ import annotations
@@ -25,8 +24,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from sandbox import soql_eval
-from sandbox.core import Emulator, Handler, basic_credentials, bearer_token, digits, json_response
+from sandbox import soql_eval, sosl
+from sandbox.core import Emulator, Handler, basic_credentials, bearer_token, json_response
 from sandbox.soql import SoqlError, parse
 
 ORG_ID = "00D000000000001AAA"
@@ -38,23 +37,12 @@ CASE_PRIORITIES = ("High", "Medium", "Low")
 ID_SHAPE = soql_eval.ID_SHAPE
 VERSION = re.compile(r"^v\d{2,3}\.\d$")
 CHECKSUM_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
-SOSL = re.compile(
-    r"^\s*FIND\s*\{(?P<terms>(?:[^{}\\]|\\.)*)\}"
-    r"(?:\s*IN\s+(?P<scope>ALL|NAME|EMAIL|PHONE|SIDEBAR)\s+FIELDS)?"
-    r"(?:\s*RETURNING\s+(?P<returning>\w+\s*(?:\([^)]*\))?(?:\s*,\s*\w+\s*(?:\([^)]*\))?)*))?"
-    r"(?:\s*LIMIT\s+(?P<limit>\d+))?\s*$",
-    re.IGNORECASE | re.DOTALL,
-)
-SOSL_OBJECT = re.compile(r"\s*(?P<sobject>\w+)\s*(?:\((?P<fields>[^)]*)\))?\s*(?:,|$)", re.DOTALL)
 BATCH_SIZE = 2000  # records per query answer, unless Sforce-Query-Options asks for fewer
 BATCH_OPTION = re.compile(r"batchSize\s*=\s*(\d+)", re.IGNORECASE)
 LOCATOR = re.compile(r"^(?P<locator>01g[A-Za-z0-9]{15})-(?P<offset>\d+)$")
 MAX_CURSORS = 200  # open query locators kept; the oldest goes first, as Salesforce expires idle cursors
 # A field's type by its name, for literal checks and ordering: the standard fields here follow these conventions.
 FIELD_TYPES = ((re.compile(r"Id$"), "id"), (re.compile(r"^Is[A-Z]"), "boolean"), (re.compile(r"Date$"), "datetime"))
-SEARCHABLE = ("Account", "Contact", "Case")  # what a FIND without RETURNING searches (CaseComment is not searchable)
-SOSL_TERM = re.compile(r'"(?P<phrase>(?:[^"\\]|\\.)*)"|(?P<word>(?:[^\s"\\]|\\.)+)', re.DOTALL)
-SOSL_BARE_RESERVED = re.compile(r'(?<!\\)[&|!{}\[\]()^~:"\'+-]')
 
 
 @dataclass(frozen=True)
@@ -171,6 +159,10 @@ class OrgCatalog:
     def field_type(self, sobject: str, name: str) -> str:
         """id, boolean, datetime or string, by the standard fields' naming."""
         return next((kind for pattern, kind in FIELD_TYPES if pattern.search(name)), "string")
+
+    def phone_fields(self, sobject: str) -> tuple[str, ...]:
+        """The fields SOSL's IN PHONE FIELDS searches."""
+        return SCHEMA[sobject].phone_fields
 
     def parent(self, sobject: str, relationship: str) -> tuple[str, str, str] | None:
         """(relationship, id field, parent sObject) of a lookup, or None."""
@@ -315,7 +307,7 @@ class SalesforceEmulator(Emulator):
                 return await handler(request)
             except ApiError as exc:
                 return exc.response
-            except SoqlError as exc:  # a refused query, or a bad field in ?fields= or a SOSL RETURNING list
+            except SoqlError as exc:  # a refused SOQL query or SOSL search, or a bad field in ?fields=
                 return errors(400, exc.code, exc.message(request.query.get("q", "")))
 
         return run
@@ -440,68 +432,10 @@ class SalesforceEmulator(Emulator):
         resource = "queryAll" if "/queryAll/" in request.path else "query"
         return self._batch(request.match_info["version"], resource, cursor["locator"], int(cursor["offset"]))
 
-    def _terms(self, text: str) -> list[str]:
-        """The OR'ed terms of a FIND clause, unescaped; an unescaped reserved character is MALFORMED_SEARCH."""
-        terms = []
-        for match in SOSL_TERM.finditer(text):
-            term = match["phrase"] if match["phrase"] is not None else match["word"]
-            if match["word"] is not None and term.upper() in ("OR", "AND"):
-                continue
-            if match["word"] is not None and SOSL_BARE_RESERVED.search(term):
-                raise ApiError(errors(400, "MALFORMED_SEARCH", f"mismatched character in search term: {term[:80]}"))
-            terms.append(re.sub(r"\\(.)", r"\1", term, flags=re.DOTALL))
-        if not terms or any(len(t.strip("*?")) < 2 for t in terms):
-            raise ApiError(errors(400, "INVALID_SEARCH", "search term must be longer than one character"))
-        return terms
-
-    def _found_by(self, sobject: str, record: dict[str, Any], scope: str, term: str) -> bool:
-        """Phone scope compares digits (a stored number matches the digits it ends with); others compare text."""
-        if scope == "PHONE":
-            wanted = digits(term)
-            return bool(wanted) and any(
-                digits(record.get(f)).endswith(wanted) for f in SCHEMA[sobject].phone_fields if record.get(f)
-            )
-        fields = ("Email",) if scope == "EMAIL" else ("Name", "FirstName", "LastName") if scope == "NAME" else None
-        text = term.lower().strip("*")
-        values = [record.get(f) for f in fields] if fields else list(record.values())
-        return any(isinstance(v, str) and text in v.lower() for v in values)
-
-    def _returning(self, spec: str | None, catalog: OrgCatalog) -> list[tuple[str, list[Any], int | None]]:
-        """`Contact(Id, Name LIMIT 5), Account` → [(sObject, paths, per-object limit)]; none: all searchable types."""
-        if not spec:
-            return [(name, [soql_eval.resolve(catalog, name, "Id")], None) for name in SEARCHABLE]
-        out: list[tuple[str, list[Any], int | None]] = []
-        for item in SOSL_OBJECT.finditer(spec):
-            sobject = next((name for name in SCHEMA if name.lower() == item["sobject"].lower()), None)
-            if sobject is None:
-                raise ApiError(errors(400, "INVALID_TYPE", f"sObject type '{item['sobject']}' is not supported."))
-            # The field list may end in its own LIMIT: Contact(Id, Name LIMIT 5).
-            inner = re.match(r"(?is)^(?P<fields>.*?)(?:\s+LIMIT\s+(?P<limit>\d+))?\s*$", item["fields"] or "Id")
-            assert inner is not None  # the pattern matches any text
-            paths = [p.strip() for p in inner["fields"].split(",") if p.strip()] or ["Id"]
-            fields = [soql_eval.resolve(catalog, sobject, path) for path in paths]
-            out.append((sobject, fields, int(inner["limit"]) if inner["limit"] else None))
-        return out
-
     async def search(self, request: web.Request) -> web.StreamResponse:
-        """`GET /search/?q=FIND {a OR "b"} IN PHONE FIELDS [RETURNING Type(fields)[, Type2...]] [LIMIT n]`.
-
-        → `{"searchRecords"}`; without RETURNING every searchable type answers with its Ids.
-        """
-        sosl = request.query.get("q", "")
-        parsed = SOSL.match(sosl)
-        if not parsed:
-            return errors(400, "MALFORMED_SEARCH", f"unexpected token in search: {sosl[:200]}")
-        terms = self._terms(parsed["terms"])
-        catalog = OrgCatalog(self, request.match_info["version"])
-        specs = self._returning(parsed["returning"], catalog)
-        scope = (parsed["scope"] or "ALL").upper()
-        found: list[dict[str, Any]] = []
-        for sobject, fields, limit in specs:
-            records = self.records[sobject].values()
-            hits = [r for r in records if any(self._found_by(sobject, r, scope, t) for t in terms)]
-            found += [soql_eval.project(catalog, sobject, r, fields) for r in hits[: limit or 2000]]
-        return json_response({"searchRecords": found[: int(parsed["limit"] or 2000)]})
+        """`GET /search/?q=FIND {a OR "b"} IN PHONE FIELDS [RETURNING Type(fields)[, ...]] [LIMIT n]` (sandbox/sosl.py)."""
+        found = sosl.search(OrgCatalog(self, request.match_info["version"]), request.query.get("q", ""))
+        return json_response({"searchRecords": found})
 
     # --- writing ----------------------------------------------------------------------------------------------
 
