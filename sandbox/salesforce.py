@@ -148,11 +148,13 @@ class OrgCatalog:
     org: SalesforceEmulator
     version: str
 
-    def sobject_name(self, name: str) -> str | None:
+    @staticmethod
+    def sobject_name(name: str) -> str | None:
         """The sObject's own spelling, or None."""
         return next((known for known in SCHEMA if known.lower() == name.lower()), None)
 
-    def field_name(self, sobject: str, name: str) -> str | None:
+    @staticmethod
+    def field_name(sobject: str, name: str) -> str | None:
         """The field's own spelling, or None."""
         return next((known for known in SCHEMA[sobject].fields if known.lower() == name.lower()), None)
 
@@ -358,7 +360,7 @@ class SalesforceEmulator(Emulator):
     def _sobject(self, request: web.Request) -> str:
         """The sObject type in the path; an unknown one is NOT_FOUND."""
         sobject = request.match_info["sobject"]
-        match = next((name for name in SCHEMA if name.lower() == sobject.lower()), None)
+        match = OrgCatalog.sobject_name(sobject)
         if match is None:
             raise ApiError(self.not_found())
         return match
@@ -454,7 +456,7 @@ class SalesforceEmulator(Emulator):
         kind = SCHEMA[sobject]
         clean: dict[str, Any] = {}
         for raw_name, value in fields.items():
-            name = next((f for f in kind.fields if f.lower() == str(raw_name).lower()), None)
+            name = OrgCatalog.field_name(sobject, str(raw_name))
             if name is None:
                 message = f"No such column '{raw_name}' on sobject of type {sobject}"
                 raise ApiError(errors(400, "INVALID_FIELD", message))
