@@ -1,7 +1,11 @@
-"""Salesforce REST API emulator: OAuth token endpoint, sObjects (Contact, Account, Case, CaseComment), SOQL and SOSL.
+"""Salesforce REST API emulator: OAuth token endpoint, sObjects (Contact, Account, Case, CaseComment, User), SOQL
+(sandbox/soql.py, with paging and queryAll) and SOSL (sandbox/sosl.py).
 
-Only the subset of SOQL and SOSL the connector (and a simple-salesforce script) sends is understood; anything
-else gets Salesforce's own MALFORMED_QUERY / MALFORMED_SEARCH answer.
+SOQL follows Salesforce's grammar (https://developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/);
+paging follows the REST API's Query and Query More Results resources
+(https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_query.htm,
+.../dome_query.htm#retrieve-the-remaining-results, .../resources_queryall.htm) and the Sforce-Query-Options header
+(.../headers_queryoptions.htm). SOSL is the subset in sandbox/sosl.py.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from sandbox.core import Emulator, Handler, basic_credentials, bearer_token, digits, json_response
+from sandbox import soql_eval, sosl
+from sandbox.core import Emulator, Handler, basic_credentials, bearer_token, json_response
+from sandbox.soql import SoqlError, parse
 
 ORG_ID = "00D000000000001AAA"
 USER_ID = "005000000000001AAA"
@@ -28,27 +34,15 @@ API_LIMIT = 15000
 CASE_STATUSES = ("New", "Working", "Escalated", "On Hold", "Closed")  # this org's Status picklist
 CLOSED_STATUSES = ("Closed",)
 CASE_PRIORITIES = ("High", "Medium", "Low")
-ID_SHAPE = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
+ID_SHAPE = soql_eval.ID_SHAPE
 VERSION = re.compile(r"^v\d{2,3}\.\d$")
 CHECKSUM_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
-SOQL = re.compile(
-    r"^\s*SELECT\s+(?P<fields>.+?)\s+FROM\s+(?P<sobject>\w+)"
-    r"(?:\s+WHERE\s+(?P<field>[\w.]+)\s*=\s*'(?P<value>(?:[^'\\]|\\.)*)')?"
-    r"(?:\s+LIMIT\s+(?P<limit>\d+))?\s*$",
-    re.IGNORECASE | re.DOTALL,
-)
-SOSL = re.compile(
-    r"^\s*FIND\s*\{(?P<terms>(?:[^{}\\]|\\.)*)\}"
-    r"(?:\s*IN\s+(?P<scope>ALL|NAME|EMAIL|PHONE|SIDEBAR)\s+FIELDS)?"
-    r"(?:\s*RETURNING\s+(?P<returning>\w+\s*(?:\([^)]*\))?(?:\s*,\s*\w+\s*(?:\([^)]*\))?)*))?"
-    r"(?:\s*LIMIT\s+(?P<limit>\d+))?\s*$",
-    re.IGNORECASE | re.DOTALL,
-)
-SOSL_OBJECT = re.compile(r"\s*(?P<sobject>\w+)\s*(?:\((?P<fields>[^)]*)\))?\s*(?:,|$)", re.DOTALL)
-SEARCHABLE = ("Account", "Contact", "Case")  # what a FIND without RETURNING searches (CaseComment is not searchable)
-SOSL_TERM = re.compile(r'"(?P<phrase>(?:[^"\\]|\\.)*)"|(?P<word>(?:[^\s"\\]|\\.)+)', re.DOTALL)
-SOSL_BARE_RESERVED = re.compile(r'(?<!\\)[&|!{}\[\]()^~:"\'+-]')
-SOQL_UNESCAPES = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f", '"': '"', "'": "'", "\\": "\\"}
+BATCH_SIZE = 2000  # records per query answer, unless Sforce-Query-Options asks for fewer
+BATCH_OPTION = re.compile(r"batchSize\s*=\s*(\d+)", re.IGNORECASE)
+LOCATOR = re.compile(r"^(?P<locator>01g[A-Za-z0-9]{15})-(?P<offset>\d+)$")
+MAX_CURSORS = 200  # open query locators kept; the oldest goes first, as Salesforce expires idle cursors
+# A field's type by its name, for literal checks and ordering: the standard fields here follow these conventions.
+FIELD_TYPES = ((re.compile(r"Id$"), "id"), (re.compile(r"^Is[A-Z]"), "boolean"), (re.compile(r"Date$"), "datetime"))
 
 
 @dataclass(frozen=True)
@@ -83,7 +77,7 @@ SCHEMA: dict[str, SObjectType] = {
          "SuppliedPhone", "CreatedDate", "LastModifiedDate"),
         writable=("Subject", "Description", "Status", "Priority", "Origin", "Type", "Reason", "ContactId",
                   "AccountId", "OwnerId", "SuppliedName", "SuppliedEmail", "SuppliedPhone"),
-        parents=(("Contact", "ContactId", "Contact"), ("Account", "AccountId", "Account")),
+        parents=(("Contact", "ContactId", "Contact"), ("Account", "AccountId", "Account"), ("Owner", "OwnerId", "User")),
         phone_fields=("SuppliedPhone",),
         max_lengths=(("Subject", 255), ("Description", 32000), ("SuppliedName", 80), ("SuppliedEmail", 80),
                      ("SuppliedPhone", 40), ("Origin", 255), ("Type", 255), ("Reason", 255)),
@@ -93,9 +87,19 @@ SCHEMA: dict[str, SObjectType] = {
         ("Id", "ParentId", "CommentBody", "IsPublished", "CreatedById", "CreatedDate"),
         writable=("ParentId", "CommentBody", "IsPublished"),
         required=("ParentId",),
-        parents=(("Parent", "ParentId", "Case"),),
+        parents=(("Parent", "ParentId", "Case"), ("CreatedBy", "CreatedById", "User")),
         max_lengths=(("CommentBody", 4000),),
     ),
+    "User": SObjectType(
+        "005", ("Id", "Username", "FirstName", "LastName", "Name", "Email", "IsActive", "CreatedDate", "LastModifiedDate"),
+    ),
+}
+# Child relationships (parent, relationship name) -> (child sObject, its id field), as in subqueries.
+CHILDREN: dict[tuple[str, str], tuple[str, str]] = {
+    ("Account", "Contacts"): ("Contact", "AccountId"),
+    ("Account", "Cases"): ("Case", "AccountId"),
+    ("Contact", "Cases"): ("Case", "ContactId"),
+    ("Case", "CaseComments"): ("CaseComment", "ParentId"),
 }
 BY_PREFIX = {t.prefix: name for name, t in SCHEMA.items()}
 LABELS = {"ContactId": "Contact ID", "AccountId": "Account ID", "ParentId": "Parent ID", "OwnerId": "Owner ID"}
@@ -137,19 +141,54 @@ class ApiError(Exception):
         self.response = response
 
 
-def unescape_soql(text: str) -> str:
-    """A SOQL literal's value; an unknown escape is MALFORMED_QUERY, as in Salesforce."""
+@dataclass(frozen=True)
+class OrgCatalog:
+    """The org as the SOQL engine sees it (soql_eval.Catalog), for one API version's record URLs."""
 
-    def one(match: re.Match[str]) -> str:
-        """One escape sequence's character."""
-        seq = match.group(1)
-        if len(seq) == 5:  # \uXXXX
-            return chr(int(seq[1:], 16))
-        if seq.lower() in SOQL_UNESCAPES:  # \n and \N alike
-            return SOQL_UNESCAPES[seq.lower()]
-        raise ApiError(errors(400, "MALFORMED_QUERY", f"Invalid string literal: illegal escape sequence \\{seq}"))
+    org: SalesforceEmulator
+    version: str
 
-    return re.sub(r"\\(u[0-9a-fA-F]{4}|.)", one, text, flags=re.DOTALL)
+    @staticmethod
+    def sobject_name(name: str) -> str | None:
+        """The sObject's own spelling, or None."""
+        return next((known for known in SCHEMA if known.lower() == name.lower()), None)
+
+    @staticmethod
+    def field_name(sobject: str, name: str) -> str | None:
+        """The field's own spelling, or None."""
+        return next((known for known in SCHEMA[sobject].fields if known.lower() == name.lower()), None)
+
+    def field_type(self, sobject: str, name: str) -> str:
+        """id, boolean, datetime or string, by the standard fields' naming."""
+        return next((kind for pattern, kind in FIELD_TYPES if pattern.search(name)), "string")
+
+    def phone_fields(self, sobject: str) -> tuple[str, ...]:
+        """The fields SOSL's IN PHONE FIELDS searches."""
+        return SCHEMA[sobject].phone_fields
+
+    def parent(self, sobject: str, relationship: str) -> tuple[str, str, str] | None:
+        """(relationship, id field, parent sObject) of a lookup, or None."""
+        return next((p for p in SCHEMA[sobject].parents if p[0].lower() == relationship.lower()), None)
+
+    def child(self, sobject: str, relationship: str) -> tuple[str, str, str] | None:
+        """(relationship, child sObject, its id field) of a child relationship, or None."""
+        return next(
+            ((name, *target) for (owner, name), target in CHILDREN.items()
+             if owner == sobject and name.lower() == relationship.lower()),
+            None,
+        )
+
+    def rows(self, sobject: str) -> list[dict[str, Any]]:
+        """Every record of a type, oldest first."""
+        return list(self.org.records[sobject].values())
+
+    def row(self, sobject: str, record_id: Any) -> dict[str, Any] | None:
+        """A record by its 15- or 18-character id."""
+        return self.org._find(sobject, record_id)
+
+    def attributes(self, sobject: str, record: dict[str, Any]) -> dict[str, Any]:
+        """The `attributes` every record in an answer starts with."""
+        return {"attributes": {"type": sobject, "url": f"/services/data/{self.version}/sobjects/{sobject}/{record['Id']}"}}
 
 
 class SalesforceEmulator(Emulator):
@@ -166,12 +205,16 @@ class SalesforceEmulator(Emulator):
         super().__init__()
 
     def reset(self) -> None:
-        """Seed: Ahmed in Al-Mansoori Trading (Tier__c Enterprise), Layla, and Case 'Product not working'."""
+        """Seed: the integration User, Ahmed in Al-Mansoori Trading (Tier__c Enterprise), Layla, Case 'Product not working'."""
         self.api_usage = 0
         self._ids = {name: itertools.count(100) for name in SCHEMA}
         self._case_numbers = itertools.count(1001)
         self.records: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in SCHEMA}
+        self.cursors: dict[str, tuple[list[dict[str, Any]], int, int]] = {}  # locator -> (records, total, batch)
+        self._locators = itertools.count(1)
         created = "2023-01-15T09:00:00.000+0000"
+        self._store("User", USER_ID[:15], Username="integration@sandbox.example", FirstName="Integration",
+                    LastName="User", Email="integration@sandbox.example", IsActive=True, CreatedDate=created)
         self._store("Account", "001000000000001", Name="Al-Mansoori Trading", Type="Customer - Direct",
                     Industry="Retail", Rating="Hot", Tier__c="Enterprise", CreatedDate=created)
         self._store("Contact", "003000000000001", FirstName="Ahmed", LastName="Al-Mansoori",
@@ -192,7 +235,7 @@ class SalesforceEmulator(Emulator):
         record = {f: None for f in SCHEMA[sobject].fields}
         record.update(values, Id=id18(id15))
         record["LastModifiedDate"] = record.get("LastModifiedDate") or record.get("CreatedDate")
-        if sobject == "Contact":  # Name is a read-only compound of the name fields
+        if "FirstName" in record:  # a Contact's or User's Name is a read-only compound of the name fields
             record["Name"] = " ".join(filter(None, (record["FirstName"], record["LastName"])))
         self.records[sobject][id15] = record
         return record
@@ -247,8 +290,11 @@ class SalesforceEmulator(Emulator):
         app.router.add_post("/services/oauth2/token", self.token)
         for suffix in ("", "/"):
             app.router.add_get(f"{api}/query{suffix}", self._api(self.query))
+            app.router.add_get(f"{api}/queryAll{suffix}", self._api(self.query_all))
             app.router.add_get(f"{api}/search{suffix}", self._api(self.search))
             app.router.add_post(f"{api}/sobjects/{{sobject}}{suffix}", self._api(self.create_record))
+        app.router.add_get(f"{api}/query/{{cursor}}", self._api(self.query_more))
+        app.router.add_get(f"{api}/queryAll/{{cursor}}", self._api(self.query_more))
         app.router.add_get(f"{api}/sobjects/{{sobject}}/{{id}}", self._api(self.get_record))
         app.router.add_patch(f"{api}/sobjects/{{sobject}}/{{id}}", self._api(self.update_record))
 
@@ -256,13 +302,15 @@ class SalesforceEmulator(Emulator):
         """A REST handler behind the version check, with ApiError answered as its response."""
 
         async def run(request: web.Request) -> web.StreamResponse:
-            """Check the version, run the handler, answer an ApiError."""
+            """Check the version, run the handler, answer an ApiError or SoqlError."""
             if not VERSION.match(request.match_info["version"]):
                 return self.not_found()
             try:
                 return await handler(request)
             except ApiError as exc:
                 return exc.response
+            except SoqlError as exc:  # a refused SOQL query or SOSL search, or a bad field in ?fields=
+                return errors(400, exc.code, exc.message(request.query.get("q", "")))
 
         return run
 
@@ -303,69 +351,16 @@ class SalesforceEmulator(Emulator):
 
     # --- reading --------------------------------------------------------------------------------------------
 
-    def _field(self, sobject: str, name: str) -> str:
-        """The field's own spelling (names are case-insensitive), or INVALID_FIELD."""
-        for known in SCHEMA[sobject].fields:
-            if known.lower() == name.lower():
-                return known
-        raise ApiError(
-            errors(
-                400,
-                "INVALID_FIELD",
-                f"No such column '{name}' on entity '{sobject}'. If you are attempting to use a custom field, be "
-                "sure to append the '__c' after the custom field name. Please reference your WSDL or the describe "
-                "call for the appropriate names.",
-            )
-        )
-
-    def _parent(self, sobject: str, relationship: str) -> tuple[str, str, str]:
-        """(relationship, id field, parent type) of a relationship name, or INVALID_FIELD."""
-        for parent in SCHEMA[sobject].parents:
-            if parent[0].lower() == relationship.lower():
-                return parent
-        raise ApiError(
-            errors(400, "INVALID_FIELD", f"Didn't understand relationship '{relationship}' in field path. If you are "
-                   "attempting to use a custom relationship, be sure to append the '__r' after the custom relationship "
-                   "name. Please reference your WSDL or the describe call for the appropriate names.")
-        )
-
-    def _check_path(self, sobject: str, path: str) -> None:
-        """Validate a field path such as Account.Tier__c before any record is read."""
-        *relationships, last = path.strip().split(".")
-        for relationship in relationships:
-            sobject = self._parent(sobject, relationship)[2]
-        self._field(sobject, last)
-
-    def _attributes(self, version: str, sobject: str, record: dict[str, Any]) -> dict[str, Any]:
-        """The `attributes` every record in an answer starts with."""
-        return {"attributes": {"type": sobject, "url": f"/services/data/{version}/sobjects/{sobject}/{record['Id']}"}}
-
     def _project(self, version: str, sobject: str, record: dict[str, Any], paths: list[str]) -> dict[str, Any]:
         """A record as the API returns it: `attributes`, then each selected field, parents nested (or null)."""
-        out = self._attributes(version, sobject, record)
-        for path in paths:
-            self._put(version, sobject, record, path.strip().split("."), out)
-        return out
-
-    def _put(self, version: str, sobject: str, record: dict[str, Any], parts: list[str], out: dict[str, Any]) -> None:
-        """Set one field path on `out`, descending into (and creating) the nested parent records."""
-        if len(parts) == 1:
-            name = self._field(sobject, parts[0])
-            out[name] = record.get(name)
-            return
-        relationship, id_field, parent_type = self._parent(sobject, parts[0])
-        parent = self._find(parent_type, record.get(id_field))
-        if parent is None:
-            out[relationship] = None
-            return
-        nested = out.get(relationship) or self._attributes(version, parent_type, parent)
-        out[relationship] = nested
-        self._put(version, parent_type, parent, parts[1:], nested)
+        catalog = OrgCatalog(self, version)
+        fields = [soql_eval.resolve(catalog, sobject, path) for path in paths]
+        return soql_eval.project(catalog, sobject, record, fields)
 
     def _sobject(self, request: web.Request) -> str:
         """The sObject type in the path; an unknown one is NOT_FOUND."""
         sobject = request.match_info["sobject"]
-        match = next((name for name in SCHEMA if name.lower() == sobject.lower()), None)
+        match = OrgCatalog.sobject_name(sobject)
         if match is None:
             raise ApiError(self.not_found())
         return match
@@ -383,114 +378,66 @@ class SalesforceEmulator(Emulator):
         return record
 
     async def get_record(self, request: web.Request) -> web.StreamResponse:
-        """`GET /sobjects/{type}/{id}[?fields=a,b]`."""
+        """`GET /sobjects/{type}/{id}[?fields=a,b]` (the type's own fields only, no parent paths)."""
         sobject = self._sobject(request)
         record = self._record_in_path(request, sobject)
         wanted = request.query.get("fields")
-        paths = [f for f in wanted.split(",") if f.strip()] if wanted else list(SCHEMA[sobject].fields)
+        paths = [f.strip() for f in wanted.split(",") if f.strip()] if wanted else list(SCHEMA[sobject].fields)
         for path in paths:
-            self._field(sobject, path.strip())
+            if "." in path:  # resolve() would follow the lookup; this resource does not
+                raise SoqlError("INVALID_FIELD", soql_eval.NO_COLUMN.format(name=path, sobject=sobject))
         return json_response(self._project(request.match_info["version"], sobject, record, paths))
 
-    def _matches(self, sobject: str, record: dict[str, Any], field: str, value: str) -> bool:
-        """SOQL `=`: ids by their first 15 characters, text case-insensitively."""
-        stored = record.get(field)
-        if field.endswith("Id"):
-            if not ID_SHAPE.match(value):
-                raise ApiError(errors(400, "INVALID_QUERY_FILTER_OPERATOR", f"invalid ID field: {value}"))
-            return isinstance(stored, str) and stored[:15] == value[:15]
-        if isinstance(stored, bool):
-            return str(stored).lower() == value.lower()
-        return stored is not None and str(stored).lower() == value.lower()
-
     async def query(self, request: web.Request) -> web.StreamResponse:
-        """`GET /query?q=SELECT a, B.c FROM Type [WHERE Field = 'literal'] [LIMIT n]`."""
+        """`GET /query?q=SELECT ...`: the first batch, and a locator for the rest (the Query resource)."""
+        return self._run_query(request, "query")
+
+    async def query_all(self, request: web.Request) -> web.StreamResponse:
+        """`GET /queryAll?q=SELECT ...`: as /query (this org deletes nothing, so there is nothing more to include)."""
+        return self._run_query(request, "queryAll")
+
+    def _run_query(self, request: web.Request, resource: str) -> web.StreamResponse:
+        """Parse, answer, and page by the batch size of `Sforce-Query-Options: batchSize=N`."""
         soql = request.query.get("q", "")
-        parsed = SOQL.match(soql)
-        if not parsed:
-            return errors(400, "MALFORMED_QUERY", f"unexpected token in query: {soql[:200]}")
-        sobject = next((name for name in SCHEMA if name.lower() == parsed["sobject"].lower()), None)
-        if sobject is None:
-            return errors(
-                400, "INVALID_TYPE", f"sObject type '{parsed['sobject']}' is not supported. If you are attempting "
-                "to use a custom object, be sure to append the '__c' after the entity name."
-            )
-        paths = [p.strip() for p in parsed["fields"].split(",")]
-        for path in paths:
-            self._check_path(sobject, path)
-        records = list(self.records[sobject].values())
-        if parsed["field"]:
-            field = self._field(sobject, parsed["field"])
-            value = unescape_soql(parsed["value"])
-            records = [r for r in records if self._matches(sobject, r, field, value)]
-        limit = int(parsed["limit"]) if parsed["limit"] else 2000
-        version = request.match_info["version"]
-        found = [self._project(version, sobject, r, paths) for r in records[:limit]]
-        return json_response({"totalSize": len(found), "done": True, "records": found})
+        if not soql.strip():
+            return errors(400, "MALFORMED_QUERY", "A query string has to be specified")
+        total, records = soql_eval.run(OrgCatalog(self, request.match_info["version"]), parse(soql))
+        option = BATCH_OPTION.search(request.headers.get("Sforce-Query-Options", ""))
+        # Salesforce's smallest batch is 200 and it may send more than asked; smaller ones are allowed here so
+        # that paging can be exercised with a small seed.
+        batch = min(max(int(option[1]), 1), BATCH_SIZE) if option else BATCH_SIZE
+        if len(records) <= batch:
+            return json_response({"totalSize": total, "done": True, "records": records})
+        locator = id18(f"01g{next(self._locators):012d}")
+        self.cursors[locator] = (records, total, batch)
+        while len(self.cursors) > MAX_CURSORS:
+            del self.cursors[next(iter(self.cursors))]
+        return self._batch(request.match_info["version"], resource, locator, 0)
 
-    def _terms(self, text: str) -> list[str]:
-        """The OR'ed terms of a FIND clause, unescaped; an unescaped reserved character is MALFORMED_SEARCH."""
-        terms = []
-        for match in SOSL_TERM.finditer(text):
-            term = match["phrase"] if match["phrase"] is not None else match["word"]
-            if match["word"] is not None and term.upper() in ("OR", "AND"):
-                continue
-            if match["word"] is not None and SOSL_BARE_RESERVED.search(term):
-                raise ApiError(errors(400, "MALFORMED_SEARCH", f"mismatched character in search term: {term[:80]}"))
-            terms.append(re.sub(r"\\(.)", r"\1", term, flags=re.DOTALL))
-        if not terms or any(len(t.strip("*?")) < 2 for t in terms):
-            raise ApiError(errors(400, "INVALID_SEARCH", "search term must be longer than one character"))
-        return terms
+    def _batch(self, version: str, resource: str, locator: str, start: int) -> web.StreamResponse:
+        """One batch of an open cursor: `done:false` and `nextRecordsUrl` until its last batch."""
+        records, total, batch = self.cursors[locator]
+        end = start + batch
+        body: dict[str, Any] = {"totalSize": total, "done": end >= len(records)}
+        if end < len(records):
+            body["nextRecordsUrl"] = f"/services/data/{version}/{resource}/{locator}-{end}"
+        body["records"] = records[start:end]
+        return json_response(body)
 
-    def _found_by(self, sobject: str, record: dict[str, Any], scope: str, term: str) -> bool:
-        """Phone scope compares digits (a stored number matches the digits it ends with); others compare text."""
-        if scope == "PHONE":
-            wanted = digits(term)
-            return bool(wanted) and any(
-                digits(record.get(f)).endswith(wanted) for f in SCHEMA[sobject].phone_fields if record.get(f)
-            )
-        fields = ("Email",) if scope == "EMAIL" else ("Name", "FirstName", "LastName") if scope == "NAME" else None
-        text = term.lower().strip("*")
-        values = [record.get(f) for f in fields] if fields else list(record.values())
-        return any(isinstance(v, str) and text in v.lower() for v in values)
-
-    def _returning(self, spec: str | None) -> list[tuple[str, list[str], int | None]]:
-        """`Contact(Id, Name LIMIT 5), Account` → [(sObject, paths, per-object limit)]; none: all searchable types."""
-        if not spec:
-            return [(name, ["Id"], None) for name in SEARCHABLE]
-        out: list[tuple[str, list[str], int | None]] = []
-        for item in SOSL_OBJECT.finditer(spec):
-            sobject = next((name for name in SCHEMA if name.lower() == item["sobject"].lower()), None)
-            if sobject is None:
-                raise ApiError(errors(400, "INVALID_TYPE", f"sObject type '{item['sobject']}' is not supported."))
-            # The field list may end in its own LIMIT: Contact(Id, Name LIMIT 5).
-            inner = re.match(r"(?is)^(?P<fields>.*?)(?:\s+LIMIT\s+(?P<limit>\d+))?\s*$", item["fields"] or "Id")
-            assert inner is not None  # the pattern matches any text
-            paths = [p.strip() for p in inner["fields"].split(",") if p.strip()] or ["Id"]
-            for path in paths:
-                self._check_path(sobject, path)
-            out.append((sobject, paths, int(inner["limit"]) if inner["limit"] else None))
-        return out
+    async def query_more(self, request: web.Request) -> web.StreamResponse:
+        """`GET /query/{locator}-{offset}` (or under /queryAll): the batch that starts at offset."""
+        cursor = LOCATOR.match(request.match_info["cursor"])
+        if cursor is None or cursor["locator"] not in self.cursors:
+            return errors(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+        if int(cursor["offset"]) >= len(self.cursors[cursor["locator"]][0]):
+            return errors(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+        resource = "queryAll" if "/queryAll/" in request.path else "query"
+        return self._batch(request.match_info["version"], resource, cursor["locator"], int(cursor["offset"]))
 
     async def search(self, request: web.Request) -> web.StreamResponse:
-        """`GET /search/?q=FIND {a OR "b"} IN PHONE FIELDS [RETURNING Type(fields)[, Type2...]] [LIMIT n]`.
-
-        → `{"searchRecords"}`; without RETURNING every searchable type answers with its Ids.
-        """
-        sosl = request.query.get("q", "")
-        parsed = SOSL.match(sosl)
-        if not parsed:
-            return errors(400, "MALFORMED_SEARCH", f"unexpected token in search: {sosl[:200]}")
-        terms = self._terms(parsed["terms"])
-        specs = self._returning(parsed["returning"])
-        scope = (parsed["scope"] or "ALL").upper()
-        version = request.match_info["version"]
-        found: list[dict[str, Any]] = []
-        for sobject, paths, limit in specs:
-            records = self.records[sobject].values()
-            hits = [r for r in records if any(self._found_by(sobject, r, scope, t) for t in terms)]
-            found += [self._project(version, sobject, r, paths) for r in hits[: limit or 2000]]
-        return json_response({"searchRecords": found[: int(parsed["limit"] or 2000)]})
+        """`GET /search/?q=FIND {a OR "b"} IN PHONE FIELDS [RETURNING Type(fields)[, ...]] [LIMIT n]` (sandbox/sosl.py)."""
+        found = sosl.search(OrgCatalog(self, request.match_info["version"]), request.query.get("q", ""))
+        return json_response({"searchRecords": found})
 
     # --- writing ----------------------------------------------------------------------------------------------
 
@@ -509,7 +456,7 @@ class SalesforceEmulator(Emulator):
         kind = SCHEMA[sobject]
         clean: dict[str, Any] = {}
         for raw_name, value in fields.items():
-            name = next((f for f in kind.fields if f.lower() == str(raw_name).lower()), None)
+            name = OrgCatalog.field_name(sobject, str(raw_name))
             if name is None:
                 message = f"No such column '{raw_name}' on sobject of type {sobject}"
                 raise ApiError(errors(400, "INVALID_FIELD", message))
