@@ -27,6 +27,9 @@ TEST_SETTINGS: dict[str, Any] = {
     "retry_backoff_max_seconds": 0.05,
     "retry_after_max_seconds": 2.0,
     "log_level": "WARNING",
+    # The session-wide service's tests reseed and fault the emulators between calls: no caller cache there
+    # (tests/test_cache.py starts services with it on).
+    "caller_cache_enabled": False,
 }
 
 
