@@ -129,12 +129,31 @@ class StateIdempotencyStore:
     ) -> tuple[int, Any, bool]:
         """Replay, wait for a twin (here or on another replica), or claim the key and run the operation."""
         slot = self._slot(scope, key)
-        if slot in self._in_flight:
+        if slot in self._in_flight:  # a twin in this process: wait for its outcome, without asking the store
             running_fp, future = self._in_flight[slot]
             if running_fp != fingerprint:
                 raise IdempotencyConflict("this Idempotency-Key is in use by a request with a different body")
             status, body = await asyncio.shield(future)
             return status, body, True
+        future = asyncio.get_running_loop().create_future()
+        self._in_flight[slot] = (fingerprint, future)
+        try:
+            status, body, replayed = await self._run_shared(slot, fingerprint, operation)
+        except BaseException as exc:
+            # An interrupted first request (its caller went away) gives its twins an answer, not a cancel.
+            future.set_exception(exc if isinstance(exc, CRMError) else unpack_error(pack_error(exc)))
+            future.exception()  # mark retrieved: waiters re-raise it, and no "never retrieved" warning
+            raise
+        else:
+            future.set_result((status, body))
+            return status, body, replayed
+        finally:
+            del self._in_flight[slot]
+
+    async def _run_shared(
+        self, slot: str, fingerprint: str, operation: Callable[[], Awaitable[tuple[int, Any]]]
+    ) -> tuple[int, Any, bool]:
+        """Across processes: replay a stored answer, wait for another replica's claim, or claim and run."""
         while True:
             record = await self._record(slot)
             if record is not None:
@@ -147,8 +166,7 @@ class StateIdempotencyStore:
                     return record["status"], record["body"], True
                 continue  # its claim expired without an answer: the key is free again
             token = uuid.uuid4().hex
-            marker = orjson.dumps({"fp": fingerprint, "token": token})
-            if await self.state.claim(slot, marker, self.claim_ttl):
+            if await self.state.claim(slot, orjson.dumps({"fp": fingerprint, "token": token}), self.claim_ttl):
                 return *(await self._run_claimed(slot, token, fingerprint, operation)), False
 
     async def _await_twin(self, slot: str, token: str) -> dict[str, Any] | None:
@@ -175,23 +193,14 @@ class StateIdempotencyStore:
         self, slot: str, token: str, fingerprint: str, operation: Callable[[], Awaitable[tuple[int, Any]]]
     ) -> tuple[int, Any]:
         """Run the operation under our claim; store its compact answer, or publish its failure and free the key."""
-        future: asyncio.Future[tuple[int, Any]] = asyncio.get_running_loop().create_future()
-        self._in_flight[slot] = (fingerprint, future)
         try:
             status, body = await operation()
         except BaseException as exc:
-            packed = pack_error(exc)
-            future.set_exception(unpack_error(packed) if not isinstance(exc, CRMError) else exc)
-            future.exception()  # mark retrieved: waiters re-raise it, and no "never retrieved" warning
-            await asyncio.shield(self._publish_failure(slot, token, packed))
+            await asyncio.shield(self._publish_failure(slot, token, pack_error(exc)))
             raise
-        else:
-            future.set_result((status, body))
-            answer = {"fp": fingerprint, "token": token, "status": status, "body": compact(body, self.max_answer_bytes)}
-            await self.state.set(slot, orjson.dumps(answer), self.ttl)
-            return status, body
-        finally:
-            del self._in_flight[slot]
+        answer = {"fp": fingerprint, "token": token, "status": status, "body": compact(body, self.max_answer_bytes)}
+        await self.state.set(slot, orjson.dumps(answer), self.ttl)
+        return status, body
 
     async def _publish_failure(self, slot: str, token: str, packed: bytes) -> None:
         """Twins elsewhere read the failure; the key itself is freed, so a later repeat runs again."""

@@ -127,12 +127,12 @@ class RequestContextMiddleware:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """One pooled aiohttp session for the process, and the sandbox's emulators when in sandbox mode."""
     settings: Settings = app.state.settings
+    app.state.shared = {}
+    await open_shared_state(app.state, settings)  # the cache, idempotency and token stores: memory or Redis
     connector = aiohttp.TCPConnector(
         limit=settings.http_pool_limit, limit_per_host=settings.http_pool_limit_per_host, ttl_dns_cache=300
     )
     app.state.http = aiohttp.ClientSession(connector=connector, raise_for_status=False, auto_decompress=True)
-    app.state.shared = {}
-    await open_shared_state(app.state, settings)  # the cache, idempotency and token stores: memory or Redis
     app.state.sandbox = None
     app.state.sandbox_urls = {}
     app.state.allowed_hosts = frozenset(settings.connectors_allowed_hosts)

@@ -188,3 +188,8 @@ def make_context(http_session: aiohttp.ClientSession, sleeps: Sleeps):
         )
 
     return build
+
+
+# --- shared state: a real Redis for the Redis-backed tests (tests/redis_server.py) ---------------------
+
+from tests.redis_server import redis_server, redis_url, state  # noqa: E402,F401  (fixtures)
