@@ -3,7 +3,8 @@
 A token is kept in the state (Redis, or the embedded store) under a hash of the grant, never the secret
 itself, and mirrored in a process-local slot so the common path makes no store call. One caller renews
 (a local lock, then the state's short lock across processes); callers queued behind it take its token, or,
-if the renewal failed, its error: a token endpoint that is down is asked once, not once per waiter.
+if the renewal failed, its error (remembered for a second): a token endpoint that is down is asked once, not
+once per waiter.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from idempotency import pack_error, unpack_error
 from state import Locks, MemoryState, State
 
 TOKEN_TTL_SECONDS = 12 * 3600.0  # a Salesforce token lives until its first 401; this only bounds the store
-FAILURE_TTL_SECONDS = 2.0  # how long a failed renewal answers for it: the waiters of that round, not later calls
+# A failed renewal answers for the grant this long (its waiters, and callers right behind them), so a token
+# endpoint that is down is asked once per second per fleet, not once per caller.
+FAILURE_TTL_SECONDS = 1.0
 LOCK_TTL_SECONDS = 15.0
 LOCAL_SLOTS_MAX = 1000
 TOKEN_STATE = "token_store"  # the key in the app-lifetime `ctx.shared`
@@ -33,6 +36,7 @@ class TokenSlot:
     token: str | None = None
     rounds: int = 0  # renewals finished (done or failed): a waiter that sees it move knows its round is over
     failure: CRMError | None = None
+    failed_at: float = 0.0  # time.monotonic() of the last failed renewal
 
 
 class TokenStore:
@@ -68,7 +72,9 @@ class TokenStore:
     async def renewed(self, key: str, stale: str | None, fetch: Callable[[], Awaitable[str]]) -> str:
         """A token newer than `stale`: fetched once however many ask, its failure raised to all of that round."""
         slot = self.slot(key)
-        asked_at, round_seen = time.time(), slot.rounds
+        if slot.failure is not None and time.monotonic() - slot.failed_at < FAILURE_TTL_SECONDS:
+            raise slot.failure
+        round_seen = slot.rounds
         async with slot.lock:
             if slot.rounds != round_seen:  # a renewal finished while this caller waited: take its outcome
                 if slot.failure is not None:
@@ -76,9 +82,9 @@ class TokenStore:
                 if slot.token and slot.token != stale:
                     return slot.token
             try:
-                token = await self._renew_shared(key, stale, fetch, asked_at)
+                token = await self._renew_shared(key, stale, fetch)
             except CRMError as exc:
-                slot.failure = exc
+                slot.failure, slot.failed_at = exc, time.monotonic()
                 raise
             else:
                 slot.failure, slot.token = None, token
@@ -86,21 +92,19 @@ class TokenStore:
             finally:
                 slot.rounds += 1
 
-    async def _renew_shared(self, key: str, stale: str | None, fetch: Callable[[], Awaitable[str]], asked_at: float) -> str:
+    async def _renew_shared(self, key: str, stale: str | None, fetch: Callable[[], Awaitable[str]]) -> str:
         """Across processes: under the state's lock, reuse a newer token or a fresh failure, else fetch."""
         async with self.locks.hold(f"token:{key}", ttl=LOCK_TTL_SECONDS, wait=self.wait):
             failed = await self.state.get(f"token_failed:{key}")
-            if failed is not None:
-                stamp, packed = failed.split(b"|", 1)
-                if float(stamp) >= asked_at:  # another replica's renewal failed while we waited for it
-                    raise unpack_error(packed)
+            if failed is not None:  # another replica's renewal failed a moment ago (the key lives FAILURE_TTL)
+                raise unpack_error(failed)
             shared = await self.state.get(f"token:{key}")
             if shared is not None and shared.decode() != stale:
                 return shared.decode()
             try:
                 token = await fetch()
             except CRMError as exc:
-                await self.state.set(f"token_failed:{key}", b"%.3f|" % time.time() + pack_error(exc), FAILURE_TTL_SECONDS)
+                await self.state.set(f"token_failed:{key}", pack_error(exc), FAILURE_TTL_SECONDS)
                 raise
             await self.state.set(f"token:{key}", token.encode(), TOKEN_TTL_SECONDS)
             return token

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -213,3 +214,14 @@ async def test_start_up_fails_fast_when_redis_is_unreachable():
     with pytest.raises(RuntimeError, match="REDIS_URL redis://127.0.0.1:.* is not reachable"):
         async with app.router.lifespan_context(app):
             pass
+
+
+async def test_several_workers_without_redis_warn_that_state_is_per_worker(caplog):
+    from server import create_app
+
+    settings = make_settings(sandbox=False).model_copy(update={"workers": 4})  # WORKERS comes with another branch
+    app = create_app(settings)
+    with caplog.at_level(logging.WARNING, logger="connectors"):
+        async with app.router.lifespan_context(app):
+            pass
+    assert any(r.getMessage() == "shared_state_per_worker" for r in caplog.records)
