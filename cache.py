@@ -19,7 +19,7 @@ from typing import Protocol
 
 from fastapi import Request, Response
 
-from errors import CRMError, NotFound
+from errors import CRMError, NotFound, UpstreamTimeout
 from idempotency import pack_error, unpack_error
 from observability import log_event, request_fields_var
 from phone import parse_phone
@@ -104,7 +104,8 @@ class CallerCache:
                     status, body = await self._load_and_store(key, load)
                     result = Cached(status, body, "miss", 0.0)
         except BaseException as exc:
-            future.set_exception(exc if isinstance(exc, Exception) else CRMError("the lookup was interrupted"))
+            interrupted = UpstreamTimeout("the same lookup, run for another request, was interrupted; repeat it")
+            future.set_exception(exc if isinstance(exc, Exception) else interrupted)
             future.exception()  # retrieved: waiters re-raise it, and no "never retrieved" warning
             raise
         else:

@@ -48,7 +48,8 @@ class Settings(BaseSettings):
     idempotency_max_answer_bytes: int = Field(8192, ge=256, description="A kept answer beyond this is compacted.")
 
     # Caller cache and shared state (docs/operations-state.md)
-    redis_url: str | None = Field(None, description="Shared state for every worker and replica; unset: in memory.")
+    # Shared state for every worker and replica (unset: per process); secret, as the URL may hold a password.
+    redis_url: SecretStr | None = None
     caller_cache_enabled: bool = True
     caller_cache_ttl_seconds: float = Field(60.0, gt=0, description="An entry is fresh this long.")
     caller_cache_stale_seconds: float = Field(300.0, ge=0, description="Then served stale while one refresh runs.")

@@ -23,10 +23,11 @@ async def open_shared_state(app_state: Any, settings: Settings) -> None:
     """Set app.state.idempotency, app.state.cache and the token store in app.state.shared."""
     wait = settings.request_deadline_seconds + 1.0  # a twin or waiter never outlives the request it serves
     if settings.redis_url:
-        shared = await open_state(settings.redis_url, 0)
+        url = settings.redis_url.get_secret_value()
+        shared = await open_state(url, 0)
         app_state.states = [shared]
         idempotency_state = cache_state = token_state = shared
-        log_event("shared_state", backend="redis", url=redacted(settings.redis_url))
+        log_event("shared_state", backend="redis", url=redacted(url))
     else:
         app_state.states = []
         idempotency_state = MemoryState(settings.idempotency_max_bytes, settings.idempotency_max_entries)
