@@ -225,3 +225,21 @@ async def test_several_workers_without_redis_warn_that_state_is_per_worker(caplo
         async with app.router.lifespan_context(app):
             pass
     assert any(r.getMessage() == "shared_state_per_worker" for r in caplog.records)
+
+
+def test_redis_down_mid_request_is_a_retryable_503_not_a_500():
+    from tests.redis_server import start_redis_server
+
+    redis_server = start_redis_server()
+    with running(redis_url=redis_server.url) as svc:
+        body = {"crm_type": "zendesk", "customer_id": "1001"}
+        assert svc.post("/crm/customer", body).status_code == 200
+        redis_server.stop()
+        for path, payload, headers in (
+            ("/crm/customer", body, {}),
+            ("/crm/ticket/create", {"crm_type": "zendesk", "subject": "s", "description": "d"}, {"Idempotency-Key": "k-1"}),
+        ):
+            r = svc.post(path, payload, **headers)
+            assert r.status_code == 503, r.text
+            assert (error_of(r)["code"], error_of(r)["retryable"]) == ("state_unavailable", True)
+        assert not svc.vendor_requests("zendesk")[1:]  # nothing reached the vendor after the first lookup
