@@ -150,3 +150,12 @@ class HandoffFailed(CRMError):
 
 class MalformedAnswer(UpstreamError):
     """The vendor's answer could not be read (broken JSON, truncated body, unexpected shape)."""
+
+
+class StateUnavailable(CRMError):
+    """The shared state store (Redis) did not answer: the request did nothing upstream, so repeat it."""
+
+    status_code = 503
+    code = "state_unavailable"
+    retryable = True
+    request_not_processed = True

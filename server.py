@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -21,11 +22,12 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cache import cache_key, cached_answer, forget_requester
 from connectors.hosts import host_of
 from crm import CRMFactory
 from deps import ERROR_RESPONSES, Context, IdempotencyKey, Store, open_crm, with_create_outcome, within_deadline
 from errors import CRMError, InvalidRequest, NotFound, ValidationFailed
-from idempotency import InMemoryIdempotencyStore, fingerprint
+from idempotency import fingerprint
 from livechat import router as handoff_router
 from models import (
     Customer,
@@ -40,6 +42,7 @@ from models import (
 from observability import configure_logging, log_event, new_request_id, request_fields_var, request_id_var
 from phone import parse_phone
 from settings import Settings, get_settings
+from stores import close_shared_state, open_shared_state
 
 def error_response(error: CRMError, headers: dict[str, str] | None = None) -> JSONResponse:
     """The one place a CRMError becomes an HTTP answer."""
@@ -126,12 +129,12 @@ class RequestContextMiddleware:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """One pooled aiohttp session for the process, and the sandbox's emulators when in sandbox mode."""
     settings: Settings = app.state.settings
+    app.state.shared = {}
+    await open_shared_state(app.state, settings)  # the cache, idempotency and token stores: memory or Redis
     connector = aiohttp.TCPConnector(
         limit=settings.http_pool_limit, limit_per_host=settings.http_pool_limit_per_host, ttl_dns_cache=300
     )
     app.state.http = aiohttp.ClientSession(connector=connector, raise_for_status=False, auto_decompress=True)
-    app.state.shared = {}
-    app.state.idempotency = InMemoryIdempotencyStore(settings.idempotency_ttl_seconds, settings.idempotency_max_entries)
     app.state.sandbox = None
     app.state.sandbox_urls = {}
     app.state.allowed_hosts = frozenset(settings.connectors_allowed_hosts)
@@ -155,6 +158,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await close_shared_state(app.state)
         await app.state.http.close()
         if app.state.sandbox:
             await app.state.sandbox.stop()
@@ -178,7 +182,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(CRMError)
     async def crm_error_handler(request: Request, exc: CRMError) -> JSONResponse:
         log_event("error", logging.WARNING, code=exc.code, upstream_status=exc.upstream_status, detail=exc.message)
-        return error_response(exc)
+        return error_response(exc, getattr(exc, "headers", None))  # e.g. X-Cache on a remembered not-found
 
     @app.exception_handler(RequestValidationError)
     async def validation_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -216,18 +220,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"emulators": runner.urls, "control": f"{runner.root}/_sandbox", "credentials": runner.credentials}
 
     @app.post("/crm/customer", response_model=Customer, responses=ERROR_RESPONSES, tags=["crm"])
-    async def get_customer(body: CustomerRequest, ctx: Context) -> Customer:
-        """A customer by the CRM's own id."""
+    async def get_customer(body: CustomerRequest, ctx: Context, request: Request) -> Any:
+        """A customer by the CRM's own id (through the caller cache: X-Cache, Age)."""
         crm = open_crm(body, ctx, "get_customer")
-        return await within_deadline(crm.get_customer(body.customer_id), ctx, crm.vendor)
+
+        async def load() -> bytes:
+            found = await within_deadline(crm.get_customer(body.customer_id), ctx, crm.vendor)
+            return orjson.dumps(found.model_dump(mode="json"))
+
+        key = cache_key(crm.tenant_fingerprint(), "get_customer", body.customer_id.strip())
+        return await cached_answer(request, key, load)
 
     @app.post("/crm/customer/search", response_model=CustomerList, responses=ERROR_RESPONSES, tags=["crm"])
-    async def find_customers(body: CustomerSearchRequest, ctx: Context) -> CustomerList:
-        """Caller-ID lookup: the phone in any spelling (normalized to E.164), or the email."""
+    async def find_customers(body: CustomerSearchRequest, ctx: Context, request: Request) -> Any:
+        """Caller-ID lookup: the phone in any spelling (normalized to E.164), or the email (cached: X-Cache, Age)."""
         crm = open_crm(body, ctx, "find_customers")
         phone = parse_phone(body.phone, ctx.settings.default_phone_region) if body.phone else None
-        found = await within_deadline(crm.find_customers(phone=phone, email=body.email, limit=body.limit), ctx, crm.vendor)
-        return CustomerList(customers=found)
+
+        async def load() -> bytes:
+            work = crm.find_customers(phone=phone, email=body.email, limit=body.limit)
+            found = await within_deadline(work, ctx, crm.vendor)
+            return orjson.dumps(CustomerList(customers=found).model_dump(mode="json"))
+
+        query = (phone.e164 if phone else "", body.email or "", str(body.limit))
+        return await cached_answer(request, cache_key(crm.tenant_fingerprint(), "find_customers", *query), load)
 
     @app.post("/crm/ticket", response_model=Ticket, responses=ERROR_RESPONSES, tags=["crm"])
     async def get_ticket(body: TicketRequest, ctx: Context) -> Ticket:
@@ -238,7 +254,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.post(
         "/crm/ticket/create", status_code=201, response_model=Ticket, responses=ERROR_RESPONSES, tags=["crm"]
     )
-    async def create_ticket(body: TicketCreateRequest, ctx: Context, store: Store, key: IdempotencyKey = None) -> Any:
+    async def create_ticket(
+        body: TicketCreateRequest, ctx: Context, store: Store, request: Request, key: IdempotencyKey = None
+    ) -> Any:
         """Create a ticket; with an Idempotency-Key it is created once however often the call is repeated."""
         crm = open_crm(body, ctx, "create_ticket")
 
@@ -251,12 +269,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 raise with_create_outcome(exc, "ticket", crm.vendor_dedupes_creates) from None
             return 201, ticket.model_dump(mode="json")
 
-        if key is None:
-            status, data, replayed = *(await create()), False
-        else:
-            scope = f"ticket_create:{crm.tenant_fingerprint()}"
-            payload = body.model_dump(mode="json", exclude={"config"})
-            status, data, replayed = await store.run(scope, key, fingerprint(payload), create)
+        try:
+            if key is None:
+                status, data, replayed = *(await create()), False
+            else:
+                scope = f"ticket_create:{crm.tenant_fingerprint()}"
+                payload = body.model_dump(mode="json", exclude={"config"})
+                status, data, replayed = await store.run(scope, key, fingerprint(payload), create)
+        finally:
+            await forget_requester(request, crm.tenant_fingerprint(), body)
         return JSONResponse(data, status_code=status, headers={"Idempotent-Replayed": str(replayed).lower()})
 
     @app.post("/crm/ticket/update", response_model=Ticket, responses=ERROR_RESPONSES, tags=["crm"])

@@ -45,6 +45,17 @@ class Settings(BaseSettings):
     default_phone_region: str = "US"
     idempotency_ttl_seconds: int = Field(86400, ge=1)
     idempotency_max_entries: int = Field(100_000, ge=1)
+    idempotency_max_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Embedded store's bound, in bytes.")
+    idempotency_max_answer_bytes: int = Field(8192, ge=256, description="A kept answer beyond this is compacted.")
+
+    # Caller cache and shared state (docs/operations-state.md)
+    # Shared state for every worker and replica (unset: per process); secret, as the URL may hold a password.
+    redis_url: SecretStr | None = None
+    caller_cache_enabled: bool = True
+    caller_cache_ttl_seconds: float = Field(60.0, gt=0, description="An entry is fresh this long.")
+    caller_cache_stale_seconds: float = Field(300.0, ge=0, description="Then served stale while one refresh runs.")
+    caller_cache_negative_ttl_seconds: float = Field(10.0, ge=0, description="A not-found answer is remembered this long.")
+    caller_cache_max_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="In-memory LRU bound, in bytes.")
 
     # Zendesk
     zendesk_subdomain: str | None = None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from pydantic import SecretStr, field_validator, model_validator
@@ -36,6 +35,7 @@ from models import (
     iso_utc,
 )
 from phone import PhoneQuery, parse_phone
+from tokens import token_store
 
 # 15-character ids are case-sensitive; the 18-character form adds a 3-character case checksum.
 SALESFORCE_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
@@ -46,8 +46,6 @@ API_VERSION = re.compile(r"^v?(\d{2,3}\.\d)$")
 # Lightning/Visualforce hosts, Government Cloud and the China (Alibaba) realm.
 SALESFORCE_DOMAINS = (".salesforce.com", ".force.com", ".cloudforce.com", ".salesforce.mil", ".sfcrmproducts.cn")
 TOKEN_PATH = "/services/oauth2/token"
-TOKEN_CACHE = "salesforce_tokens"  # key in the app-lifetime `ctx.shared`
-TOKEN_CACHE_MAX = 1000  # distinct (org, client, secret) sets kept; the oldest goes first
 
 CONTACT_FIELDS = (
     "Id", "Name", "FirstName", "LastName", "Email", "Phone", "MobilePhone", "AccountId",
@@ -156,14 +154,6 @@ def error_text(error: Mapping[str, Any]) -> str:
 
 
 
-@dataclass
-class TokenSlot:
-    """One cached access token, with the lock that lets one caller renew it while the others wait."""
-
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    token: str | None = None
-
-
 class SalesforceConfig(VendorConfig):
     """`instance_url` plus an `access_token`, or `client_id` + `client_secret`, or `refresh_token` + `client_id`."""
 
@@ -247,18 +237,10 @@ class SalesforceConnector(BaseCRMConnector):
             return {"grant_type": "client_credentials", "client_id": config.client_id, "client_secret": secret}
         return None
 
-    def _slot(self) -> TokenSlot | None:
-        """This org and client's cache entry (keyed by a hash, secrets included, so no tenant gets another's)."""
+    def _grant_key(self) -> str | None:
+        """This org and client's token key (a hash, secrets included, so no tenant gets another's), or None."""
         grant = self._grant()
-        if grant is None:
-            return None
-        cache: dict[str, TokenSlot] = self.ctx.shared.setdefault(TOKEN_CACHE, {})
-        key = fingerprint({"base_url": self.base_url, **grant})
-        if key not in cache:
-            if len(cache) >= TOKEN_CACHE_MAX:
-                cache.pop(next(iter(cache)))  # a caller holding that slot keeps its reference
-            cache[key] = TokenSlot()
-        return cache[key]
+        return None if grant is None else fingerprint({"base_url": self.base_url, **grant})
 
     async def _fetch_token(self) -> str:
         """POST the grant, form-encoded; Salesforce states no expiry, so a token lives until its first 401."""
@@ -268,23 +250,22 @@ class SalesforceConnector(BaseCRMConnector):
         return str(require(response.json(), "access_token", self.vendor))
 
     async def _renewed_token(self, stale: str | None) -> str:
-        """A token newer than `stale`: the first caller fetches it, the ones queued behind reuse it."""
-        slot = self._slot()
-        assert slot is not None
-        async with slot.lock:
-            if slot.token is None or slot.token == stale:
-                slot.token = await self._fetch_token()
-            return slot.token
+        """A token newer than `stale`: one caller (across replicas) fetches it; the others reuse it or its error."""
+        key = self._grant_key()
+        assert key is not None
+        return await token_store(self.ctx.shared, self.ctx.deadline.remaining()).renewed(key, stale, self._fetch_token)
 
     async def _current_token(self) -> str:
-        """The cached token, else the configured access_token, else a fetched one."""
-        slot = self._slot()
+        """The cached token (this process's, else the shared one), else the configured access_token, else a fetched one."""
+        key = self._grant_key()
         given = self.config.access_token.get_secret_value() if self.config.access_token else None
-        if slot is None:
+        if key is None:
             assert given is not None  # the config model guarantees a token or a grant
             return given
-        slot.token = slot.token or given
-        return slot.token or await self._renewed_token(None)
+        tokens = token_store(self.ctx.shared, self.ctx.deadline.remaining())
+        if given:
+            await tokens.seed(key, given)
+        return await tokens.current(key) or await self._renewed_token(None)
 
     async def _auth_headers(self) -> dict[str, str]:
         """None here: `_request` adds the Bearer itself, as it must know which token it sent to renew it once."""

@@ -27,6 +27,9 @@ TEST_SETTINGS: dict[str, Any] = {
     "retry_backoff_max_seconds": 0.05,
     "retry_after_max_seconds": 2.0,
     "log_level": "WARNING",
+    # The session-wide service's tests reseed and fault the emulators between calls: no caller cache there
+    # (tests/test_cache.py starts services with it on).
+    "caller_cache_enabled": False,
 }
 
 
@@ -185,3 +188,8 @@ def make_context(http_session: aiohttp.ClientSession, sleeps: Sleeps):
         )
 
     return build
+
+
+# --- shared state: a real Redis for the Redis-backed tests (tests/redis_server.py) ---------------------
+
+from tests.redis_server import redis_server, redis_url, state  # noqa: E402,F401  (fixtures)
