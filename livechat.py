@@ -1,10 +1,15 @@
 """Human handoff through LiveChat's Agent Chat API (v3.6), with a CRM ticket when no agent can take the call.
 
-LiveChat's Web API is RPC over POST: `/v3.6/agent/action/<method>` with a JSON body. A handoff is: is the group
-staffed (`list_group_statuses`) and a customer profile (`create_customer`), at once; a chat whose first events
-are the transcript (`start_chat`); an agents-only summary and tags, at once (`send_event`, `tag_thread`); the
-transfer (`transfer_chat`); and the chat read back (`get_chat`) for the agent or the queue. When no agent can
-take it, or LiveChat keeps failing, the call becomes a ticket in HANDOFF_FALLBACK_CRM, so no caller is lost.
+LiveChat's Web API is RPC over POST: `/v3.6/agent/action/<method>` with a JSON body. v3.6 has no agent-side
+create_customer, so with an agent OAuth token and a client_id the caller becomes a customer through the accounts
+service's agent token grant (livechat_identity.py), and the customer token sets their profile (`update_customer`)
+and asks whether the group is staffed (`list_group_statuses`). A personal access token cannot use that grant: its
+chat starts with no customer (`chat.users` is optional in v3.6) and staffing comes from the Configuration API
+(`list_groups` routing_status). Then: a chat whose first events are the transcript (`start_chat`); an
+agents-only summary and tags, at once (`send_event`, `tag_thread`); the transfer (`transfer_chat`); and the chat
+read back (`get_chat`) for the agent or the queue. Method docs: https://platform.text.com/docs/messaging/agent-chat-api,
+https://platform.text.com/docs/messaging/customer-chat-api, https://platform.text.com/docs/management/configuration-api.
+When no agent can take it, or LiveChat keeps failing, the call becomes a ticket in HANDOFF_FALLBACK_CRM.
 """
 
 from __future__ import annotations
@@ -13,16 +18,15 @@ import asyncio
 import dataclasses
 import logging
 import re
-import string
 from collections.abc import Awaitable, Mapping
 from typing import Any, ClassVar, Literal, TypeVar
-from urllib.parse import quote
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from connectors.base import require
+from connectors.hosts import check_vendor_url
 from connectors.http import (
     DEFAULT_STATUS_ERRORS,
     ConnectorContext,
@@ -50,6 +54,8 @@ from errors import (
     ValidationFailed,
 )
 from idempotency import IdempotencyStore, fingerprint
+from livechat_identity import ACCOUNTS_HOSTS, ACCOUNTS_URL, TOKEN_PATH, CustomerToken, CustomerTokens, grant_body, read_grant
+from livechat_links import DEFAULT_TEMPLATE, check_url_template, fill_url_template
 from models import (
     ErrorResponse,
     HandoffContext,
@@ -71,7 +77,6 @@ API_VERSION = "v3.6"
 MESSAGE_LIMIT_BYTES = 16 * 1024  # LiveChat's limit on the text of one message event
 TICKET_TEXT_LIMIT = 60_000  # under TicketCreateRequest's 65,000 and the CRMs' own comment limits
 REGIONS = ("dal", "fra")  # LiveChat's data centres; tokens carry theirs as a prefix (`fra:...`)
-URL_FIELDS = frozenset({"chat_id", "thread_id", "license_id"})
 CHAT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 TICKET_PREFIX = "ticket:"
 
@@ -135,6 +140,14 @@ ROLE_LABELS: Mapping[str, str] = {
 # Group status -> `ignore_agents_availability` for transfer_chat: with a free agent LiveChat assigns the chat;
 # when every agent is busy it only queues the chat if availability is ignored. "offline" never gets this far.
 IGNORE_AVAILABILITY: Mapping[str | None, bool] = {"online": False, "online_for_queue": True, None: False}
+
+# Configuration API group routing_status (what a PAT can read) -> the customer side's group status. It cannot
+# tell "an agent is free" from "all busy", so an accepting group is treated as one whose chats may queue.
+ROUTING_STATUS: Mapping[str, str] = {
+    "accepting_chats": "online_for_queue",
+    "not_accepting_chats": "online_for_queue",
+    "offline": "offline",
+}
 
 CALLBACK_KEYS = ("callback_number", "caller_id", "ani", "phone")  # metadata keys a voice platform uses for the caller
 
@@ -291,7 +304,10 @@ def failure_reason(error: CRMError) -> str:
 
 
 class LiveChatConfig(VendorConfig):
-    """`api_key` (PAT or OAuth token), `account_id` for PAT Basic auth, `license_id`, and where chats go."""
+    """`api_key` (PAT or OAuth token), `account_id` for PAT Basic auth, `license_id`, and where chats go.
+
+    `client_id` (the app that issued the OAuth token) turns on the agent token grant at `accounts_url`.
+    """
 
     license_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
     api_key: SecretStr | None = None
@@ -299,22 +315,16 @@ class LiveChatConfig(VendorConfig):
     region: Literal["dal", "fra"] | None = None
     group_id: int = Field(0, ge=0)
     agent_id: str | None = Field(None, min_length=1, max_length=254)
-    chat_url_template: str = "https://my.livechatinc.com/chats/{chat_id}"
+    chat_url_template: str = DEFAULT_TEMPLATE
     fallback_crm: str | None = Field(None, max_length=50)
+    client_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:-]{1,128}$")
+    accounts_url: str | None = None
 
     @field_validator("chat_url_template")
     @classmethod
     def _check_template(cls, value: str) -> str:
-        """Only placeholders we can fill, in a web link: a bad template fails now, not after the chat exists."""
-        try:
-            names = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
-        except ValueError:
-            raise ValueError("not a valid template") from None
-        if names - URL_FIELDS:
-            raise ValueError(f"unknown placeholder(s) {sorted(names - URL_FIELDS)}; use {sorted(URL_FIELDS)}")
-        if not value.startswith(("https://", "http://")):
-            raise ValueError("must be an http(s) URL")
-        return value
+        """Bare placeholders we can fill, in a web link: a bad template fails now, not after the chat exists."""
+        return check_url_template(value)
 
     @model_validator(mode="after")
     def _needs_credentials(self) -> LiveChatConfig:
@@ -322,6 +332,14 @@ class LiveChatConfig(VendorConfig):
         if not self.api_key or not self.license_id:
             raise ValueError("give api_key and license_id")
         return self
+
+
+@dataclasses.dataclass(frozen=True)
+class Caller:
+    """The caller as a LiveChat customer: the cache key their token lives under, and the token."""
+
+    key: str
+    token: CustomerToken
 
 
 @dataclasses.dataclass
@@ -346,9 +364,27 @@ class LiveChatConnector(UpstreamConnector):
     }
     error_types: ClassVar[Mapping[str, type[CRMError]]] = LIVECHAT_ERRORS
 
+    def __init__(self, config: LiveChatConfig, context: ConnectorContext) -> None:
+        """The API host as every connector resolves it, and the accounts host for customer tokens."""
+        super().__init__(config, context)
+        self.accounts_url = self._resolve_accounts_url()
+
     def _vendor_url(self) -> str:
         """One host for both regions; the region travels in the X-Region header."""
         return "https://api.livechatinc.com"
+
+    def _resolve_accounts_url(self) -> str:
+        """LIVECHAT_ACCOUNTS_URL on LiveChat's own domain (or an allowed host), else the sandbox, else LiveChat's."""
+        if self.config.accounts_url:
+            return check_vendor_url(
+                self.config.accounts_url, crm_type=self.vendor, suffixes=ACCOUNTS_HOSTS, allowed_hosts=self.ctx.allowed_hosts
+            )
+        return self.ctx.sandbox_urls.get(self.vendor) or ACCOUNTS_URL
+
+    @property
+    def grants_customers(self) -> bool:
+        """Whether the caller can become a customer: only an OAuth (Bearer) agent token with its app's client_id."""
+        return bool(self.config.client_id) and not self.config.account_id
 
     def with_deadline(self, deadline: Deadline) -> LiveChatConnector:
         """The same connector on a shorter clock, so LiveChat cannot spend the time the fallback needs."""
@@ -374,9 +410,12 @@ class LiveChatConnector(UpstreamConnector):
         return headers
 
     def _envelope(self, response: UpstreamResponse) -> dict[str, Any]:
-        """LiveChat's `{"error": {"type", "message", "data"?}}`, or {} when the body is something else."""
+        """LiveChat's `{"error": {"type", "message", "data"?}}` (or the accounts service's OAuth-style
+        `{"error": "<type>", "error_description"}`), or {} when the body is something else."""
         body = response.error_json()
         error = body.get("error") if isinstance(body, dict) else None
+        if isinstance(error, str) and isinstance(body, dict):
+            return {"type": error, "message": body.get("error_description")}
         return error if isinstance(error, dict) else {}
 
     def _error_type(self, response: UpstreamResponse) -> type[CRMError]:
@@ -396,33 +435,92 @@ class LiveChatConnector(UpstreamConnector):
         return message, {"type": kind, **({"data": data} if isinstance(data, dict) else {})}
 
     async def _call(
-        self, side: Literal["agent", "customer"], method: str, body: Mapping[str, Any], *, idempotent: bool
+        self,
+        side: Literal["agent", "customer", "configuration"],
+        method: str,
+        body: Mapping[str, Any],
+        *,
+        idempotent: bool,
+        caller: Caller | None = None,
     ) -> Any:
-        """POST /v3.6/{side}/action/{method}; the customer side names the organization in the query."""
+        """POST /v3.6/{side}/action/{method}; the customer side names the organization and acts with the caller's
+        customer token (https://platform.text.com/docs/messaging/customer-chat-api#authentication)."""
         params = {"organization_id": self.config.license_id} if side == "customer" else None
         return await self._json(
             "POST",
             f"/{API_VERSION}/{side}/action/{method}",
             json=body,
             params=params,
+            headers=bearer_auth(caller.token.access_token) if caller else None,
             idempotent=idempotent,
             operation=method,
         )
 
     # --- actions ---------------------------------------------------------------------------------
 
-    async def group_status(self, group_id: int) -> str | None:
-        """online, online_for_queue or offline; None when LiveChat will not say (the transfer then decides)."""
-        try:
-            data = await self._call("customer", "list_group_statuses", {"group_ids": [group_id]}, idempotent=True)
-        except AuthFailed:
-            return None  # the customer-side API may refuse an agent's token; transfer_chat still tells the truth
-        groups = require(data, "groups_status", self.vendor)
-        status = groups.get(str(group_id)) if isinstance(groups, dict) else None
-        return str(status) if status is not None else None
+    async def caller(self, context: HandoffContext) -> Caller:
+        """The caller's customer identity: the cached token while it lasts, else a fresh agent token grant."""
+        cache = CustomerTokens(self.ctx.shared)
+        key = cache.key(self.tenant_fingerprint(), caller_identity(context, self.ctx.settings.default_phone_region))
+        token = cache.fresh(key)
+        if token is None:
+            token = await self.grant_customer(cache.known_entity(key), cache.now())
+            cache.put(key, token)
+        return Caller(key, token)
 
-    async def create_customer(self, context: HandoffContext) -> str:
-        """A customer profile the agent sees beside the chat: name, email, and the call's phone and id."""
+    async def grant_customer(self, entity_id: str | None, now: float) -> CustomerToken:
+        """POST accounts /v2/customer/token, agent_token grant with the agent's Bearer token (scope customers:own).
+
+        https://platform.text.com/docs/authorization/customer-authorization ("Agent token grant"). A repeat
+        at worst leaves an unused customer identity, so it may be resent.
+        """
+        assert self.config.client_id
+        data = await self._json(
+            "POST",
+            f"{self.accounts_url}{TOKEN_PATH}",
+            json=grant_body(self.config.client_id, entity_id),
+            idempotent=True,
+            operation="customer_token",
+        )
+        token = read_grant(data, now)
+        if token is None:
+            raise UpstreamError("LiveChat's customer token answer lacks entity_id or access_token", crm_type=self.vendor)
+        return token
+
+    def _refused(self, caller: Caller, exc: CRMError, step: str) -> None:
+        """Log a customer-side step that failed; a refused token is forgotten so the next handoff gets a new one."""
+        if isinstance(exc, AuthFailed):
+            CustomerTokens(self.ctx.shared).expire(caller.key)
+        log_event(f"handoff_{step}_failed", logging.WARNING, crm_type=self.vendor, code=exc.code, detail=exc.message)
+
+    async def group_status(self, group_id: int, caller: Caller | None) -> str | None:
+        """online, online_for_queue or offline; None when LiveChat will not say (the transfer then decides).
+
+        With a customer token: list_group_statuses (customer side). Without one (a PAT cannot call the
+        Customer Chat API): the Configuration API's list_groups routing_status
+        (https://platform.text.com/docs/management/configuration-api#list-groups).
+        """
+        try:
+            if caller:
+                body = {"group_ids": [group_id]}
+                data = await self._call("customer", "list_group_statuses", body, idempotent=True, caller=caller)
+                groups = require(data, "groups_status", self.vendor)
+                status = groups.get(str(group_id)) if isinstance(groups, dict) else None
+                return str(status) if status is not None else None
+            data = await self._call("configuration", "list_groups", {"fields": ["routing_status"]}, idempotent=True)
+        except AuthFailed as exc:
+            if caller:
+                self._refused(caller, exc, "group_status")
+            return None  # a token without the scope; transfer_chat still tells the truth
+        group = next((g for g in data or [] if isinstance(g, dict) and g.get("id") == group_id), {})
+        return ROUTING_STATUS.get(str(group.get("routing_status")))
+
+    async def update_customer(self, caller: Caller, context: HandoffContext) -> bool:
+        """Name, email, phone and the call's session fields on the customer profile the agent sees beside the chat.
+
+        Customer side, with the customer token (https://platform.text.com/docs/messaging/customer-chat-api#update-customer).
+        The same facts are in the agents-only summary, so a refusal must not cost the handoff.
+        """
         region = self.ctx.settings.default_phone_region
         fields = {"call_id": context.call_id, "phone": callback_number(context, region), "reason": context.reason}
         body: dict[str, Any] = {
@@ -431,14 +529,25 @@ class LiveChatConnector(UpstreamConnector):
         }
         if context.customer_email and "@" in context.customer_email:
             body["email"] = context.customer_email
-        data = await self._call("agent", "create_customer", body, idempotent=False)
-        return str(require(data, "customer_id", self.vendor))
+        phone = e164_or_none(context.customer_phone, region)
+        if phone:
+            body["phone_number"] = phone
+        try:
+            await self._call("customer", "update_customer", body, idempotent=True, caller=caller)
+        except CRMError as exc:
+            self._refused(caller, exc, "update_customer")
+            return False
+        return True
 
-    async def start_chat(self, customer_id: str, events: list[dict[str, Any]]) -> tuple[str, str]:
-        """A chat in the target group whose first events are the transcript; (chat_id, thread_id)."""
+    async def start_chat(self, customer_id: str | None, events: list[dict[str, Any]]) -> tuple[str, str]:
+        """A chat in the target group whose first events are the transcript; (chat_id, thread_id).
+
+        Without a customer id the chat has no customer: `chat.users` is optional in v3.6's start_chat.
+        """
+        users = {"users": [{"id": customer_id, "type": "customer"}]} if customer_id else {}
         body = {
             "chat": {
-                "users": [{"id": customer_id, "type": "customer"}],
+                **users,
                 "access": {"group_ids": [self.config.group_id]},
                 "thread": {"events": events},
             },
@@ -503,15 +612,24 @@ class LiveChatConnector(UpstreamConnector):
 
     async def hand_over(self, context: HandoffContext, urgency: Urgency, attempt: ChatAttempt) -> HandoffResponse:
         """The LiveChat side of a handoff; `attempt` learns the chat id as soon as one exists."""
-        status, customer_id = await all_at_once(
-            self.group_status(self.config.group_id), self.create_customer(context)
-        )
+        self.chat_url("", None)  # the link is built from a checked template, before anything is started
+        caller: Caller | None = None
+        if self.grants_customers:
+            try:
+                caller = await self.caller(context)
+            except CRMError as exc:  # no customer profile is better than no agent: the summary names the caller
+                log_event("handoff_customer_failed", logging.WARNING, crm_type=self.vendor, code=exc.code, detail=exc.message)
+        steps: list[Awaitable[Any]] = [self.group_status(self.config.group_id, caller)]
+        if caller:
+            steps.append(self.update_customer(caller, context))
+        status, *_ = await all_at_once(*steps)
         if status == "offline":
             raise UpstreamError(
                 f"LiveChat group {self.config.group_id} is offline",
                 crm_type=self.vendor,
                 details={"type": "group_offline"},
             )
+        customer_id = caller.token.entity_id if caller else None
         attempt.chat_id, thread_id = await self.start_chat(customer_id, transcript_events(context.transcript))
         chat_id = attempt.chat_id
         summary = summary_text(context, urgency, self.ctx.settings.default_phone_region)
@@ -537,7 +655,7 @@ class LiveChatConnector(UpstreamConnector):
     def chat_url(self, chat_id: str, thread_id: str | None) -> str:
         """A link an agent can open, from the configured template."""
         values = {"chat_id": chat_id, "thread_id": thread_id or "", "license_id": self.config.license_id or ""}
-        return self.config.chat_url_template.format(**{k: quote(v, safe="") for k, v in values.items()})
+        return fill_url_template(self.config.chat_url_template, values)
 
     def handoff_state(self, chat_id: str, chat: Mapping[str, Any]) -> HandoffResponse:
         """Assigned (an agent is in the thread), queued (position and wait), or closed (no active thread)."""
@@ -545,14 +663,7 @@ class LiveChatConnector(UpstreamConnector):
         url = self.chat_url(chat_id, str(thread.get("id") or ""))
         if not thread.get("active"):
             return HandoffResponse(handoff_id=chat_id, chat_url=url, status=HandoffStatus.closed)
-        in_thread = {str(u) for u in thread.get("user_ids") or []}
-        # The bot that opened the chat is an agent too; it wrote the thread's first event, so it is not the
-        # person the caller was handed to, even where LiveChat keeps the requester in the thread.
-        events = [dict_or_empty(e) for e in thread.get("events") or []]
-        if events and events[0].get("author_id"):
-            in_thread.discard(str(events[0]["author_id"]))
-        users = [dict_or_empty(u) for u in chat.get("users") or []]
-        agent = next((u for u in users if u.get("type") == "agent" and str(u.get("id")) in in_thread), None)
+        agent = assigned_agent(chat, thread)
         queue = dict_or_empty(thread.get("queue"))
         if agent and not queue:
             return HandoffResponse(
@@ -570,6 +681,29 @@ class LiveChatConnector(UpstreamConnector):
             queue_position=whole_number(queue.get("position")),
             status=HandoffStatus.queued,
         )
+
+
+def assigned_agent(chat: Mapping[str, Any], thread: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The agent in the thread the caller was handed to, read from the chat's users and the thread's user_ids.
+
+    Where LiveChat keeps the requester (the bot that opened the chat and wrote its first event) in the thread,
+    another agent beside it is the one who took the call; an agent alone in the thread is the assignee,
+    whoever wrote the first event (an agent may open a thread themselves).
+    """
+    in_thread = {str(u) for u in thread.get("user_ids") or []}
+    users = [dict_or_empty(u) for u in chat.get("users") or []]
+    agents = [u for u in users if u.get("type") == "agent" and str(u.get("id")) in in_thread]
+    events = [dict_or_empty(e) for e in thread.get("events") or []]
+    opener = str(events[0].get("author_id") or "") if events else ""
+    return next((a for a in agents if str(a.get("id")) != opener), agents[0] if agents else None)
+
+
+def caller_identity(context: HandoffContext, region: str) -> str:
+    """Who the caller is across calls (their E.164 number, else email, else this call), so a repeat caller
+    stays one LiveChat customer and agents see their earlier chats."""
+    return e164_or_none(callback_number(context, region), region) or (context.customer_email or "").lower() or (
+        f"call:{context.call_id}"
+    )
 
 
 def tag_of(text: str) -> str:

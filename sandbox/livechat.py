@@ -1,6 +1,9 @@
 """LiveChat emulator: the Agent and Customer Chat Web APIs (v3.6, RPC over POST) with a routing model.
 
-Agents have a routing status and a chat limit. A chat sent to a group goes to the free agent with the fewest
+v3.6 has no agent-side create_customer (v3.5 keeps it). Customers come from the accounts service's agent token
+grant, served here at `/v2/customer/token` (https://platform.text.com/docs/authorization/customer-authorization):
+a Bearer agent token only (a PAT is refused), a registered client_id; the Customer Chat API then accepts only
+those customer tokens. Agents have a routing status and a chat limit. A chat sent to a group goes to the free agent with the fewest
 chats, or waits in the group's queue (position and an estimated wait) when every agent is busy; a queued chat
 is assigned as soon as an agent frees up. Errors use LiveChat's `{"error": {"type", "message", "data"?}}`.
 """
@@ -18,6 +21,10 @@ from aiohttp import web
 from sandbox.core import Emulator, basic_credentials, bearer_token, json_response
 
 VERSIONS = ("v3.5", "v3.6", "v3.7")
+TOKEN_PATH = "/v2/customer/token"
+CLIENT_IDS = frozenset({"sandbox-client-id"})  # the apps registered in the sandbox's Developer Console
+CUSTOMER_TOKEN_SECONDS = 28800
+ORGANIZATION_ID = "sandbox-organization"
 MESSAGE_LIMIT_BYTES = 16 * 1024
 EVENT_TYPES = ("message", "system_message", "custom", "rich_message", "file", "filled_form")
 
@@ -80,6 +87,21 @@ def required(payload: dict[str, Any], key: str) -> Any:
     return payload[key]
 
 
+def session_fields(payload: dict[str, Any]) -> list[dict[str, str]]:
+    """`session_fields` as LiveChat takes them: an array of one-key objects with string values."""
+    fields = payload.get("session_fields") or []
+    if not isinstance(fields, list) or not all(
+        isinstance(f, dict) and len(f) == 1 and all(isinstance(v, str) for v in f.values()) for f in fields
+    ):
+        raise LiveChatError("validation", "`session_fields` must be an array of one-key objects")
+    return fields
+
+
+def accounts_error(status: int, error: str, description: str) -> web.Response:
+    """The accounts service's OAuth-style error body."""
+    return json_response({"error": error, "error_description": description}, status=status)
+
+
 def secret_of(request: web.Request) -> tuple[str, str] | None:
     """(requester id, token) from Basic `account_id:PAT` or a Bearer token."""
     creds = basic_credentials(request)
@@ -93,6 +115,7 @@ class LiveChatEmulator(Emulator):
     """Answers as `https://api.livechatinc.com/v3.6/...` does for the actions the handoff uses, and a few more."""
 
     name = "livechat"
+    auth_exempt = (TOKEN_PATH,)  # the accounts service checks its own grants
 
     AGENT_ACTIONS = {
         "start_chat": "agent_start_chat",
@@ -103,10 +126,14 @@ class LiveChatEmulator(Emulator):
         "list_chats": "agent_list_chats",
         "list_agents_for_transfer": "agent_list_agents_for_transfer",
         "deactivate_chat": "agent_deactivate_chat",
-        "create_customer": "agent_create_customer",
     }
+    # Methods a version added or dropped: create_customer exists up to v3.5 only.
+    VERSION_AGENT_ACTIONS = {"v3.5": {"create_customer": "agent_create_customer"}}
     CUSTOMER_ACTIONS = {
         "list_group_statuses": "customer_list_group_statuses",
+        "update_customer": "customer_update_customer",
+        "set_customer_session_fields": "customer_set_session_fields",
+        "get_customer": "customer_get_customer",
         "start_chat": "customer_start_chat",
         "send_event": "customer_send_event",
         "get_chat": "customer_get_chat",
@@ -121,6 +148,7 @@ class LiveChatEmulator(Emulator):
         sara = {"agent_id": "sara@example.com", "name": "Sara Ahmed", "status": "accepting_chats", "max_chats": 2}
         self._set_agent(sara)
         self.customers: dict[str, dict[str, Any]] = {}
+        self.customer_tokens: dict[str, str] = {}  # customer access token -> customer id
         self.chats: dict[str, dict[str, Any]] = {}
         self.queues: dict[int, list[str]] = {0: []}  # group -> chat ids waiting, oldest first
         self.seconds_per_chat = 120  # queue estimate: each chat ahead takes this long per online agent
@@ -157,23 +185,71 @@ class LiveChatEmulator(Emulator):
         app.router.add_post("/{version}/agent/action/{method}", self._agent)
         app.router.add_post("/{version}/customer/action/{method}", self._customer)
         app.router.add_post("/{version}/configuration/action/{method}", self._configuration)
+        app.router.add_post(TOKEN_PATH, self._customer_token)
 
     async def _agent(self, request: web.Request) -> web.StreamResponse:
         """POST /{version}/agent/action/{method}."""
-        return await self._dispatch(request, self.AGENT_ACTIONS)
+        actions = {**self.AGENT_ACTIONS, **self.VERSION_AGENT_ACTIONS.get(request.match_info["version"], {})}
+        return await self._dispatch(request, actions)
 
     async def _customer(self, request: web.Request) -> web.StreamResponse:
-        """POST /{version}/customer/action/{method}?organization_id=..."""
+        """POST /{version}/customer/action/{method}?organization_id=...; only a customer token is accepted."""
         if not request.query.get("organization_id"):
             return LiveChatError("validation", "`organization_id` is required").response()
-        return await self._dispatch(request, self.CUSTOMER_ACTIONS)
+        customer_id = self.customer_tokens.get(bearer_token(request) or "")
+        if customer_id is None:  # an agent token or PAT is not a customer (docs: Authorization FAQ)
+            return LiveChatError("authentication").response()
+        return await self._dispatch(request, self.CUSTOMER_ACTIONS, customer_id)
+
+    async def _customer_token(self, request: web.Request) -> web.StreamResponse:
+        """POST /v2/customer/token, agent_token grant: a new customer (or a token for `entity_id`) and its token."""
+        if basic_credentials(request):
+            return accounts_error(401, "unauthorized", "the agent_token grant needs a Bearer agent access token")
+        agent_token = bearer_token(request)
+        if not agent_token or agent_token == "invalid":
+            return accounts_error(401, "unauthorized", "invalid agent access token")
+        try:
+            body = await request.json()
+        except ValueError:
+            return accounts_error(400, "invalid_request", "body must be JSON")
+        if not isinstance(body, dict) or body.get("grant_type") != "agent_token":
+            return accounts_error(400, "unsupported_grant_type", "grant_type must be agent_token")
+        if body.get("response_type") != "token":
+            return accounts_error(400, "unsupported_response_type", "response_type must be token")
+        if body.get("client_id") not in CLIENT_IDS:
+            return accounts_error(400, "invalid_client", "unknown client_id")
+        entity_id = body.get("entity_id")
+        if entity_id is not None and entity_id not in self.customers:
+            return accounts_error(400, "invalid_request", "entity_id not found")
+        if entity_id is None:
+            entity_id = str(uuid.uuid4())
+            self.customers[entity_id] = {"id": entity_id, "name": "", "session_fields": [], "created_at": now()}
+        region = agent_token.partition(":")[0]
+        token = f"{region}:" if region in ("dal", "fra") else ""
+        token += "customer-" + uuid.uuid4().hex
+        self.customer_tokens[token] = entity_id
+        return json_response(
+            {
+                "access_token": token,
+                "client_id": body["client_id"],
+                "entity_id": entity_id,
+                "expires_in": CUSTOMER_TOKEN_SECONDS,
+                "token_type": "Bearer",
+                "organization_id": ORGANIZATION_ID,
+            }
+        )
 
     async def _configuration(self, request: web.Request) -> web.StreamResponse:
         """POST /{version}/configuration/action/{method}."""
         return await self._dispatch(request, self.CONFIGURATION_ACTIONS)
 
-    async def _dispatch(self, request: web.Request, actions: dict[str, str]) -> web.StreamResponse:
-        """Version, region and body checks, then the action; LiveChatError becomes its envelope."""
+    async def _dispatch(
+        self, request: web.Request, actions: dict[str, str], customer_id: str | None = None
+    ) -> web.StreamResponse:
+        """Version, region and body checks, then the action; LiveChatError becomes its envelope.
+
+        An unknown method gets not_found: LiveChat's docs list no type for it, so this is the emulator's guess.
+        """
         try:
             if request.match_info["version"] not in VERSIONS:
                 raise LiveChatError("unsupported_version")
@@ -190,7 +266,7 @@ class LiveChatEmulator(Emulator):
                 raise LiveChatError("validation", "Request body is not valid JSON") from None
             if not isinstance(payload, dict):
                 raise LiveChatError("validation", "Request body must be a JSON object")
-            return json_response(await getattr(self, handler)(payload, requester))
+            return json_response(await getattr(self, handler)(payload, customer_id or requester))
         except LiveChatError as exc:
             return exc.response()
 
@@ -468,9 +544,7 @@ class LiveChatEmulator(Emulator):
         email = payload.get("email")
         if email is not None and (not isinstance(email, str) or "@" not in email):
             raise LiveChatError("validation", "`email` is not a valid email")
-        fields = payload.get("session_fields") or []
-        if not isinstance(fields, list) or not all(isinstance(f, dict) and len(f) == 1 for f in fields):
-            raise LiveChatError("validation", "`session_fields` must be an array of one-key objects")
+        fields = session_fields(payload)
         customer_id = str(uuid.uuid4())
         self.customers[customer_id] = {
             "id": customer_id,
@@ -596,9 +670,33 @@ class LiveChatEmulator(Emulator):
     # --- Customer Chat API ---------------------------------------------------------------------------
 
     def _customer_id(self, requester: str) -> str:
-        """The customer a token belongs to, created on first use as LiveChat does at login."""
-        self.customers.setdefault(requester, {"id": requester, "name": "", "session_fields": [], "created_at": now()})
+        """The customer a customer token belongs to (the grant created them)."""
         return requester
+
+    async def customer_update_customer(self, payload: dict[str, Any], requester: str) -> Any:
+        """update_customer -> {}: name, email, phone_number, avatar, session_fields of the token's customer."""
+        customer = self.customers[requester]
+        email = payload.get("email")
+        if email is not None and (not isinstance(email, str) or "@" not in email):
+            raise LiveChatError("validation", "`email` is not a valid email")
+        for key in ("name", "email", "phone_number", "avatar"):
+            if key in payload:
+                if not isinstance(payload[key], str):
+                    raise LiveChatError("validation", f"`{key}` must be a string")
+                customer[key] = payload[key]
+        if "session_fields" in payload:
+            customer["session_fields"] = session_fields(payload)
+        return {}
+
+    async def customer_set_session_fields(self, payload: dict[str, Any], requester: str) -> Any:
+        """set_customer_session_fields -> {}."""
+        required(payload, "session_fields")
+        self.customers[requester]["session_fields"] = session_fields(payload)
+        return {}
+
+    async def customer_get_customer(self, payload: dict[str, Any], requester: str) -> Any:
+        """get_customer -> the token's customer."""
+        return {**self.customers[requester], "type": "customer"}
 
     async def customer_list_group_statuses(self, payload: dict[str, Any], requester: str) -> Any:
         """list_group_statuses -> {groups_status: {id: online|online_for_queue|offline}}; unknown ids are left out."""
@@ -689,4 +787,7 @@ class LiveChatEmulator(Emulator):
             return {"seconds_per_chat": self.seconds_per_chat}
         if action == "chats":  # what an operator would see in the agent app, for tests
             return [self._chat_view(c, customer_side=False) for c in self.chats.values()]
+        if action == "revoke_customer_tokens":  # e.g. a customer logged out elsewhere: every token stops working
+            self.customer_tokens.clear()
+            return {"ok": True}
         return super().control(action, payload)
