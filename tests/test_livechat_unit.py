@@ -19,16 +19,9 @@ from errors import (
     UpstreamUnavailable,
     ValidationFailed,
 )
-from livechat import (
-    MESSAGE_LIMIT_BYTES,
-    URGENCY,
-    ChatAttempt,
-    LiveChatConnector,
-    fit_text,
-    split_text,
-    transcript_events,
-    urgency_of,
-)
+from livechat import urgency_of
+from livechat_connector import ChatAttempt, LiveChatConnector
+from livechat_text import MESSAGE_LIMIT_BYTES, URGENCY, fit_text, split_text, transcript_events
 from livechat_identity import CustomerTokens, read_grant
 from models import HandoffContext, HandoffStatus
 from settings import Settings
