@@ -1,11 +1,10 @@
 """LiveChat emulator: the Agent and Customer Chat Web APIs (v3.6, RPC over POST) with a routing model.
 
-v3.6 has no agent-side create_customer (v3.5 keeps it). Customers come from the accounts service's agent token
-grant, served here at `/v2/customer/token` (https://platform.text.com/docs/authorization/customer-authorization):
-a Bearer agent token only (a PAT is refused), a registered client_id; the Customer Chat API then accepts only
-those customer tokens. Agents have a routing status and a chat limit. A chat sent to a group goes to the free agent with the fewest
-chats, or waits in the group's queue (position and an estimated wait) when every agent is busy; a queued chat
-is assigned as soon as an agent frees up. Errors use LiveChat's `{"error": {"type", "message", "data"?}}`.
+v3.6 has no agent-side create_customer (v3.5 keeps it); customers come from the agent token grant
+(livechat_customer.py). Agents have a routing status and a chat limit. A chat sent to a group goes to the free
+agent with the fewest chats, or waits in the group's queue (position and an estimated wait) when every agent is
+busy; a queued chat is assigned as soon as an agent frees up. Errors use LiveChat's
+`{"error": {"type", "message", "data"?}}`.
 """
 
 from __future__ import annotations
@@ -13,40 +12,18 @@ from __future__ import annotations
 import hashlib
 import itertools
 import uuid
-from datetime import datetime, timezone
 from typing import Any
 
 from aiohttp import web
 
 from sandbox.core import Emulator, basic_credentials, bearer_token, json_response
+from sandbox.livechat_customer import TOKEN_PATH, CustomerSide
+from sandbox.livechat_wire import LiveChatError, now, required, session_fields
 
 VERSIONS = ("v3.5", "v3.6", "v3.7")
-TOKEN_PATH = "/v2/customer/token"
-CLIENT_IDS = frozenset({"sandbox-client-id"})  # the apps registered in the sandbox's Developer Console
-CUSTOMER_TOKEN_SECONDS = 28800
-ORGANIZATION_ID = "sandbox-organization"
 MESSAGE_LIMIT_BYTES = 16 * 1024
 EVENT_TYPES = ("message", "system_message", "custom", "rich_message", "file", "filled_form")
 
-# LiveChat error type -> (HTTP status, default message). The docs give no status per type; these follow the
-# SDKs' recorded answers (authentication 401) and HTTP sense for the rest.
-ERRORS: dict[str, tuple[int, str]] = {
-    "authentication": (401, "Invalid access token"),
-    "authorization": (403, "Authorization error"),
-    "validation": (400, "Wrong format of request"),
-    "unsupported_version": (400, "Cannot call unsupported API versions."),
-    "not_found": (404, "Not found"),
-    "group_not_found": (404, "Group not found"),
-    "too_many_requests": (429, "Too many requests"),
-    "group_offline": (400, "Group is offline"),
-    "agent_offline": (400, "Agent offline"),
-    "group_unavailable": (400, "No agent available for group"),
-    "chat_inactive": (400, "Chat is inactive"),
-    "misdirected_request": (421, "Wrong region"),
-    "internal": (500, "Internal server error"),
-    "service_unavailable": (503, "Service unavailable"),
-    "request_timeout": (504, "Request timed out"),
-}
 # Injected 5xx faults, answered as LiveChat says them.
 FAULT_ERRORS = {500: "internal", 503: "service_unavailable", 504: "request_timeout"}
 
@@ -59,49 +36,6 @@ AGENT_STATUSES = {
 }
 
 
-class LiveChatError(Exception):
-    """An answer in LiveChat's error envelope."""
-
-    def __init__(self, kind: str, message: str | None = None, data: dict[str, Any] | None = None) -> None:
-        """An error of this LiveChat type, with its default message unless one is given."""
-        super().__init__(kind)
-        self.kind, self.message, self.data = kind, message or ERRORS[kind][1], data
-
-    def response(self) -> web.Response:
-        """The error as LiveChat sends it."""
-        error: dict[str, Any] = {"type": self.kind, "message": self.message}
-        if self.data:
-            error["data"] = self.data
-        return json_response({"error": error}, status=ERRORS[self.kind][0])
-
-
-def now() -> str:
-    """LiveChat's timestamp format (microseconds, Z)."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def required(payload: dict[str, Any], key: str) -> Any:
-    """A field the method needs, or LiveChat's validation error naming it."""
-    if payload.get(key) in (None, "", [], {}):
-        raise LiveChatError("validation", f"`{key}` is required")
-    return payload[key]
-
-
-def session_fields(payload: dict[str, Any]) -> list[dict[str, str]]:
-    """`session_fields` as LiveChat takes them: an array of one-key objects with string values."""
-    fields = payload.get("session_fields") or []
-    if not isinstance(fields, list) or not all(
-        isinstance(f, dict) and len(f) == 1 and all(isinstance(v, str) for v in f.values()) for f in fields
-    ):
-        raise LiveChatError("validation", "`session_fields` must be an array of one-key objects")
-    return fields
-
-
-def accounts_error(status: int, error: str, description: str) -> web.Response:
-    """The accounts service's OAuth-style error body."""
-    return json_response({"error": error, "error_description": description}, status=status)
-
-
 def secret_of(request: web.Request) -> tuple[str, str] | None:
     """(requester id, token) from Basic `account_id:PAT` or a Bearer token."""
     creds = basic_credentials(request)
@@ -111,7 +45,7 @@ def secret_of(request: web.Request) -> tuple[str, str] | None:
     return ("bearer-" + hashlib.sha256(token.encode()).hexdigest()[:12], token) if token else None
 
 
-class LiveChatEmulator(Emulator):
+class LiveChatEmulator(CustomerSide, Emulator):
     """Answers as `https://api.livechatinc.com/v3.6/...` does for the actions the handoff uses, and a few more."""
 
     name = "livechat"
@@ -129,16 +63,6 @@ class LiveChatEmulator(Emulator):
     }
     # Methods a version added or dropped: create_customer exists up to v3.5 only.
     VERSION_AGENT_ACTIONS = {"v3.5": {"create_customer": "agent_create_customer"}}
-    CUSTOMER_ACTIONS = {
-        "list_group_statuses": "customer_list_group_statuses",
-        "update_customer": "customer_update_customer",
-        "set_customer_session_fields": "customer_set_session_fields",
-        "get_customer": "customer_get_customer",
-        "start_chat": "customer_start_chat",
-        "send_event": "customer_send_event",
-        "get_chat": "customer_get_chat",
-        "list_chats": "customer_list_chats",
-    }
     CONFIGURATION_ACTIONS = {"list_groups": "configuration_list_groups", "list_agents": "configuration_list_agents"}
 
     def reset(self) -> None:
@@ -191,53 +115,6 @@ class LiveChatEmulator(Emulator):
         """POST /{version}/agent/action/{method}."""
         actions = {**self.AGENT_ACTIONS, **self.VERSION_AGENT_ACTIONS.get(request.match_info["version"], {})}
         return await self._dispatch(request, actions)
-
-    async def _customer(self, request: web.Request) -> web.StreamResponse:
-        """POST /{version}/customer/action/{method}?organization_id=...; only a customer token is accepted."""
-        if not request.query.get("organization_id"):
-            return LiveChatError("validation", "`organization_id` is required").response()
-        customer_id = self.customer_tokens.get(bearer_token(request) or "")
-        if customer_id is None:  # an agent token or PAT is not a customer (docs: Authorization FAQ)
-            return LiveChatError("authentication").response()
-        return await self._dispatch(request, self.CUSTOMER_ACTIONS, customer_id)
-
-    async def _customer_token(self, request: web.Request) -> web.StreamResponse:
-        """POST /v2/customer/token, agent_token grant: a new customer (or a token for `entity_id`) and its token."""
-        if basic_credentials(request):
-            return accounts_error(401, "unauthorized", "the agent_token grant needs a Bearer agent access token")
-        agent_token = bearer_token(request)
-        if not agent_token or agent_token == "invalid":
-            return accounts_error(401, "unauthorized", "invalid agent access token")
-        try:
-            body = await request.json()
-        except ValueError:
-            return accounts_error(400, "invalid_request", "body must be JSON")
-        if not isinstance(body, dict) or body.get("grant_type") != "agent_token":
-            return accounts_error(400, "unsupported_grant_type", "grant_type must be agent_token")
-        if body.get("response_type") != "token":
-            return accounts_error(400, "unsupported_response_type", "response_type must be token")
-        if body.get("client_id") not in CLIENT_IDS:
-            return accounts_error(400, "invalid_client", "unknown client_id")
-        entity_id = body.get("entity_id")
-        if entity_id is not None and entity_id not in self.customers:
-            return accounts_error(400, "invalid_request", "entity_id not found")
-        if entity_id is None:
-            entity_id = str(uuid.uuid4())
-            self.customers[entity_id] = {"id": entity_id, "name": "", "session_fields": [], "created_at": now()}
-        region = agent_token.partition(":")[0]
-        token = f"{region}:" if region in ("dal", "fra") else ""
-        token += "customer-" + uuid.uuid4().hex
-        self.customer_tokens[token] = entity_id
-        return json_response(
-            {
-                "access_token": token,
-                "client_id": body["client_id"],
-                "entity_id": entity_id,
-                "expires_in": CUSTOMER_TOKEN_SECONDS,
-                "token_type": "Bearer",
-                "organization_id": ORGANIZATION_ID,
-            }
-        )
 
     async def _configuration(self, request: web.Request) -> web.StreamResponse:
         """POST /{version}/configuration/action/{method}."""
@@ -666,81 +543,6 @@ class LiveChatEmulator(Emulator):
                 queue.remove(chat["id"])
         self._drain()  # the agent has room again
         return {}
-
-    # --- Customer Chat API ---------------------------------------------------------------------------
-
-    def _customer_id(self, requester: str) -> str:
-        """The customer a customer token belongs to (the grant created them)."""
-        return requester
-
-    async def customer_update_customer(self, payload: dict[str, Any], requester: str) -> Any:
-        """update_customer -> {}: name, email, phone_number, avatar, session_fields of the token's customer."""
-        customer = self.customers[requester]
-        email = payload.get("email")
-        if email is not None and (not isinstance(email, str) or "@" not in email):
-            raise LiveChatError("validation", "`email` is not a valid email")
-        for key in ("name", "email", "phone_number", "avatar"):
-            if key in payload:
-                if not isinstance(payload[key], str):
-                    raise LiveChatError("validation", f"`{key}` must be a string")
-                customer[key] = payload[key]
-        if "session_fields" in payload:
-            customer["session_fields"] = session_fields(payload)
-        return {}
-
-    async def customer_set_session_fields(self, payload: dict[str, Any], requester: str) -> Any:
-        """set_customer_session_fields -> {}."""
-        required(payload, "session_fields")
-        self.customers[requester]["session_fields"] = session_fields(payload)
-        return {}
-
-    async def customer_get_customer(self, payload: dict[str, Any], requester: str) -> Any:
-        """get_customer -> the token's customer."""
-        return {**self.customers[requester], "type": "customer"}
-
-    async def customer_list_group_statuses(self, payload: dict[str, Any], requester: str) -> Any:
-        """list_group_statuses -> {groups_status: {id: online|online_for_queue|offline}}; unknown ids are left out."""
-        if payload.get("all"):
-            ids = sorted(self.groups)
-        elif isinstance(payload.get("group_ids"), list) and payload["group_ids"]:
-            if not all(isinstance(g, int) and not isinstance(g, bool) for g in payload["group_ids"]):
-                raise LiveChatError("validation", "`group_ids` must be an array of numbers")
-            ids = [g for g in dict.fromkeys(payload["group_ids"]) if g in self.groups]
-        else:
-            raise LiveChatError("validation", "`all` or `group_ids` is required")
-        statuses = {str(g): self.group_status(g) for g in ids}
-        # `groups_status` is LiveChat's field. `groups` is NOT LiveChat's: a stopgap copy for this service's
-        # connector (livechat.py reads `groups`); drop it once the connector reads `groups_status`.
-        return {"groups_status": statuses}
-
-    async def customer_start_chat(self, payload: dict[str, Any], requester: str) -> Any:
-        """start_chat as the customer: routed at once to a free agent or the queue."""
-        customer_id = self._customer_id(requester)
-        chat = self._new_chat(payload, customer_id, None, customer_side=True)
-        # A customer's chat is routed at once: to a free agent, else into the queue.
-        self._route(chat, chat["access"]["group_ids"][0], ignore_availability=True)
-        return self._started(chat)
-
-    async def customer_send_event(self, payload: dict[str, Any], requester: str) -> Any:
-        """send_event as the customer (always visible to all)."""
-        chat = self._chat(required(payload, "chat_id"), customer=self._customer_id(requester))
-        if not chat["thread"]["active"]:
-            raise LiveChatError("chat_inactive")
-        return {"event_id": self._event(chat["thread"], required(payload, "event"), chat["customer_id"], True)["id"]}
-
-    async def customer_get_chat(self, payload: dict[str, Any], requester: str) -> Any:
-        """get_chat as the customer."""
-        chat = self._chat(required(payload, "chat_id"), customer=self._customer_id(requester))
-        return self._chat_view(chat, customer_side=True)
-
-    async def customer_list_chats(self, payload: dict[str, Any], requester: str) -> Any:
-        """list_chats as the customer -> {chats_summary, total_chats} (limit: default 10, at most 25)."""
-        customer_id = self._customer_id(requester)
-        chats = [c for c in self.chats.values() if c["customer_id"] == customer_id]
-        if payload.get("sort_order", "desc") == "desc":
-            chats.reverse()
-        limit = min(int(payload.get("limit") or 10), 25)
-        return {"chats_summary": [self._summary(c, True) for c in chats[:limit]], "total_chats": len(chats)}
 
     # --- Configuration API ----------------------------------------------------------------------------
 
