@@ -101,6 +101,7 @@ ROUTING_STATUS: Mapping[str, str] = {
     "offline": "offline",
 }
 
+
 async def all_at_once(*calls: Awaitable[T]) -> list[T]:
     """Run independent calls concurrently; the first failure cancels the others and is raised as itself."""
     try:
