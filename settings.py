@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from livechat_links import DEFAULT_TEMPLATE, check_url_template
 from models import TicketPriority, TicketStatus
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -104,7 +105,11 @@ class Settings(BaseSettings):
     livechat_region: str | None = None
     livechat_group_id: int = Field(0, ge=0)
     livechat_agent_id: str | None = None
-    livechat_chat_url_template: str = "https://my.livechatinc.com/chats/{chat_id}"
+    livechat_chat_url_template: str = DEFAULT_TEMPLATE
+    # With an OAuth agent token (no account id), the app's client id turns on the agent token grant, so the
+    # caller becomes a LiveChat customer. Accounts host default: https://accounts.livechat.com (or the sandbox).
+    livechat_client_id: str | None = None
+    livechat_accounts_url: str | None = None
 
     # Human handoff
     handoff_fallback_crm: str = Field("zendesk", description="CRM that gets a ticket when no live agent can take a call.")
@@ -119,6 +124,12 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [h.strip().lower() for h in value.split(",") if h.strip()]
         return value
+
+    @field_validator("livechat_chat_url_template")
+    @classmethod
+    def _check_chat_url_template(cls, value: str) -> str:
+        """A template with a format spec would fail (or balloon) only after a chat was started: fail at start-up."""
+        return check_url_template(value)
 
     @field_validator("default_phone_region")
     @classmethod

@@ -1,8 +1,10 @@
 """LiveChat emulator: the Agent and Customer Chat Web APIs (v3.6, RPC over POST) with a routing model.
 
-Agents have a routing status and a chat limit. A chat sent to a group goes to the free agent with the fewest
-chats, or waits in the group's queue (position and an estimated wait) when every agent is busy; a queued chat
-is assigned as soon as an agent frees up. Errors use LiveChat's `{"error": {"type", "message", "data"?}}`.
+v3.6 has no agent-side create_customer (v3.5 keeps it); customers come from the agent token grant
+(livechat_customer.py). Agents have a routing status and a chat limit. A chat sent to a group goes to the free
+agent with the fewest chats, or waits in the group's queue (position and an estimated wait) when every agent is
+busy; a queued chat is assigned as soon as an agent frees up. Errors use LiveChat's
+`{"error": {"type", "message", "data"?}}`.
 """
 
 from __future__ import annotations
@@ -10,36 +12,18 @@ from __future__ import annotations
 import hashlib
 import itertools
 import uuid
-from datetime import datetime, timezone
 from typing import Any
 
 from aiohttp import web
 
 from sandbox.core import Emulator, basic_credentials, bearer_token, json_response
+from sandbox.livechat_customer import TOKEN_PATH, CustomerSide
+from sandbox.livechat_wire import LiveChatError, now, required, session_fields
 
 VERSIONS = ("v3.5", "v3.6", "v3.7")
 MESSAGE_LIMIT_BYTES = 16 * 1024
 EVENT_TYPES = ("message", "system_message", "custom", "rich_message", "file", "filled_form")
 
-# LiveChat error type -> (HTTP status, default message). The docs give no status per type; these follow the
-# SDKs' recorded answers (authentication 401) and HTTP sense for the rest.
-ERRORS: dict[str, tuple[int, str]] = {
-    "authentication": (401, "Invalid access token"),
-    "authorization": (403, "Authorization error"),
-    "validation": (400, "Wrong format of request"),
-    "unsupported_version": (400, "Cannot call unsupported API versions."),
-    "not_found": (404, "Not found"),
-    "group_not_found": (404, "Group not found"),
-    "too_many_requests": (429, "Too many requests"),
-    "group_offline": (400, "Group is offline"),
-    "agent_offline": (400, "Agent offline"),
-    "group_unavailable": (400, "No agent available for group"),
-    "chat_inactive": (400, "Chat is inactive"),
-    "misdirected_request": (421, "Wrong region"),
-    "internal": (500, "Internal server error"),
-    "service_unavailable": (503, "Service unavailable"),
-    "request_timeout": (504, "Request timed out"),
-}
 # Injected 5xx faults, answered as LiveChat says them.
 FAULT_ERRORS = {500: "internal", 503: "service_unavailable", 504: "request_timeout"}
 
@@ -52,34 +36,6 @@ AGENT_STATUSES = {
 }
 
 
-class LiveChatError(Exception):
-    """An answer in LiveChat's error envelope."""
-
-    def __init__(self, kind: str, message: str | None = None, data: dict[str, Any] | None = None) -> None:
-        """An error of this LiveChat type, with its default message unless one is given."""
-        super().__init__(kind)
-        self.kind, self.message, self.data = kind, message or ERRORS[kind][1], data
-
-    def response(self) -> web.Response:
-        """The error as LiveChat sends it."""
-        error: dict[str, Any] = {"type": self.kind, "message": self.message}
-        if self.data:
-            error["data"] = self.data
-        return json_response({"error": error}, status=ERRORS[self.kind][0])
-
-
-def now() -> str:
-    """LiveChat's timestamp format (microseconds, Z)."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def required(payload: dict[str, Any], key: str) -> Any:
-    """A field the method needs, or LiveChat's validation error naming it."""
-    if payload.get(key) in (None, "", [], {}):
-        raise LiveChatError("validation", f"`{key}` is required")
-    return payload[key]
-
-
 def secret_of(request: web.Request) -> tuple[str, str] | None:
     """(requester id, token) from Basic `account_id:PAT` or a Bearer token."""
     creds = basic_credentials(request)
@@ -89,10 +45,11 @@ def secret_of(request: web.Request) -> tuple[str, str] | None:
     return ("bearer-" + hashlib.sha256(token.encode()).hexdigest()[:12], token) if token else None
 
 
-class LiveChatEmulator(Emulator):
+class LiveChatEmulator(CustomerSide, Emulator):
     """Answers as `https://api.livechatinc.com/v3.6/...` does for the actions the handoff uses, and a few more."""
 
     name = "livechat"
+    auth_exempt = (TOKEN_PATH,)  # the accounts service checks its own grants
 
     AGENT_ACTIONS = {
         "start_chat": "agent_start_chat",
@@ -103,15 +60,9 @@ class LiveChatEmulator(Emulator):
         "list_chats": "agent_list_chats",
         "list_agents_for_transfer": "agent_list_agents_for_transfer",
         "deactivate_chat": "agent_deactivate_chat",
-        "create_customer": "agent_create_customer",
     }
-    CUSTOMER_ACTIONS = {
-        "list_group_statuses": "customer_list_group_statuses",
-        "start_chat": "customer_start_chat",
-        "send_event": "customer_send_event",
-        "get_chat": "customer_get_chat",
-        "list_chats": "customer_list_chats",
-    }
+    # Methods a version added or dropped: create_customer exists up to v3.5 only.
+    VERSION_AGENT_ACTIONS = {"v3.5": {"create_customer": "agent_create_customer"}}
     CONFIGURATION_ACTIONS = {"list_groups": "configuration_list_groups", "list_agents": "configuration_list_agents"}
 
     def reset(self) -> None:
@@ -121,6 +72,7 @@ class LiveChatEmulator(Emulator):
         sara = {"agent_id": "sara@example.com", "name": "Sara Ahmed", "status": "accepting_chats", "max_chats": 2}
         self._set_agent(sara)
         self.customers: dict[str, dict[str, Any]] = {}
+        self.customer_tokens: dict[str, str] = {}  # customer access token -> customer id
         self.chats: dict[str, dict[str, Any]] = {}
         self.queues: dict[int, list[str]] = {0: []}  # group -> chat ids waiting, oldest first
         self.seconds_per_chat = 120  # queue estimate: each chat ahead takes this long per online agent
@@ -157,23 +109,24 @@ class LiveChatEmulator(Emulator):
         app.router.add_post("/{version}/agent/action/{method}", self._agent)
         app.router.add_post("/{version}/customer/action/{method}", self._customer)
         app.router.add_post("/{version}/configuration/action/{method}", self._configuration)
+        app.router.add_post(TOKEN_PATH, self._customer_token)
 
     async def _agent(self, request: web.Request) -> web.StreamResponse:
         """POST /{version}/agent/action/{method}."""
-        return await self._dispatch(request, self.AGENT_ACTIONS)
-
-    async def _customer(self, request: web.Request) -> web.StreamResponse:
-        """POST /{version}/customer/action/{method}?organization_id=..."""
-        if not request.query.get("organization_id"):
-            return LiveChatError("validation", "`organization_id` is required").response()
-        return await self._dispatch(request, self.CUSTOMER_ACTIONS)
+        actions = {**self.AGENT_ACTIONS, **self.VERSION_AGENT_ACTIONS.get(request.match_info["version"], {})}
+        return await self._dispatch(request, actions)
 
     async def _configuration(self, request: web.Request) -> web.StreamResponse:
         """POST /{version}/configuration/action/{method}."""
         return await self._dispatch(request, self.CONFIGURATION_ACTIONS)
 
-    async def _dispatch(self, request: web.Request, actions: dict[str, str]) -> web.StreamResponse:
-        """Version, region and body checks, then the action; LiveChatError becomes its envelope."""
+    async def _dispatch(
+        self, request: web.Request, actions: dict[str, str], customer_id: str | None = None
+    ) -> web.StreamResponse:
+        """Version, region and body checks, then the action; LiveChatError becomes its envelope.
+
+        An unknown method gets not_found: LiveChat's docs list no type for it, so this is the emulator's guess.
+        """
         try:
             if request.match_info["version"] not in VERSIONS:
                 raise LiveChatError("unsupported_version")
@@ -190,7 +143,7 @@ class LiveChatEmulator(Emulator):
                 raise LiveChatError("validation", "Request body is not valid JSON") from None
             if not isinstance(payload, dict):
                 raise LiveChatError("validation", "Request body must be a JSON object")
-            return json_response(await getattr(self, handler)(payload, requester))
+            return json_response(await getattr(self, handler)(payload, customer_id or requester))
         except LiveChatError as exc:
             return exc.response()
 
@@ -468,9 +421,7 @@ class LiveChatEmulator(Emulator):
         email = payload.get("email")
         if email is not None and (not isinstance(email, str) or "@" not in email):
             raise LiveChatError("validation", "`email` is not a valid email")
-        fields = payload.get("session_fields") or []
-        if not isinstance(fields, list) or not all(isinstance(f, dict) and len(f) == 1 for f in fields):
-            raise LiveChatError("validation", "`session_fields` must be an array of one-key objects")
+        fields = session_fields(payload)
         customer_id = str(uuid.uuid4())
         self.customers[customer_id] = {
             "id": customer_id,
@@ -593,57 +544,6 @@ class LiveChatEmulator(Emulator):
         self._drain()  # the agent has room again
         return {}
 
-    # --- Customer Chat API ---------------------------------------------------------------------------
-
-    def _customer_id(self, requester: str) -> str:
-        """The customer a token belongs to, created on first use as LiveChat does at login."""
-        self.customers.setdefault(requester, {"id": requester, "name": "", "session_fields": [], "created_at": now()})
-        return requester
-
-    async def customer_list_group_statuses(self, payload: dict[str, Any], requester: str) -> Any:
-        """list_group_statuses -> {groups_status: {id: online|online_for_queue|offline}}; unknown ids are left out."""
-        if payload.get("all"):
-            ids = sorted(self.groups)
-        elif isinstance(payload.get("group_ids"), list) and payload["group_ids"]:
-            if not all(isinstance(g, int) and not isinstance(g, bool) for g in payload["group_ids"]):
-                raise LiveChatError("validation", "`group_ids` must be an array of numbers")
-            ids = [g for g in dict.fromkeys(payload["group_ids"]) if g in self.groups]
-        else:
-            raise LiveChatError("validation", "`all` or `group_ids` is required")
-        statuses = {str(g): self.group_status(g) for g in ids}
-        # `groups_status` is LiveChat's field. `groups` is NOT LiveChat's: a stopgap copy for this service's
-        # connector (livechat.py reads `groups`); drop it once the connector reads `groups_status`.
-        return {"groups_status": statuses}
-
-    async def customer_start_chat(self, payload: dict[str, Any], requester: str) -> Any:
-        """start_chat as the customer: routed at once to a free agent or the queue."""
-        customer_id = self._customer_id(requester)
-        chat = self._new_chat(payload, customer_id, None, customer_side=True)
-        # A customer's chat is routed at once: to a free agent, else into the queue.
-        self._route(chat, chat["access"]["group_ids"][0], ignore_availability=True)
-        return self._started(chat)
-
-    async def customer_send_event(self, payload: dict[str, Any], requester: str) -> Any:
-        """send_event as the customer (always visible to all)."""
-        chat = self._chat(required(payload, "chat_id"), customer=self._customer_id(requester))
-        if not chat["thread"]["active"]:
-            raise LiveChatError("chat_inactive")
-        return {"event_id": self._event(chat["thread"], required(payload, "event"), chat["customer_id"], True)["id"]}
-
-    async def customer_get_chat(self, payload: dict[str, Any], requester: str) -> Any:
-        """get_chat as the customer."""
-        chat = self._chat(required(payload, "chat_id"), customer=self._customer_id(requester))
-        return self._chat_view(chat, customer_side=True)
-
-    async def customer_list_chats(self, payload: dict[str, Any], requester: str) -> Any:
-        """list_chats as the customer -> {chats_summary, total_chats} (limit: default 10, at most 25)."""
-        customer_id = self._customer_id(requester)
-        chats = [c for c in self.chats.values() if c["customer_id"] == customer_id]
-        if payload.get("sort_order", "desc") == "desc":
-            chats.reverse()
-        limit = min(int(payload.get("limit") or 10), 25)
-        return {"chats_summary": [self._summary(c, True) for c in chats[:limit]], "total_chats": len(chats)}
-
     # --- Configuration API ----------------------------------------------------------------------------
 
     async def configuration_list_groups(self, payload: dict[str, Any], requester: str) -> Any:
@@ -689,4 +589,7 @@ class LiveChatEmulator(Emulator):
             return {"seconds_per_chat": self.seconds_per_chat}
         if action == "chats":  # what an operator would see in the agent app, for tests
             return [self._chat_view(c, customer_side=False) for c in self.chats.values()]
+        if action == "revoke_customer_tokens":  # e.g. a customer logged out elsewhere: every token stops working
+            self.customer_tokens.clear()
+            return {"ok": True}
         return super().control(action, payload)

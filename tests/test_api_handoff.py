@@ -30,10 +30,24 @@ DESIGN_BODY = {
 }
 
 
+# An OAuth agent token with its app's client id: the agent token grant makes the caller a customer.
+OAUTH_CONFIG = {"license_id": "your_license_id", "api_key": "agent-oauth-token", "account_id": "",
+                "client_id": "sandbox-client-id"}
+# Every v3.6 method (and the accounts grant) a handoff may call, as LiveChat documents them:
+# https://platform.text.com/docs/messaging/agent-chat-api, .../customer-chat-api, .../management/configuration-api,
+# https://platform.text.com/docs/authorization/customer-authorization.
+DOCUMENTED = {
+    "/v3.6/agent/action/start_chat", "/v3.6/agent/action/send_event", "/v3.6/agent/action/tag_thread",
+    "/v3.6/agent/action/transfer_chat", "/v3.6/agent/action/get_chat", "/v3.6/agent/action/deactivate_chat",
+    "/v3.6/customer/action/list_group_statuses", "/v3.6/customer/action/update_customer",
+    "/v3.6/configuration/action/list_groups", "/v2/customer/token",
+}
+
+
 def handoff(call_id: str, *, urgency: str = "medium", config: dict | None = None, **context) -> dict:
     """The design's request for another call id."""
     body = copy.deepcopy(DESIGN_BODY)
-    body["context"].update(call_id=call_id, urgency=urgency, customer_phone="+971501234567", **context)
+    body["context"].update(call_id=call_id, urgency=urgency, **{"customer_phone": "+971501234567", **context})
     if config is not None:
         body["config"] = config
     return body
@@ -84,16 +98,79 @@ def test_design_example_is_assigned_to_sara_with_everything_the_bot_learned(svc:
     [note] = [e for e in thread["events"] if e["visibility"] == "agents"]
     assert "Reason: customer_request" in note["text"] and "order_id=ORD12345" in note["text"]
     assert set(thread["tags"]) == {"voice_handoff", "customer_request", "priority_medium"}
-    customer = next(u for u in chat["users"] if u["type"] == "customer")
-    assert customer["name"] == "Ahmed Al-Mansoori" and customer["email"] == "ahmed@example.ae"
-    assert {"call_id": "call_abc123"} in customer["session_fields"]
+    # A PAT (the sandbox's default credential) cannot make a customer: the caller is in the summary instead.
+    assert [u for u in chat["users"] if u["type"] == "customer"] == []
+    assert "Customer: Ahmed Al-Mansoori" in note["text"] and "Call id: call_abc123" in note["text"]
     assert [u["id"] for u in chat["users"] if u["type"] == "agent"] == ["sara@example.com"]  # the bot left on transfer
 
-    sent = [q["path"].rsplit("/", 1)[1] for q in svc.vendor_requests("livechat")]
-    assert sent[2:3] == ["start_chat"] and sent[-2:] == ["transfer_chat", "get_chat"]
-    assert set(sent[:2]) == {"list_group_statuses", "create_customer"}
-    assert actions(svc, "list_group_statuses")[0]["query"] == {"organization_id": "your_license_id"}
-    assert {q["authorization_scheme"] for q in svc.vendor_requests("livechat")} == {"Basic"}
+    requests = svc.vendor_requests("livechat")
+    assert {q["path"] for q in requests} <= DOCUMENTED
+    sent = [q["path"].rsplit("/", 1)[1] for q in requests]
+    assert sent[:2] == ["list_groups", "start_chat"] and sent[-2:] == ["transfer_chat", "get_chat"]
+    assert "users" not in actions(svc, "start_chat")[0]["body"]["chat"]
+    assert {q["authorization_scheme"] for q in requests} == {"Basic"}
+
+
+def test_oauth_token_makes_the_caller_a_livechat_customer_with_documented_v36_calls(svc: Service):
+    # The service's customer-token cache outlives an emulator reset: each test's caller has their own number.
+    r = svc.post("/handoff/create", handoff("oauth-1", config=OAUTH_CONFIG, customer_phone="+971501230001"))
+    assert r.status_code == 201, r.text
+    assert (r.json()["status"], r.json()["agent_id"]) == ("assigned", "sara@example.com")
+
+    requests = svc.vendor_requests("livechat")
+    assert {q["path"] for q in requests} <= DOCUMENTED and not actions(svc, "create_customer")
+    [grant] = [q for q in requests if q["path"] == "/v2/customer/token"]
+    assert grant["body"] == {"grant_type": "agent_token", "client_id": "sandbox-client-id", "response_type": "token"}
+    assert grant["authorization_scheme"] == "Bearer" and requests[0] is not None and requests[0]["path"] == grant["path"]
+    sent = [q["path"].rsplit("/", 1)[1] for q in requests]
+    assert set(sent[1:3]) == {"list_group_statuses", "update_customer"} and sent[3] == "start_chat"
+    assert actions(svc, "update_customer")[0]["query"] == {"organization_id": "your_license_id"}
+
+    [chat] = svc.control("livechat", "chats")
+    customer = next(u for u in chat["users"] if u["type"] == "customer")
+    assert customer["name"] == "Ahmed Al-Mansoori" and customer["email"] == "ahmed@example.ae"
+    assert customer["phone_number"] == "+971501230001"
+    assert {"call_id": "oauth-1"} in customer["session_fields"] and {"reason": "customer_request"} in customer["session_fields"]
+    assert actions(svc, "start_chat")[0]["body"]["chat"]["users"] == [{"id": customer["id"], "type": "customer"}]
+
+    # The same caller again: the cached customer token, no second grant, the same LiveChat customer.
+    again = svc.post("/handoff/create", handoff("oauth-2", config=OAUTH_CONFIG, customer_phone="+971501230001"))
+    assert again.status_code == 201, again.text
+    assert len([q for q in svc.vendor_requests("livechat") if q["path"] == "/v2/customer/token"]) == 1
+    assert actions(svc, "start_chat")[1]["body"]["chat"]["users"] == [{"id": customer["id"], "type": "customer"}]
+
+
+def test_a_revoked_customer_token_is_renewed_for_the_same_customer(svc: Service):
+    phone = "+971501230002"
+    assert svc.post("/handoff/create", handoff("revoke-1", config=OAUTH_CONFIG, customer_phone=phone)).status_code == 201
+    svc.control("livechat", "revoke_customer_tokens")
+    # The refused token costs only the profile update; the handoff goes on and the token is forgotten.
+    second = svc.post("/handoff/create", handoff("revoke-2", config=OAUTH_CONFIG, customer_phone=phone))
+    assert second.json()["status"] == "assigned"
+    third = svc.post("/handoff/create", handoff("revoke-3", config=OAUTH_CONFIG, customer_phone=phone))
+    assert third.json()["status"] == "queued"  # Sara has her two chats
+    grants = [q for q in svc.vendor_requests("livechat") if q["path"] == "/v2/customer/token"]
+    first_customer = actions(svc, "start_chat")[0]["body"]["chat"]["users"][0]["id"]
+    assert len(grants) == 2 and grants[1]["body"]["entity_id"] == first_customer
+    assert actions(svc, "start_chat")[2]["body"]["chat"]["users"][0]["id"] == first_customer
+
+
+def test_bad_chat_url_template_is_400_before_anything_is_started(svc: Service):
+    config = {**DESIGN_BODY["config"], "chat_url_template": "https://my.livechatinc.com/chats/{chat_id:d}"}
+    r = svc.post("/handoff/create", handoff("template-1", config=config))
+    assert r.status_code == 400 and error_of(r)["code"] == "invalid_config"
+    assert svc.vendor_requests("livechat") == [] and svc.control("livechat", "chats") == []
+
+
+def test_status_reads_the_agent_who_wrote_the_first_event_as_assigned(svc: Service):
+    # Sara opens a chat herself in her agent app: she wrote its first event and she is the one in it.
+    auth = base64.b64encode(b"sara@example.com:sara-pat").decode()
+    started = svc.client.post(f"{svc.emulators['livechat']}/v3.6/agent/action/start_chat", headers={
+        "Authorization": f"Basic {auth}"}, json={"chat": {"thread": {"events": [
+            {"type": "message", "text": "Calling you back about your order", "visibility": "all"}]}}, "continuous": True})
+    r = status_of(svc, started.json()["chat_id"])
+    assert r.status_code == 200, r.text
+    assert (r.json()["status"], r.json()["agent_id"], r.json()["agent_name"]) == ("assigned", "sara@example.com", "Sara Ahmed")
 
 
 def test_full_agent_queues_with_position_and_wait_then_gets_assigned(svc: Service):
@@ -328,9 +405,18 @@ def test_openapi_has_handoff_examples(svc: Service):
 # --- the emulator as LiveChat's own clients see it ---------------------------------------------------------
 
 
+def customer_token(svc: Service, **body) -> dict:
+    """The emulator's agent token grant, as LiveChat's accounts service answers it."""
+    grant = {"grant_type": "agent_token", "client_id": "sandbox-client-id", "response_type": "token", **body}
+    r = svc.client.post(f"{svc.emulators['livechat']}/v2/customer/token", json=grant,
+                        headers={"Authorization": "Bearer agent-oauth-token"})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
 def test_a_bot_can_join_as_the_customer(svc: Service):
     base = f"{svc.emulators['livechat']}/v3.6/customer/action"
-    headers = {"Authorization": "Bearer customer-token"}
+    headers = {"Authorization": f"Bearer {customer_token(svc)['access_token']}"}
     status = svc.client.post(f"{base}/list_group_statuses?organization_id=org", json={"all": True}, headers=headers)
     assert status.json()["groups_status"] == {"0": "online"}  # LiveChat's field name
     some = svc.client.post(
@@ -378,3 +464,34 @@ def test_emulator_validates_events_and_knows_inactive_chats(svc: Service):
     assert agent_api(svc, "list_agents_for_transfer", {"chat_id": chat_id}).json() == [
         {"agent_id": "sara@example.com", "total_active_chats": 0}
     ]
+
+
+def test_emulator_grant_follows_the_agent_token_rules(svc: Service):
+    url = f"{svc.emulators['livechat']}/v2/customer/token"
+    grant = {"grant_type": "agent_token", "client_id": "sandbox-client-id", "response_type": "token"}
+    token = customer_token(svc)
+    assert set(token) == {"access_token", "client_id", "entity_id", "expires_in", "token_type", "organization_id"}
+    assert token["token_type"] == "Bearer" and token["expires_in"] > 0
+    assert customer_token(svc, entity_id=token["entity_id"])["entity_id"] == token["entity_id"]
+    pat = base64.b64encode(b"voice-bot@example.com:sandbox-pat").decode()
+    assert svc.client.post(url, json=grant, headers={"Authorization": f"Basic {pat}"}).status_code == 401
+    bearer = {"Authorization": "Bearer agent-oauth-token"}
+    for wrong in ({"client_id": "someone-else"}, {"grant_type": "cookie"}, {"response_type": "code"},
+                  {"entity_id": "no-such-customer"}):
+        r = svc.client.post(url, json={**grant, **wrong}, headers=bearer)
+        assert r.status_code == 400 and set(r.json()) == {"error", "error_description"}
+    # The Customer Chat API takes customer tokens only: not a PAT, not an agent's token.
+    customer_api = f"{svc.emulators['livechat']}/v3.6/customer/action/get_customer?organization_id=org"
+    for headers in ({"Authorization": f"Basic {pat}"}, bearer):
+        assert svc.client.post(customer_api, json={}, headers=headers).json()["error"]["type"] == "authentication"
+    mine = svc.client.post(customer_api, json={}, headers={"Authorization": f"Bearer {token['access_token']}"})
+    assert mine.json()["id"] == token["entity_id"]
+
+
+def test_emulator_has_no_create_customer_in_v36_but_v35_keeps_it(svc: Service):
+    body = {"name": "Ahmed", "session_fields": [{"call_id": "x"}]}
+    gone = agent_api(svc, "create_customer", body)
+    assert gone.status_code == 404 and gone.json()["error"]["type"] == "not_found"
+    legacy = svc.client.post(f"{svc.emulators['livechat']}/v3.5/agent/action/create_customer", json=body,
+                             headers={"Authorization": "Basic " + base64.b64encode(b"a:b").decode()})
+    assert legacy.status_code == 200 and legacy.json()["customer_id"]

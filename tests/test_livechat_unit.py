@@ -19,21 +19,30 @@ from errors import (
     UpstreamUnavailable,
     ValidationFailed,
 )
-from livechat import (
-    MESSAGE_LIMIT_BYTES,
-    URGENCY,
-    ChatAttempt,
-    LiveChatConnector,
-    fit_text,
-    split_text,
-    transcript_events,
-    urgency_of,
-)
+from livechat import urgency_of
+from livechat_connector import ChatAttempt, LiveChatConnector
+from livechat_text import MESSAGE_LIMIT_BYTES, URGENCY, fit_text, split_text, transcript_events
+from livechat_identity import CustomerTokens, read_grant
 from models import HandoffContext, HandoffStatus
+from settings import Settings
+from tests.conftest import sent
 
 AGENT = "https://api.livechatinc.com/v3.6/agent/action"
 CUSTOMER = "https://api.livechatinc.com/v3.6/customer/action"
-CONFIG = {"license_id": "org-1", "account_id": "bot@acme.com", "api_key": "pat-123"}
+CONFIGURATION = "https://api.livechatinc.com/v3.6/configuration/action"
+TOKEN_URL = "https://accounts.livechat.com/v2/customer/token"
+CONFIG = {"license_id": "org-1", "account_id": "bot@acme.com", "api_key": "pat-123"}  # a PAT: Basic auth
+OAUTH = {"license_id": "org-1", "api_key": "dal:agent-oauth", "client_id": "app-client-1"}  # the agent token grant
+# The agent token grant's answer, shaped as https://platform.text.com/docs/authorization/customer-authorization
+# documents it ("Agent token grant", case: new customer).
+GRANT = {
+    "access_token": "dal:customer-token-1",
+    "client_id": "app-client-1",
+    "entity_id": "cust-1",
+    "expires_in": 28800,
+    "token_type": "Bearer",
+    "organization_id": "org-1",
+}
 CONTEXT = HandoffContext(
     call_id="call_abc123",
     customer_name="Ahmed Al-Mansoori",
@@ -85,10 +94,19 @@ def body_of(call) -> dict:
     return orjson.loads(call.kwargs["data"])
 
 
-def mock_handoff(mock_http, *, group: str = "online", chat: dict | None = None) -> None:
-    """A LiveChat that accepts every step of a handoff."""
-    mock_http.post(re.compile(rf"{CUSTOMER}/list_group_statuses\?.*"), payload={"groups_status": {"0": group}})
-    mock_http.post(f"{AGENT}/create_customer", payload={"customer_id": "cust-1"})
+def mock_handoff(mock_http, *, group: str = "online", chat: dict | None = None, routing: str = "accepting_chats") -> None:
+    """A LiveChat that accepts every step of a handoff, for either credential type."""
+    mock_http.post(TOKEN_URL, payload=GRANT, repeat=True)
+    # https://platform.text.com/docs/messaging/customer-chat-api#list-group-statuses
+    mock_http.post(re.compile(rf"{CUSTOMER}/list_group_statuses\?.*"), payload={"groups_status": {"0": group}}, repeat=True)
+    # https://platform.text.com/docs/messaging/customer-chat-api#update-customer answers {}
+    mock_http.post(re.compile(rf"{CUSTOMER}/update_customer\?.*"), payload={}, repeat=True)
+    # https://platform.text.com/docs/management/configuration-api#list-groups with fields: [routing_status]
+    mock_http.post(f"{CONFIGURATION}/list_groups", payload=[
+        {"id": 0, "name": "General", "language_code": "en", "routing_status": routing},
+        {"id": 7, "name": "Billing", "language_code": "en", "routing_status": routing},
+    ], repeat=True)
+    # https://platform.text.com/docs/messaging/agent-chat-api#start-chat
     mock_http.post(f"{AGENT}/start_chat", payload={"chat_id": "PJ0MRSHTDG", "thread_id": "QA37PVJ75B", "event_ids": []})
     mock_http.post(f"{AGENT}/send_event", payload={"event_id": "QA37PVJ75B_9"}, repeat=True)
     mock_http.post(f"{AGENT}/tag_thread", payload={}, repeat=True)
@@ -105,14 +123,14 @@ def error(kind: str, message: str = "msg", **extra) -> dict:
 
 
 async def test_personal_access_token_is_basic_with_region_from_the_token(livechat, mock_http):
-    mock_http.post(re.compile(rf"{CUSTOMER}/list_group_statuses\?.*"), payload={"groups_status": {"0": "online"}})
-    await livechat({**CONFIG, "api_key": "fra:pat-123"}).group_status(0)
-    call = calls(mock_http, "list_group_statuses")[0]
+    mock_handoff(mock_http)
+    assert await livechat({**CONFIG, "api_key": "fra:pat-123"}).group_status(0, None) == "online_for_queue"
+    call = calls(mock_http, "list_groups")[0]
     headers = call.kwargs["headers"]
     assert base64.b64decode(headers["Authorization"].removeprefix("Basic ")).decode() == "bot@acme.com:fra:pat-123"
     assert headers["X-Region"] == "fra"
-    assert call.kwargs["params"] == {"organization_id": "org-1"}
-    assert body_of(call) == {"group_ids": [0]}
+    assert body_of(call) == {"fields": ["routing_status"]}
+    assert calls(mock_http, "list_group_statuses") == []  # a PAT cannot call the Customer Chat API
 
 
 async def test_oauth_token_is_bearer_and_an_explicit_region_is_sent(livechat, mock_http):
@@ -131,16 +149,38 @@ async def test_no_region_header_when_none_is_known(livechat, mock_http):
 # --- the handoff's calls --------------------------------------------------------------------------------
 
 
+async def test_oauth_handoff_makes_the_caller_a_customer_with_the_agent_token_grant(livechat, mock_http):
+    mock_handoff(mock_http)
+    result = await livechat(OAUTH).hand_over(CONTEXT, URGENCY["high"], ChatAttempt())
+
+    [grant] = sent(mock_http, "POST", TOKEN_URL)
+    assert grant.kwargs["headers"]["Authorization"] == "Bearer dal:agent-oauth"
+    assert body_of(grant) == {"grant_type": "agent_token", "client_id": "app-client-1", "response_type": "token"}
+
+    [update] = calls(mock_http, "update_customer")
+    assert update.kwargs["headers"]["Authorization"] == "Bearer dal:customer-token-1"
+    assert update.kwargs["params"] == {"organization_id": "org-1"}
+    customer = body_of(update)
+    assert customer["name"] == "Ahmed Al-Mansoori" and customer["email"] == "ahmed@example.ae"
+    assert customer["phone_number"] == "+971501234567"
+    assert {"phone": "+971501234567"} in customer["session_fields"] and {"call_id": "call_abc123"} in customer["session_fields"]
+    status_call = calls(mock_http, "list_group_statuses")[0]
+    assert status_call.kwargs["headers"]["Authorization"] == "Bearer dal:customer-token-1"
+    assert body_of(status_call) == {"group_ids": [0]}
+
+    start = body_of(calls(mock_http, "start_chat")[0])
+    assert start["chat"]["users"] == [{"id": "cust-1", "type": "customer"}]
+    assert calls(mock_http, "start_chat")[0].kwargs["headers"]["Authorization"] == "Bearer dal:agent-oauth"
+    assert calls(mock_http, "create_customer") == []
+    assert result.status == HandoffStatus.assigned
+
+
 async def test_handoff_sends_transcript_summary_tags_and_transfer(livechat, mock_http):
     mock_handoff(mock_http)
     result = await livechat().hand_over(CONTEXT, URGENCY["high"], ChatAttempt())
 
-    customer = body_of(calls(mock_http, "create_customer")[0])
-    assert customer["name"] == "Ahmed Al-Mansoori" and customer["email"] == "ahmed@example.ae"
-    assert {"phone": "+971501234567"} in customer["session_fields"] and {"call_id": "call_abc123"} in customer["session_fields"]
-
     start = body_of(calls(mock_http, "start_chat")[0])
-    assert start["chat"]["users"] == [{"id": "cust-1", "type": "customer"}]
+    assert "users" not in start["chat"]  # a PAT gets no customer: chat.users is optional in v3.6
     assert start["chat"]["access"] == {"group_ids": [0]}
     assert [e["text"] for e in start["chat"]["thread"]["events"]] == [
         "Caller: I need help with my order",
@@ -148,6 +188,7 @@ async def test_handoff_sends_transcript_summary_tags_and_transfer(livechat, mock
         "Caller: ORD12345",
     ]
     assert {e["visibility"] for e in start["chat"]["thread"]["events"]} == {"all"}
+    assert sent(mock_http, "POST", TOKEN_URL) == [] and calls(mock_http, "update_customer") == []
 
     summary = body_of(calls(mock_http, "send_event")[0])
     assert summary["chat_id"] == "PJ0MRSHTDG" and summary["event"]["visibility"] == "agents"
@@ -162,12 +203,68 @@ async def test_handoff_sends_transcript_summary_tags_and_transfer(livechat, mock
     assert {body_of(c)["thread_id"] for c in calls(mock_http, "tag_thread")} == {"QA37PVJ75B"}
 
     transfer = body_of(calls(mock_http, "transfer_chat")[0])
-    assert transfer == {"id": "PJ0MRSHTDG", "target": {"type": "group", "ids": [0]}, "ignore_agents_availability": False,
+    # An accepting group may be busy (routing_status cannot say): the transfer may queue.
+    assert transfer == {"id": "PJ0MRSHTDG", "target": {"type": "group", "ids": [0]}, "ignore_agents_availability": True,
                         "ignore_requester_presence": True}
     assert body_of(calls(mock_http, "get_chat")[0]) == {"chat_id": "PJ0MRSHTDG"}
 
     assert (result.status, result.agent_id, result.agent_name) == (HandoffStatus.assigned, "sara@example.com", "Sara Ahmed")
     assert result.estimated_wait_seconds == 0 and result.chat_url == "https://my.livechatinc.com/chats/PJ0MRSHTDG"
+
+
+async def test_customer_token_is_reused_until_it_expires_then_renewed_for_the_same_customer(livechat, make_context, mock_http):
+    mock_handoff(mock_http)
+    context = make_context()
+    connector = LiveChatConnector.from_request(OAUTH, context)
+    first = await connector.caller(CONTEXT)
+    again = await connector.caller(CONTEXT)
+    assert again == first and len(sent(mock_http, "POST", TOKEN_URL)) == 1  # cached: one grant
+    CustomerTokens(context.shared).expire(first.key)
+    renewed = await connector.caller(CONTEXT)
+    grants = sent(mock_http, "POST", TOKEN_URL)
+    assert len(grants) == 2 and body_of(grants[1])["entity_id"] == "cust-1" and renewed.token.entity_id == "cust-1"
+    other = LiveChatConnector.from_request({**OAUTH, "api_key": "dal:other-tenant"}, context)
+    assert (await other.caller(CONTEXT)).key != first.key  # never another tenant's customer
+
+
+def test_customer_token_cache_counts_expiry_on_its_own_clock():
+    clock = [1000.0]
+    cache = CustomerTokens({}, clock=lambda: clock[0])
+    token = read_grant(GRANT, cache.now())
+    assert token is not None and token.expires_at == 1000.0 + 28800 - 60
+    cache.put("k", token)
+    assert cache.fresh("k") == token
+    clock[0] += 28800
+    assert cache.fresh("k") is None and cache.known_entity("k") == "cust-1"
+    assert read_grant({"access_token": "x"}, 0) is None  # no entity_id: not a customer
+
+
+async def test_refused_customer_token_is_forgotten_and_the_handoff_goes_on(livechat, mock_http, make_context):
+    mock_http.post(re.compile(rf"{CUSTOMER}/list_group_statuses\?.*"), status=401, payload=error("authentication"))
+    mock_handoff(mock_http)
+    context = make_context()
+    connector = LiveChatConnector.from_request(OAUTH, context)
+    result = await connector.hand_over(CONTEXT, URGENCY["medium"], ChatAttempt())
+    assert result.status == HandoffStatus.assigned
+    assert body_of(calls(mock_http, "transfer_chat")[0])["ignore_agents_availability"] is False
+    caller = await connector.caller(CONTEXT)  # the refused token is not reused
+    assert len(sent(mock_http, "POST", TOKEN_URL)) == 2 and caller.token.entity_id == "cust-1"
+
+
+async def test_grant_refused_still_hands_over_without_a_customer(livechat, mock_http):
+    mock_http.post(TOKEN_URL, status=401, payload={"error": "unauthorized", "error_description": "missing scope"})
+    mock_handoff(mock_http)
+    result = await livechat(OAUTH).hand_over(CONTEXT, URGENCY["medium"], ChatAttempt())
+    assert result.status == HandoffStatus.assigned
+    assert "users" not in body_of(calls(mock_http, "start_chat")[0])["chat"]
+    assert calls(mock_http, "list_groups")  # staffing then comes from the Configuration API
+
+
+async def test_accounts_url_is_guarded(livechat):
+    assert livechat({**OAUTH, "accounts_url": "https://accounts.livechat.com/"}).accounts_url == "https://accounts.livechat.com"
+    for url in ("https://evil.example", "http://accounts.livechat.com", "https://accounts.livechat.com.evil.example"):
+        with pytest.raises(InvalidConfig):
+            livechat({**OAUTH, "accounts_url": url})
 
 
 async def test_busy_group_transfers_to_the_queue_and_reports_position_and_wait(livechat, mock_http):
@@ -178,7 +275,7 @@ async def test_busy_group_transfers_to_the_queue_and_reports_position_and_wait(l
         "users": [{"id": "cust-1", "type": "customer"}],
     }
     mock_handoff(mock_http, group="online_for_queue", chat=queued)
-    result = await livechat().hand_over(CONTEXT, URGENCY["low"], ChatAttempt())
+    result = await livechat(OAUTH).hand_over(CONTEXT, URGENCY["low"], ChatAttempt())
     assert body_of(calls(mock_http, "transfer_chat")[0])["ignore_agents_availability"] is True
     assert (result.status, result.queue_position, result.estimated_wait_seconds) == (HandoffStatus.queued, 3, 360)
     assert result.agent_id is None
@@ -190,21 +287,22 @@ async def test_a_configured_agent_is_the_transfer_target(livechat, mock_http):
     transfer = body_of(calls(mock_http, "transfer_chat")[0])
     assert transfer["target"] == {"type": "agent", "ids": ["lead@acme.com"]}
     assert body_of(calls(mock_http, "start_chat")[0])["chat"]["access"] == {"group_ids": [7]}
-    assert body_of(calls(mock_http, "list_group_statuses")[0]) == {"group_ids": [7]}
+    assert calls(mock_http, "list_groups")  # group 7's routing_status, read with the PAT
 
 
-async def test_offline_group_starts_no_chat(livechat, mock_http):
-    mock_handoff(mock_http, group="offline")
+@pytest.mark.parametrize("config", [CONFIG, OAUTH])
+async def test_offline_group_starts_no_chat(livechat, mock_http, config):
+    mock_handoff(mock_http, group="offline", routing="offline")
     attempt = ChatAttempt()
     with pytest.raises(UpstreamError) as caught:
-        await livechat().hand_over(CONTEXT, URGENCY["medium"], attempt)
+        await livechat(config).hand_over(CONTEXT, URGENCY["medium"], attempt)
     assert caught.value.details == {"type": "group_offline"}
     assert calls(mock_http, "start_chat") == [] and attempt.chat_id is None
 
 
-async def test_customer_side_refusing_the_token_does_not_block_the_handoff(livechat, mock_http):
-    # Registered first, so it answers first: the customer-side API refuses this (agent) token.
-    mock_http.post(re.compile(rf"{CUSTOMER}/list_group_statuses\?.*"), status=401, payload=error("authentication"))
+async def test_configuration_api_refusing_the_pat_does_not_block_the_handoff(livechat, mock_http):
+    # Registered first, so it answers first: the PAT lacks the scope to read groups.
+    mock_http.post(f"{CONFIGURATION}/list_groups", status=403, payload=error("authorization"))
     mock_handoff(mock_http)
     result = await livechat().hand_over(CONTEXT, URGENCY["medium"], ChatAttempt())
     assert result.status == HandoffStatus.assigned
@@ -382,3 +480,47 @@ async def test_the_bot_that_opened_the_chat_is_never_reported_as_the_agent(livec
     assert waiting.status == HandoffStatus.queued and waiting.agent_id is None and waiting.queue_position == 1
     taken = connector.handoff_state("PJ0MRSHTDG", await connector.get_chat("PJ0MRSHTDG"))
     assert taken.status == HandoffStatus.assigned and taken.agent_id == "sara@example.com"
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "https://my.livechatinc.com/chats/{chat_id:d}",  # fails only once the chat exists
+        "https://my.livechatinc.com/chats/{chat_id:>20000000}",  # a 20 MB answer
+        "https://my.livechatinc.com/chats/{chat_id!r}",
+        "https://my.livechatinc.com/chats/{chat_id[0]}",
+        "https://my.livechatinc.com/chats/{chat_id.upper}",
+        "https://my.livechatinc.com/chats/{}",
+        "https://my.livechatinc.com/chats/{chat_id",
+    ],
+)
+async def test_chat_url_template_takes_bare_placeholders_only(livechat, template):
+    with pytest.raises(InvalidConfig) as caught:
+        livechat({**CONFIG, "chat_url_template": template})
+    assert "chat_url_template" in caught.value.message
+    with pytest.raises(ValueError, match="livechat_chat_url_template"):
+        Settings(_env_file=None, livechat_chat_url_template=template)  # LIVECHAT_CHAT_URL_TEMPLATE fails at start-up
+
+
+# get_chat answers shaped as https://platform.text.com/docs/messaging/agent-chat-api#get-chat documents them
+# (thread.user_ids, thread.events[].author_id, users[].type).
+async def test_an_agent_who_wrote_the_first_event_is_still_the_assigned_agent(livechat, mock_http):
+    first = {"id": "QA37PVJ75B_1", "type": "message", "text": "Hi, Sara here", "author_id": "sara@example.com",
+             "visibility": "all", "created_at": "2025-01-01T10:00:00.000000Z"}
+    chat = {**ASSIGNED_CHAT, "thread": {**ASSIGNED_CHAT["thread"], "events": [first]}}
+    mock_http.post(f"{AGENT}/get_chat", payload=chat)
+    connector = livechat()
+    state = connector.handoff_state("PJ0MRSHTDG", await connector.get_chat("PJ0MRSHTDG"))
+    assert (state.status, state.agent_id, state.agent_name) == (HandoffStatus.assigned, "sara@example.com", "Sara Ahmed")
+
+
+async def test_a_chat_with_no_customer_reads_its_agent_too(livechat, mock_http):
+    # A PAT's chat has no customer user: the agent is still found from users and user_ids.
+    chat = {"id": "PJ0MRSHTDG", "thread": {"id": "QA37PVJ75B", "active": True, "user_ids": ["sara@example.com"],
+                                          "events": [{"id": "e1", "type": "message", "text": "Caller: hi",
+                                                      "author_id": "voice-bot@example.com"}]},
+            "users": [ASSIGNED_CHAT["users"][1]]}
+    mock_http.post(f"{AGENT}/get_chat", payload=chat)
+    connector = livechat()
+    state = connector.handoff_state("PJ0MRSHTDG", await connector.get_chat("PJ0MRSHTDG"))
+    assert state.status == HandoffStatus.assigned and state.agent_id == "sara@example.com"
