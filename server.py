@@ -134,7 +134,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     connector = aiohttp.TCPConnector(
         limit=settings.http_pool_limit, limit_per_host=settings.http_pool_limit_per_host, ttl_dns_cache=300
     )
-    app.state.http = aiohttp.ClientSession(connector=connector, raise_for_status=False, auto_decompress=True)
+    app.state.http = aiohttp.ClientSession(
+        connector=connector,
+        raise_for_status=False,
+        auto_decompress=True,
+        headers={"User-Agent": f"connectors-service/{app.version}"},  # vendors ask integrations to name themselves
+    )
     app.state.sandbox = None
     app.state.sandbox_urls = {}
     app.state.allowed_hosts = frozenset(settings.connectors_allowed_hosts)

@@ -15,6 +15,11 @@ from aiohttp import web
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 FAULT_KINDS = ("latency", "rate_limit", "error", "reset", "malformed")
+SERVICE_USER_AGENT = "connectors-service/"  # the prefix of the User-Agent the service's own calls carry
+# Every distinct (emulator, method, path) the service itself called in this process: the wire audit's input
+# (tests/wire_audit.py checks each against the vendor's documented endpoints). Bounded: ids make paths distinct.
+SERVICE_CALLS: set[tuple[str, str, str]] = set()
+SERVICE_CALLS_MAX = 100_000
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -169,6 +174,8 @@ class Emulator:
         """Record, apply faults, check auth, answer unknown paths as the vendor does, add limit headers."""
         subpath = request.path.removeprefix(f"/{self.name}") or "/"
         await self._record(request, subpath)
+        if request.headers.get("User-Agent", "").startswith(SERVICE_USER_AGENT) and len(SERVICE_CALLS) < SERVICE_CALLS_MAX:
+            SERVICE_CALLS.add((self.name, request.method, subpath))
         fault = self._take_fault(request, subpath)
         if fault and fault.kind == "latency":
             await asyncio.sleep(fault.seconds)

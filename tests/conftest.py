@@ -193,3 +193,31 @@ def make_context(http_session: aiohttp.ClientSession, sleeps: Sleeps):
 # --- shared state: a real Redis for the Redis-backed tests (tests/redis_server.py) ---------------------
 
 from tests.redis_server import redis_server, redis_url, state  # noqa: E402,F401  (fixtures)
+
+
+# --- the wire audit -------------------------------------------------------------------------------------
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when the service called anything its vendor does not document (see wire/README.md)."""
+    from sandbox.core import SERVICE_CALLS
+    from tests.wire_audit import undocumented
+
+    bad = undocumented(SERVICE_CALLS)
+    session.config.stash[WIRE_AUDIT] = (len(SERVICE_CALLS), bad)
+    if bad and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """Say what the wire audit checked, and name every undocumented call."""
+    checked, bad = config.stash.get(WIRE_AUDIT, (0, []))
+    if not checked:
+        return
+    terminalreporter.section("wire audit")
+    terminalreporter.write_line(f"{checked} distinct service calls to the emulators checked against wire/*.txt")
+    for call in bad:
+        terminalreporter.write_line(f"UNDOCUMENTED {call}", red=True)
+
+
+WIRE_AUDIT = pytest.StashKey[tuple[int, list[str]]]()
