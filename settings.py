@@ -44,6 +44,13 @@ class Settings(BaseSettings):
     default_phone_region: str = "US"
     idempotency_ttl_seconds: int = Field(86400, ge=1)
     idempotency_max_entries: int = Field(100_000, ge=1)
+    # Caller authentication: comma-separated keys, each `id:key` or a bare key (its id is a hash prefix).
+    connectors_api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    # Slow clients: headers and body must arrive within these bounds; shutdown waits at most this long.
+    header_read_timeout_seconds: float = Field(10.0, gt=0)
+    body_read_timeout_seconds: float = Field(15.0, gt=0)
+    keep_alive_timeout_seconds: int = Field(5, ge=1)
+    graceful_shutdown_seconds: int = Field(15, ge=1)
 
     # Zendesk
     zendesk_subdomain: str | None = None
@@ -105,6 +112,16 @@ class Settings(BaseSettings):
         """Accept a comma-separated list, as an operator writes it in an environment variable."""
         if isinstance(value, str):
             return [h.strip().lower() for h in value.split(",") if h.strip()]
+        return value
+
+    @field_validator("connectors_api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        """Accept a comma-separated list; the values stay secret (never in a repr or a log)."""
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if isinstance(value, str):
+            return [k.strip() for k in value.split(",") if k.strip()]
         return value
 
     @field_validator("default_phone_region")
