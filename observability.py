@@ -83,7 +83,7 @@ def note_request_secrets(values: Any) -> set[str]:
 def redact_secrets(text: str, secrets: Any = ()) -> str:
     """Replace every known credential (longest first) and any echoed Authorization value in free text."""
     known = _process_secrets | set(secrets) | (request_secrets_var.get() or set())
-    for secret in sorted((s for s in known if s in text), key=len, reverse=True):
+    for secret in sorted((s for s in known if len(s) >= _MIN_SECRET and s in text), key=len, reverse=True):
         text = text.replace(secret, REDACTED)
     return _AUTH_VALUE.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
 
