@@ -47,6 +47,12 @@ def parse_keys(values: Iterable[SecretStr]) -> tuple[APIKey, ...]:
     return tuple(keys)
 
 
+def key_values(values: Iterable[SecretStr]) -> list[str]:
+    """Each configured entry and its key part, for the log scrubber (a key echoed anywhere is redacted)."""
+    texts = [value.get_secret_value() for value in values]
+    return [*texts, *(text.partition(":")[2] for text in texts)]
+
+
 def identify(keys: tuple[APIKey, ...], presented: str) -> str | None:
     """The id of the key presented, comparing against every key whatever matches first."""
     digest = _digest(presented)

@@ -21,7 +21,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from auth import CallerAuthMiddleware, parse_keys, warn_if_open
+from auth import CallerAuthMiddleware, key_values, parse_keys, warn_if_open
 from connectors.hosts import host_of
 from crm import CRMFactory
 from deps import ERROR_RESPONSES, Context, IdempotencyKey, Store, open_crm, with_create_outcome, within_deadline
@@ -170,7 +170,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             if getattr(settings, f"{vendor}_{name}", None) is None
         }
         app.state.settings = settings.model_copy(update=defaults)
-    register_secrets([*vendor_secrets(app.state.settings), *(k.get_secret_value() for k in settings.connectors_api_keys)])
+    register_secrets([*vendor_secrets(app.state.settings), *key_values(settings.connectors_api_keys)])
     # Start-up objects (modules, schemas, seed data) never die: keep them out of every future GC pass.
     gc.freeze()
     log_event("started", sandbox=settings.sandbox, emulators=app.state.sandbox_urls)

@@ -110,6 +110,12 @@ def test_key_entries_parse_as_id_and_key_or_a_hashed_id():
     assert "b:2" not in repr(make_settings(connectors_api_keys="a:1,b:2"))
 
 
+def test_api_keys_are_registered_with_the_log_scrubber(locked):
+    from observability import redact_secrets
+
+    assert redact_secrets("echo: ops-key-0123456789") == "echo: [redacted]"
+
+
 def test_presented_key_reads_bearer_or_x_api_key():
     assert presented_key([(b"authorization", b"Bearer  abc ")]) == "abc"
     assert presented_key([(b"x-api-key", b"xyz")]) == "xyz"
