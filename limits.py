@@ -100,8 +100,7 @@ class BodyLimitMiddleware:
             async with asyncio.timeout(self.read_timeout):
                 while True:
                     message = await receive()
-                    if message["type"] != "http.request":  # the client went away
-                        await self.app(scope, _replay(message, receive), send)
+                    if message["type"] != "http.request":  # the client went away: nobody to answer
                         return
                     chunks.append(message.get("body", b""))
                     if not message.get("more_body", False):
