@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 
@@ -13,6 +14,7 @@ class CRMError(Exception):
     retryable: ClassVar[bool] = False
     # True where the vendor cannot have acted on the request, so even a create may be sent again.
     request_not_processed: ClassVar[bool] = False
+    headers: ClassVar[Mapping[str, str]] = {}  # HTTP headers the answer must carry (WWW-Authenticate, ...)
 
     def __init__(
         self,
@@ -53,6 +55,22 @@ class InvalidRequest(CRMError):
 
     status_code = 400
     code = "invalid_request"
+
+
+class Unauthorized(InvalidRequest):
+    """No API key, or not one of CONNECTORS_API_KEYS."""
+
+    status_code = 401
+    code = "unauthorized"
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+class RequestTimeout(InvalidRequest):
+    """The client did not send its whole request (headers or body) within the read timeout."""
+
+    status_code = 408
+    code = "request_timeout"
+    headers = {"Connection": "close"}  # the rest of a half-sent body must not be read as a next request
 
 
 class UnsupportedCRM(InvalidRequest):

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+# Input limits: every one a 422, so no oversized value reaches a vendor or a slow code path.
+MAX_TRANSCRIPT_TURNS = 500
+MAX_METADATA_KEYS = 100
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
 
 class TicketStatus(str, Enum):
@@ -110,12 +115,12 @@ class HandoffContext(BaseModel):
 
     call_id: str = Field(min_length=1, max_length=200)
     customer_name: str = Field(min_length=1, max_length=200)
-    customer_email: str | None = None
-    customer_phone: str | None = None
-    transcript: list[dict[str, Any]] = Field(default_factory=list)
+    customer_email: str | None = Field(None, max_length=254)
+    customer_phone: str | None = Field(None, max_length=40)
+    transcript: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_TRANSCRIPT_TURNS)
     reason: str = Field(min_length=1, max_length=200)
-    urgency: str = "medium"
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    urgency: str = Field("medium", max_length=20)
+    metadata: dict[str, Any] = Field(default_factory=dict, max_length=MAX_METADATA_KEYS)
 
 
 # --- Request bodies -------------------------------------------------------------------------------
@@ -132,7 +137,7 @@ class CRMRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     crm_type: str = Field(description="salesforce, zendesk, hubspot or freshdesk.", max_length=50)
-    config: dict[str, Any] | None = Field(None, description=CONFIG_DESCRIPTION)
+    config: dict[str, Any] | None = Field(None, description=CONFIG_DESCRIPTION, max_length=50)
 
 
 class CustomerRequest(CRMRequest):
@@ -221,8 +226,8 @@ class TicketCreateRequest(CRMRequest):
     customer_name: str | None = Field(None, max_length=200)
     priority: TicketPriority | None = None
     status: TicketStatus | None = None
-    tags: list[str] = Field(default_factory=list, max_length=50)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    tags: list[Tag] = Field(default_factory=list, max_length=50)
+    metadata: dict[str, Any] = Field(default_factory=dict, max_length=MAX_METADATA_KEYS)
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -255,7 +260,7 @@ class TicketUpdateRequest(CRMRequest):
     status: TicketStatus | None = None
     priority: TicketPriority | None = None
     subject: str | None = Field(None, min_length=1, max_length=500)
-    tags: list[str] | None = Field(None, max_length=50)
+    tags: list[Tag] | None = Field(None, max_length=50)
     comment: TicketComment | None = None
 
     model_config = ConfigDict(
@@ -338,7 +343,7 @@ class HandoffRequest(BaseModel):
 
     chat_type: str = Field(description="livechat.", max_length=50)
     context: HandoffContext
-    config: dict[str, Any] | None = Field(None, description=CONFIG_DESCRIPTION)
+    config: dict[str, Any] | None = Field(None, description=CONFIG_DESCRIPTION, max_length=50)
 
 
 class HandoffStatusRequest(BaseModel):
@@ -351,7 +356,7 @@ class HandoffStatusRequest(BaseModel):
 
     chat_type: str = Field(description="livechat.", max_length=50)
     handoff_id: str = Field(min_length=1, max_length=200, description="A chat id, or ticket:<crm>:<id> after a fallback.")
-    config: dict[str, Any] | None = Field(None, description=CONFIG_DESCRIPTION)
+    config: dict[str, Any] | None = Field(None, description=CONFIG_DESCRIPTION, max_length=50)
 
 
 class HandoffFallback(BaseModel):

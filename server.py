@@ -17,17 +17,19 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cache import cache_key, cached_answer, forget_requester
+from auth import CallerAuthMiddleware, key_values, parse_keys, warn_if_open
 from connectors.hosts import host_of
 from crm import CRMFactory
 from deps import ERROR_RESPONSES, Context, IdempotencyKey, Store, open_crm, with_create_outcome, within_deadline
 from errors import CRMError, InvalidRequest, NotFound, ValidationFailed
 from idempotency import fingerprint
+from limits import BodyLimitMiddleware, uvicorn_options
 from livechat import router as handoff_router
 from models import (
     Customer,
@@ -39,19 +41,37 @@ from models import (
     TicketRequest,
     TicketUpdateRequest,
 )
-from observability import configure_logging, log_event, new_request_id, request_fields_var, request_id_var
+from observability import (
+    configure_logging,
+    log_event,
+    new_request_id,
+    register_secrets,
+    request_fields_var,
+    request_id_var,
+    request_secrets_var,
+)
 from phone import parse_phone
 from settings import Settings, get_settings
 from stores import close_shared_state, open_shared_state
 
 def error_response(error: CRMError, headers: dict[str, str] | None = None) -> JSONResponse:
     """The one place a CRMError becomes an HTTP answer."""
-    extra = dict(headers or {})
+    extra = {**error.headers, **(headers or {})}
     if error.status_code == 429 and error.retry_after is None:  # every 429 says when to come back
         error.retry_after = 1.0
     if error.retry_after is not None:
         extra["Retry-After"] = str(max(1, round(error.retry_after)))
     return JSONResponse(error.to_body(request_id_var.get()), status_code=error.status_code, headers=extra)
+
+
+async def send_error(error: CRMError, scope: Scope, receive: Receive, send: Send) -> None:
+    """Answer from inside a middleware with the contract error."""
+    await error_response(error)(scope, receive, send)
+
+
+def vendor_secrets(settings: Settings) -> list[str]:
+    """The vendor secrets the environment (or the sandbox) gives this process."""
+    return [v.get_secret_value() for name, v in settings if isinstance(v, SecretStr) and v.get_secret_value()]
 
 
 class BodyTooLarge(InvalidRequest):
@@ -76,6 +96,7 @@ class RequestContextMiddleware:
         id_token = request_id_var.set(request_id)
         fields: dict[str, Any] = {}
         fields_token = request_fields_var.set(fields)
+        secrets_token = request_secrets_var.set(set())  # credentials this request's connectors send, for scrubbing
         started = time.perf_counter()
         status = 500
         response_started = False
@@ -103,7 +124,7 @@ class RequestContextMiddleware:
             if int(declared or 0) > self.max_body_bytes:  # refused before a byte of it is read
                 raise BodyTooLarge(f"the request body is larger than {self.max_body_bytes} bytes")
             await self.app(scope, receive_capped, send_with_id)
-        except BodyTooLarge as exc:
+        except CRMError as exc:  # refused by a middleware (size, read time, JSON limits) before any route
             if not response_started:
                 await error_response(exc)(scope, receive, send_with_id)
         except Exception:
@@ -122,6 +143,7 @@ class RequestContextMiddleware:
                 **fields,
             )
             request_fields_var.reset(fields_token)
+            request_secrets_var.reset(secrets_token)
             request_id_var.reset(id_token)
 
 
@@ -143,6 +165,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.sandbox = None
     app.state.sandbox_urls = {}
     app.state.allowed_hosts = frozenset(settings.connectors_allowed_hosts)
+    warn_if_open(app.state.api_keys, bool(vendor_secrets(settings)))
     if settings.sandbox:
         from sandbox import SANDBOX_CREDENTIALS, start_sandbox
 
@@ -157,6 +180,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             if getattr(settings, f"{vendor}_{name}", None) is None
         }
         app.state.settings = settings.model_copy(update=defaults)
+    register_secrets([*vendor_secrets(app.state.settings), *key_values(settings.connectors_api_keys)])
     # Start-up objects (modules, schemas, seed data) never die: keep them out of every future GC pass.
     gc.freeze()
     log_event("started", sandbox=settings.sandbox, emulators=app.state.sandbox_urls)
@@ -182,6 +206,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.api_keys = parse_keys(settings.connectors_api_keys)
+    # Outermost last: request id and access line, then the caller's key, then the body's limits.
+    app.add_middleware(BodyLimitMiddleware, read_timeout=settings.body_read_timeout_seconds)
+    app.add_middleware(CallerAuthMiddleware, keys=app.state.api_keys, send_error=send_error)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_request_body_bytes)
 
     @app.exception_handler(CRMError)
@@ -315,7 +343,14 @@ def main() -> None:
     except CRMError as exc:
         raise SystemExit(f"bad configuration:\n  HANDOFF_FALLBACK_CRM: {exc.message}") from None
     configure_logging(settings.log_level)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        **uvicorn_options(settings),
+    )
 
 
 if __name__ == "__main__":

@@ -58,6 +58,14 @@ class Settings(BaseSettings):
     caller_cache_negative_ttl_seconds: float = Field(10.0, ge=0, description="A not-found answer is remembered this long.")
     caller_cache_max_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="In-memory LRU bound, in bytes.")
 
+    # Caller authentication: comma-separated keys, each `id:key` or a bare key (its id is a hash prefix).
+    connectors_api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    # Slow clients: headers and body must arrive within these bounds; shutdown waits at most this long.
+    header_read_timeout_seconds: float = Field(10.0, gt=0)
+    body_read_timeout_seconds: float = Field(15.0, gt=0)
+    keep_alive_timeout_seconds: int = Field(5, ge=1)
+    graceful_shutdown_seconds: int = Field(15, ge=1)
+
     # Zendesk
     zendesk_subdomain: str | None = None
     zendesk_email: str | None = None
@@ -130,6 +138,16 @@ class Settings(BaseSettings):
     def _check_chat_url_template(cls, value: str) -> str:
         """A template with a format spec would fail (or balloon) only after a chat was started: fail at start-up."""
         return check_url_template(value)
+
+    @field_validator("connectors_api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        """Accept a comma-separated list; the values stay secret (never in a repr or a log)."""
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if isinstance(value, str):
+            return [k.strip() for k in value.split(",") if k.strip()]
+        return value
 
     @field_validator("default_phone_region")
     @classmethod

@@ -12,7 +12,8 @@ from errors import InvalidRequest, MalformedAnswer
 from models import Customer, Ticket, TicketCreateRequest, TicketPriority, TicketStatus, TicketUpdateRequest
 from phone import PhoneQuery, to_e164
 
-NUMERIC_ID = re.compile(r"^\d{1,20}$")
+# ASCII digits only: `\d` also matches Arabic-Indic and other Unicode digits, which no vendor id holds.
+NUMERIC_ID = re.compile(r"[0-9]{1,20}", re.ASCII)
 
 
 def require(mapping: Any, key: str, vendor: str) -> Any:
@@ -34,7 +35,7 @@ class BaseCRMConnector(UpstreamConnector, ABC):
     def _check_id(self, value: str, what: str, pattern: re.Pattern[str]) -> str:
         """Validate an id before it enters a path, so it cannot address anything else."""
         value = value.strip()
-        if not pattern.match(value):
+        if not pattern.fullmatch(value):
             raise InvalidRequest(f"{what} {value!r} is not a valid {self.display_name} id", crm_type=self.vendor)
         return value
 

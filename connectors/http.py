@@ -8,11 +8,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import html
+import math
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, get_args
 
 import aiohttp
 import orjson
@@ -35,7 +36,7 @@ from errors import (
     ValidationFailed,
 )
 from idempotency import fingerprint
-from observability import log_event, mask_pii, request_fields_var
+from observability import log_event, mask_pii, note_request_secrets, redact_secrets, redact_value, request_fields_var
 from settings import Settings
 
 # Vendor status -> contract error. Connectors override single entries (Salesforce's 403 is a rate limit).
@@ -132,14 +133,36 @@ def bearer_auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+RETRY_AFTER_CAP_SECONDS = 86_400.0  # a longer (or infinite) pause is reported as a day
+
+
 def parse_retry_after(value: str | None) -> float | None:
-    """Retry-After in seconds (vendors here send delta-seconds; an HTTP date is treated as unknown)."""
+    """Retry-After in seconds (vendors here send delta-seconds; an HTTP date or NaN is treated as unknown).
+
+    `inf` and `1e999` parse as floats; capped, they cannot overflow the Retry-After header we send on.
+    """
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         return None
+    if math.isnan(seconds):
+        return None
+    return min(max(0.0, seconds), RETRY_AFTER_CAP_SECONDS)
+
+
+# Config fields that say where calls go: the host, tenant or region a request may name.
+HOST_FIELDS = frozenset({"base_url", "subdomain", "domain", "instance_url", "region", "license_id"})
+
+
+def secret_fields(model: type[BaseModel]) -> frozenset[str]:
+    """A config model's secrets: its SecretStr fields (tokens, API keys, client secrets)."""
+    return frozenset(
+        name
+        for name, info in model.model_fields.items()
+        if info.annotation is SecretStr or SecretStr in get_args(info.annotation)
+    )
 
 
 class UpstreamConnector:
@@ -155,16 +178,30 @@ class UpstreamConnector:
     def __init__(self, config: VendorConfig, context: ConnectorContext) -> None:
         self.config = config
         self.ctx = context
+        self._sent_credentials: set[str] = set()
         self.base_url = self._resolve_base_url()
 
     # --- construction -------------------------------------------------------------------------
 
     @classmethod
+    def merged_config(cls, request_config: Mapping[str, Any] | None, settings: Settings) -> dict[str, Any]:
+        """The request's config over the environment's, key by key, except that secrets come whole or not at all.
+
+        A request that names a host field (HOST_FIELDS) or any secret gets none of the environment's secrets
+        for this vendor: it brings its own. So the operator's secrets never go to a host a request chose, nor
+        pair with a caller's own secret; non-secret options and ids (email, client_id, tier_field) still merge.
+        """
+        given = {k: v for k, v in (request_config or {}).items() if v is not None}
+        secrets = secret_fields(cls.config_model)
+        env = settings.vendor_defaults(cls.vendor, frozenset(cls.config_model.model_fields))
+        if given.keys() & (HOST_FIELDS | secrets):
+            env = {k: v for k, v in env.items() if k not in secrets}
+        return {**env, **given}
+
+    @classmethod
     def from_request(cls, request_config: Mapping[str, Any] | None, context: ConnectorContext) -> UpstreamConnector:
-        """Merge the request's config over the environment's, validate it, and build the connector."""
-        fields = frozenset(cls.config_model.model_fields)
-        merged = context.settings.vendor_defaults(cls.vendor, fields)
-        merged.update({k: v for k, v in (request_config or {}).items() if v is not None})
+        """Build the connector from `merged_config`, validated (field names and reasons only in errors)."""
+        merged = cls.merged_config(request_config, context.settings)
         try:
             config = cls.config_model.model_validate(merged)
         except ValidationError as exc:
@@ -226,6 +263,11 @@ class UpstreamConnector:
 
     # --- the one request path ------------------------------------------------------------------
 
+    def _secrets(self) -> set[str]:
+        """Every credential this connector holds or sent (config secrets, Authorization values), in echoable forms."""
+        held = [value.get_secret_value() for _, value in self.config if isinstance(value, SecretStr)]
+        return note_request_secrets([*held, *self._sent_credentials])
+
     def _raise_for_status(self, response: UpstreamResponse) -> None:
         """All status handling: map a non-2xx answer to its contract error through the table."""
         if 200 <= response.status < 300:
@@ -235,6 +277,9 @@ class UpstreamConnector:
         reason = response.text_reason()
         if reason and reason not in message:  # a text or HTML body (a proxy's, a 429 page) says why
             message = f"{message}: {mask_pii(reason)}"
+        # A vendor or proxy may echo what it was sent: no credential of ours reaches a caller or a log.
+        secrets = self._secrets()
+        message, details = redact_secrets(message, secrets), redact_value(details, secrets)
         if error_type is AuthFailed or issubclass(error_type, AuthFailed):
             message = f"{self.display_name} rejected the credentials: {message}"
         raise error_type(
@@ -267,6 +312,8 @@ class UpstreamConnector:
             connect=min(settings.http_connect_timeout_seconds, remaining),
         )
         all_headers = {"Accept": "application/json", **(await self._auth_headers()), **(headers or {})}
+        if "Authorization" in all_headers:
+            self._sent_credentials.add(all_headers["Authorization"])
         body = orjson.dumps(json) if json is not None else data
         if json is not None:
             all_headers["Content-Type"] = "application/json"

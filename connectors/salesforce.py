@@ -41,7 +41,7 @@ from tokens import token_store
 SALESFORCE_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
 # A field or relationship path (Tier__c, Account.Tier__c): the only shape a configured name may take in SOQL.
 FIELD_PATH = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,79}(?:\.[A-Za-z][A-Za-z0-9_]{0,79}){0,4}$")
-API_VERSION = re.compile(r"^v?(\d{2,3}\.\d)$")
+API_VERSION = re.compile(r"^v?([0-9]{2,3}\.[0-9])$")
 # My Domain (acme.my.salesforce.com, sandboxes, scratch orgs), legacy instances (na1.salesforce.com),
 # Lightning/Visualforce hosts, Government Cloud and the China (Alibaba) realm.
 SALESFORCE_DOMAINS = (".salesforce.com", ".force.com", ".cloudforce.com", ".salesforce.mil", ".sfcrmproducts.cn")
@@ -213,10 +213,11 @@ class SalesforceConnector(BaseCRMConnector):
                 crm_type=self.vendor,
                 suffixes=SALESFORCE_DOMAINS,
                 allowed_hosts=self.ctx.allowed_hosts,
+                what="instance_url",
             )
         except InvalidConfig as exc:
             raise InvalidConfig(
-                f"instance_url must be https on a Salesforce domain (e.g. acme.my.salesforce.com); {exc.message}",
+                f"{exc.message}; instance_url must be https on a Salesforce domain (e.g. acme.my.salesforce.com)",
                 crm_type=self.vendor,
             ) from None
 

@@ -93,9 +93,11 @@ class SignallingServer(uvicorn.Server):
 
 def start_service(settings: Settings) -> tuple[uvicorn.Server, threading.Thread, str]:
     """Run the real app under uvicorn on an ephemeral loopback port, in a thread."""
+    from limits import uvicorn_options
     from server import create_app
 
-    server = SignallingServer(uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_config=None))
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_config=None, **uvicorn_options(settings))
+    server = SignallingServer(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     if not server.ready.wait(timeout=30) or not server.started:

@@ -192,14 +192,16 @@ def test_an_upstream_failure_is_not_cached(csvc: Service):
 def test_two_service_instances_share_the_cache_through_redis(redis_url):
     with running(redis_url=redis_url) as first:
         zendesk = first.emulators["zendesk"]
-        body = {"crm_type": "zendesk", "customer_id": "1001", "config": {"base_url": zendesk}}
+        # A config naming a host brings its own credentials (the environment's never go to a caller's host).
+        config = {"base_url": zendesk, "email": "agent@example.com", "api_token": "sandbox-token"}
+        body = {"crm_type": "zendesk", "customer_id": "1001", "config": config}
         with running(redis_url=redis_url, connectors_allowed_hosts=host_of(zendesk)) as second:
             assert first.post("/crm/customer", body).headers["X-Cache"] == "miss"
             served = second.post("/crm/customer", body)
             assert served.status_code == 200 and served.headers["X-Cache"] == "hit"
             assert served.json()["id"] == "1001" and lookups(first) == 1
             # An idempotent create on one instance is replayed by the other.
-            create = {"crm_type": "zendesk", "subject": "s", "description": "d", "customer_id": "1001", "config": {"base_url": zendesk}}
+            create = {"crm_type": "zendesk", "subject": "s", "description": "d", "customer_id": "1001", "config": config}
             made = first.post("/crm/ticket/create", create, **{"Idempotency-Key": "call-7"})
             again = second.post("/crm/ticket/create", create, **{"Idempotency-Key": "call-7"})
             assert (made.status_code, again.headers["Idempotent-Replayed"]) == (201, "true")

@@ -1,0 +1,182 @@
+"""Input limits enforced before a route runs: how long a client may take, and what shape its JSON may have.
+
+uvicorn bounds only the idle time between requests (timeout_keep_alive). A client that sends its headers
+or body a byte at a time would hold a connection, and a graceful shutdown, for ever; and a body the size
+cap lets through can still nest or count beyond what pydantic, orjson and the vendors handle (a 500).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from errors import RequestTimeout, ValidationFailed
+
+MAX_JSON_DEPTH = 32  # objects and arrays, the body itself included
+MAX_JSON_INT = 2**63 - 1  # signed 64-bit: what vendors store and orjson can write back
+MAX_JSON_STRING = 65_536  # characters in any one string (the longest field, a description, takes 65,000)
+
+
+class _JSONLimit(ValueError):
+    """Raised by the parser hooks: the JSON is well-formed but outside the limits."""
+
+
+def _int(text: str) -> int:
+    if len(text.lstrip("-")) > 19 or abs(value := int(text)) > MAX_JSON_INT:
+        raise _JSONLimit(f"an integer is outside the signed 64-bit range (±{MAX_JSON_INT})")
+    return value
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise _JSONLimit("a number is too large")
+    return value
+
+
+def _constant(name: str) -> float:
+    raise _JSONLimit(f"{name} is not JSON")
+
+
+def _check_shape(document: Any) -> None:
+    """Depth and string length, walked without recursion."""
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            if len(value) > MAX_JSON_STRING:
+                raise _JSONLimit(f"a string is longer than {MAX_JSON_STRING} characters")
+            continue
+        if not isinstance(value, (dict, list)):
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise _JSONLimit(f"the JSON nests deeper than {MAX_JSON_DEPTH} levels")
+        items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+        stack.extend((item, depth + 1) for item in items)
+
+
+def check_json(body: bytes) -> None:
+    """Raise a 422 for JSON outside the limits; malformed JSON is left for FastAPI's own 400."""
+    try:
+        document = json.loads(body, parse_int=_int, parse_float=_float, parse_constant=_constant)
+    except _JSONLimit as exc:
+        raise ValidationFailed(f"invalid request: {exc}") from None
+    except RecursionError:
+        raise ValidationFailed(f"invalid request: the JSON nests deeper than {MAX_JSON_DEPTH} levels") from None
+    except ValueError:
+        return
+    try:
+        _check_shape(document)
+    except _JSONLimit as exc:
+        raise ValidationFailed(f"invalid request: {exc}") from None
+
+
+def _is_json(scope: Scope) -> bool:
+    """Whether FastAPI would parse this body as JSON (no Content-Type, or a json one)."""
+    content_type = next((v for k, v in scope["headers"] if k == b"content-type"), b"").decode("latin-1").lower()
+    media = content_type.split(";", 1)[0].strip()
+    return not media or media == "application/json" or media.endswith("+json")
+
+
+class BodyLimitMiddleware:
+    """Read the whole body within `read_timeout` seconds (else 408), check its JSON, then hand it on."""
+
+    def __init__(self, app: ASGIApp, read_timeout: float) -> None:
+        self.app = app
+        self.read_timeout = read_timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        try:
+            async with asyncio.timeout(self.read_timeout):
+                while True:
+                    message = await receive()
+                    if message["type"] != "http.request":  # the client went away: nobody to answer
+                        return
+                    chunks.append(message.get("body", b""))
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            raise RequestTimeout(f"the request body was not received within {self.read_timeout:g}s") from None
+        body = b"".join(chunks)
+        if body and _is_json(scope):
+            check_json(body)
+        await self.app(scope, _replay({"type": "http.request", "body": body, "more_body": False}, receive), send)
+
+
+def _replay(first: Message, receive: Receive) -> Receive:
+    """A receive that gives `first` once, then whatever the client sends next (its disconnect)."""
+    pending = [first]
+
+    async def replayed() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replayed
+
+
+class HeaderTimeoutProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, closing a connection whose request line and headers take too long.
+
+    The timer starts when the connection opens (or a keep-alive request begins) and stops when the
+    headers are complete; uvicorn's own keep-alive timeout covers the idle time between requests.
+    """
+
+    header_timeout: float = 10.0
+    _header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_header_timer()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._header_timer is None:
+            self._arm_header_timer()
+
+    def on_headers_complete(self) -> None:
+        self._disarm_header_timer()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_header_timer()
+        super().connection_lost(exc)
+
+    def _arm_header_timer(self) -> None:
+        self._header_timer = self.loop.call_later(self.header_timeout, self._headers_timed_out)
+
+    def _disarm_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_timed_out(self) -> None:
+        self._header_timer = None
+        if not self.transport.is_closing():
+            error = RequestTimeout(f"the request headers were not received within {self.header_timeout:g}s")
+            body = orjson.dumps(error.to_body(uuid.uuid4().hex))
+            head = b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nConnection: close\r\n"
+            self.transport.write(head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            self.transport.close()
+
+
+def header_timeout_protocol(seconds: float) -> type[HeaderTimeoutProtocol]:
+    """The protocol class for uvicorn's `http=` option, with this header read timeout."""
+    return type("HeaderTimeoutProtocol", (HeaderTimeoutProtocol,), {"header_timeout": seconds})
+
+
+def uvicorn_options(settings: Any) -> dict[str, Any]:
+    """The uvicorn settings that bound slow clients and shutdown; main() and the tests both use them."""
+    return {
+        "http": header_timeout_protocol(settings.header_read_timeout_seconds),
+        "timeout_keep_alive": settings.keep_alive_timeout_seconds,
+        "timeout_graceful_shutdown": settings.graceful_shutdown_seconds,
+    }
