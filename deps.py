@@ -8,6 +8,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Request
 
+from audit import ID_FIELDS
 from connectors.http import ConnectorContext, Deadline
 from crm import BaseCRMConnector, CRMFactory
 from errors import CRMError, UpstreamTimeout, UpstreamUnavailable
@@ -33,7 +34,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 async def connector_context(request: Request) -> ConnectorContext:
     """Everything a connector needs for this request, with a fresh deadline (async: no thread-pool hop)."""
-    state = request.app.state
+    return app_context(request.app.state)
+
+
+def app_context(state: Any) -> ConnectorContext:
+    """A connector context from the app's state: per request, and for readiness and the start-up line."""
     return ConnectorContext(
         session=state.http,
         settings=state.settings,
@@ -68,6 +73,7 @@ def open_crm(body: CRMRequest, ctx: ConnectorContext, operation: str) -> BaseCRM
     fields = request_fields_var.get()
     if fields is not None:
         fields.update(crm_type=body.crm_type, operation=operation)
+        fields.update({name: value for name in ID_FIELDS if (value := getattr(body, name, None)) is not None})
     return CRMFactory.create(body.crm_type, body.config, ctx)
 
 

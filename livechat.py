@@ -63,6 +63,7 @@ from models import (
 )
 from observability import log_event, request_fields_var
 from phone import parse_phone
+from telemetry import observe_handoff
 from deps import ERROR_RESPONSES, Context, IdempotencyKey, Store, with_create_outcome, within_deadline
 
 T = TypeVar("T")
@@ -772,7 +773,7 @@ async def create_handoff(body: HandoffRequest, ctx: Context, store: Store, key: 
     """Hand the caller to a live agent with the whole context, or to a fallback ticket; once per key and call id."""
     livechat = open_chat(body.chat_type, body.config, ctx, "create_handoff")
     urgency = urgency_of(body.context.urgency)
-    status, data, replayed = await Handoff(livechat, ctx).once(store, body, urgency, key)
+    status, data, replayed = await observe_handoff(Handoff(livechat, ctx).once(store, body, urgency, key))
     return JSONResponse(data, status_code=status, headers={"Idempotent-Replayed": str(replayed).lower()})
 
 

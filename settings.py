@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     default_phone_region: str = "US"
     idempotency_ttl_seconds: int = Field(86400, ge=1)
     idempotency_max_entries: int = Field(100_000, ge=1)
+    audit_log: str = Field("stdout", min_length=1, description="Audit trail: stdout, a file path, or off.")
 
     # Zendesk
     zendesk_subdomain: str | None = None

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from connectors.http import UpstreamConnector
-from errors import InvalidRequest, MalformedAnswer
+from errors import CRMError, InvalidRequest, MalformedAnswer
 from models import Customer, Ticket, TicketCreateRequest, TicketPriority, TicketStatus, TicketUpdateRequest
 from phone import PhoneQuery, to_e164
 
@@ -20,6 +22,60 @@ def require(mapping: Any, key: str, vendor: str) -> Any:
     if not isinstance(mapping, Mapping) or key not in mapping or mapping[key] is None:
         raise MalformedAnswer(f"the {vendor} answer has no {key!r}", crm_type=vendor)
     return mapping[key]
+
+
+@dataclass(frozen=True)
+class CredentialCheck:
+    """A vendor's cheapest authenticated call, and the docs page that documents it."""
+
+    method: str
+    path: str  # may name the connector's config fields, e.g. {api_version}
+    docs: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    json: Any = None
+
+
+# One row per vendor (LiveChat's handoff connector too): readiness's `?deep=true` proves each credential works.
+CREDENTIAL_CHECKS: Mapping[str, CredentialCheck] = {
+    "zendesk": CredentialCheck(
+        "GET", "/api/v2/users/me.json", "https://developer.zendesk.com/api-reference/ticketing/users/users/#show-self"
+    ),
+    "salesforce": CredentialCheck(
+        "GET",
+        "/services/data/{api_version}/limits",
+        "https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_limits.htm",
+    ),
+    "hubspot": CredentialCheck(
+        "GET",
+        "/crm/v3/objects/contacts",
+        "https://developers.hubspot.com/docs/api-reference/crm-contacts-v3/basic/get-crm-v3-objects-contacts",
+        params={"limit": 1, "archived": "false"},
+    ),
+    "freshdesk": CredentialCheck(
+        "GET", "/api/v2/agents/me", "https://developers.freshdesk.com/api/#me"
+    ),
+    "livechat": CredentialCheck(
+        "POST",
+        "/v3.6/configuration/action/list_agents",
+        "https://platform.text.com/docs/management/configuration-api#list-agents",
+        json={},
+    ),
+}
+
+
+async def check_credentials(connector: UpstreamConnector) -> dict[str, Any]:
+    """Make the vendor's cheapest authenticated call: {"ok", "latency_ms"} and, on failure, the contract code."""
+    check = CREDENTIAL_CHECKS[connector.vendor]
+    path = check.path.format(**dict(connector.config))
+    started = time.perf_counter()
+    try:
+        await connector._request(
+            check.method, path, params=check.params or None, json=check.json, idempotent=True, operation="check_credentials"
+        )
+    except CRMError as exc:
+        latency = round((time.perf_counter() - started) * 1000, 1)
+        return {"ok": False, "latency_ms": latency, "code": exc.code, "message": exc.message}
+    return {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
 
 
 class BaseCRMConnector(UpstreamConnector, ABC):
@@ -70,6 +126,10 @@ class BaseCRMConnector(UpstreamConnector, ABC):
             "tags": update.tags,
         }
         return {fields[name]: value for name, value in values.items() if value is not None and name in fields}
+
+    async def check_credentials(self) -> dict[str, Any]:
+        """Whether this config's credentials work, by the vendor's cheapest authenticated call."""
+        return await check_credentials(self)
 
     @abstractmethod
     async def get_customer(self, customer_id: str) -> Customer:

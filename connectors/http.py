@@ -35,6 +35,7 @@ from errors import (
 from idempotency import fingerprint
 from observability import log_event, request_fields_var
 from settings import Settings
+from telemetry import record_upstream
 
 # Vendor status -> contract error. Connectors override single entries (Salesforce's 403 is a rate limit).
 DEFAULT_STATUS_ERRORS: Mapping[int, type[CRMError]] = {
@@ -275,6 +276,7 @@ class UpstreamConnector:
                 latency_ms=round((time.perf_counter() - started) * 1000, 1),
                 retries=attempt - 1,
             )
+            record_upstream(self.vendor, operation, method, url, status, time.perf_counter() - started, attempt)
 
     def _may_retry(self, error: BaseException, idempotent: bool) -> bool:
         """Retry only known-retryable errors, only within the Retry-After cap, and a create only when safe."""
