@@ -16,9 +16,7 @@ import orjson
 
 from observability import mask_pii, request_fields_var
 
-logger = logging.getLogger("connectors.audit")
-logger.propagate = False  # never mixed into the service log's formatter or level
-# Request fields that name records; values are masked in case a caller puts an email or phone in one.
+# Request fields that name records; a value that is an email (a caller's mistake) is masked.
 ID_FIELDS = ("customer_id", "ticket_id", "handoff_id")
 
 
@@ -29,22 +27,34 @@ class AuditFormatter(logging.Formatter):
         return orjson.dumps(getattr(record, "entry", {}), default=str).decode()
 
 
-def configure(target: str) -> None:
-    """Send audit lines to stdout, to a file (appended; reopened when rotated), or nowhere ("off")."""
-    logger.handlers.clear()
-    if target.strip().lower() == "off":
-        logger.disabled = True
-        return
-    logger.disabled = False
-    if target.strip().lower() == "stdout":
-        handler: logging.Handler = logging.StreamHandler(sys.stdout)
-    else:
-        from logging.handlers import WatchedFileHandler
+class AuditLog:
+    """One app's audit sink: stdout, a file (appended; reopened when rotated away), or off."""
 
-        handler = WatchedFileHandler(target, encoding="utf-8")
-    handler.setFormatter(AuditFormatter())
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    def __init__(self, target: str) -> None:
+        target = target.strip()
+        # A private logger, outside logging's registry: never mixed into the service log, one per app.
+        self.logger = logging.Logger("connectors.audit", logging.INFO)
+        self.enabled = target.lower() != "off"
+        if not self.enabled:
+            return
+        if target.lower() == "stdout":
+            handler: logging.Handler = logging.StreamHandler(sys.stdout)
+        else:
+            from logging.handlers import WatchedFileHandler
+
+            handler = WatchedFileHandler(target, encoding="utf-8")
+        handler.setFormatter(AuditFormatter())
+        self.logger.addHandler(handler)
+
+    def record(self, fields: Mapping[str, Any], status: int, request_id: str) -> None:
+        """Write the request's audit line, if it was a CRM or handoff operation."""
+        if self.enabled and (line := entry(fields, status, request_id)) is not None:
+            self.logger.info("audit", extra={"entry": line})
+
+    def close(self) -> None:
+        """Close the file, if any."""
+        for handler in self.logger.handlers:
+            handler.close()
 
 
 def note(**fields: Any) -> None:
@@ -52,6 +62,12 @@ def note(**fields: Any) -> None:
     current = request_fields_var.get()
     if current is not None:
         current.update({k: v for k, v in fields.items() if v is not None})
+
+
+def masked_id(value: Any) -> str:
+    """A record id as is (vendor ids are long digit runs, not phones); one a caller wrote as an email, masked."""
+    text = str(value)
+    return mask_pii(text) if "@" in text else text
 
 
 def entry(fields: Mapping[str, Any], status: int, request_id: str) -> dict[str, Any] | None:
@@ -67,16 +83,7 @@ def entry(fields: Mapping[str, Any], status: int, request_id: str) -> dict[str, 
         "caller": fields.get("caller"),
         "vendor": fields.get("crm_type"),
         "operation": operation,
-        "ids": {name: mask_pii(str(fields[name])) for name in ID_FIELDS if fields.get(name) is not None},
+        "ids": {name: masked_id(fields[name]) for name in ID_FIELDS if fields.get(name) is not None},
         "status": status,
         "outcome": outcome,
     }
-
-
-def record(fields: Mapping[str, Any], status: int, request_id: str) -> None:
-    """Write the request's audit line, if it was an operation and auditing is on."""
-    if logger.disabled or not logger.handlers:
-        return
-    line = entry(fields, status, request_id)
-    if line is not None:
-        logger.info("audit", extra={"entry": line})

@@ -135,7 +135,7 @@ class RequestContextMiddleware:
                 latency_ms=round((time.perf_counter() - started) * 1000, 1),
                 **fields,
             )
-            audit.record(fields, status, request_id)
+            scope["app"].state.audit.record(fields, status, request_id)
             request_fields_var.reset(fields_token)
             request_id_var.reset(id_token)
 
@@ -185,6 +185,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await app.state.http.close()
+        app.state.audit.close()
         if app.state.sandbox:
             await app.state.sandbox.stop()
 
@@ -247,7 +248,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry=telemetry.get().fastapi_config(),
     )
     app.state.settings = settings
-    audit.configure(settings.audit_log)
+    app.state.audit = audit.AuditLog(settings.audit_log)
     app.mount(DOCS_ASSETS, StaticFiles(directory=str(files("fastapi_offline") / "static")), name="docs-assets")
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_request_body_bytes)
 
