@@ -31,12 +31,13 @@ from connectors.base import check_credentials
 from connectors.hosts import host_of
 from connectors.http import ConnectorContext, UpstreamConnector
 from crm import CRMFactory
-from deps import ERROR_RESPONSES, Context, app_context, IdempotencyKey, Store, open_crm, with_create_outcome, within_deadline
+from deps import ERROR_RESPONSES, ROUTE_ERRORS, Context, app_context, error_responses, IdempotencyKey, Store, open_crm, with_create_outcome, within_deadline
 from errors import CRMError, InvalidConfig, InvalidRequest, NotFound, UpstreamUnavailable, ValidationFailed
 from idempotency import InMemoryIdempotencyStore, fingerprint
 from livechat import HANDOFF_CONNECTORS
 from livechat import router as handoff_router
 from models import (
+    REQUEST_EXAMPLES,
     Customer,
     CustomerList,
     CustomerRequest,
@@ -232,6 +233,24 @@ async def readiness(app: FastAPI, deep: bool) -> dict[str, Any]:
     return dict(zip(names, await asyncio.gather(*work), strict=True))
 
 
+def document(app: FastAPI) -> None:
+    """The OpenAPI document from the tables: each route's own errors (deps.ROUTE_ERRORS), an example per vendor."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            paths = generate()["paths"]
+            for path, codes in ROUTE_ERRORS.items():
+                for operation in paths.get(path, {}).values():
+                    kept = {status: r for status, r in operation["responses"].items() if int(status) < 400}
+                    operation["responses"] = {**kept, **error_responses(codes)}
+            for path, examples in REQUEST_EXAMPLES.items():
+                paths[path]["post"]["requestBody"]["content"]["application/json"]["examples"] = examples
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 # --- the app -----------------------------------------------------------------------------------------
 
 
@@ -289,7 +308,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """The service's version and build (git sha of the image, "dev" otherwise)."""
         return telemetry.version_info()
 
-    @app.get("/ready", tags=["service"], responses={503: ERROR_RESPONSES[502] | {"description": "not_ready"}})
+    @app.get("/ready", tags=["service"])
     async def ready(request: Request, deep: bool = False) -> dict[str, Any]:
         """Readiness: 200 when the stores answer; `?deep=true` also proves each configured vendor's credentials."""
         checks = await readiness(request.app, deep)
@@ -388,6 +407,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return await within_deadline(crm.update_ticket(body), ctx, crm.vendor)
 
     app.include_router(handoff_router)
+    document(app)
     return app
 
 

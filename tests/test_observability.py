@@ -277,3 +277,31 @@ def test_swagger_ui_renders_every_operation_offline(svc: Service):
 def test_redoc_renders_offline(svc: Service):
     dom = render(f"{svc.url}/redoc")
     assert "Connectors Service" in dom and "/crm/ticket/create" in dom
+
+
+def test_every_request_example_in_the_docs_works_against_the_sandbox(svc: Service):
+    paths = svc.client.get(f"{svc.url}/openapi.json").json()["paths"]
+    order = sorted(paths, key=lambda p: p == "/handoff/status")  # the chat example needs a handoff first
+    tried = 0
+    for path in order:
+        for name, example in paths[path].get("post", {}).get("requestBody", {}).get("content", {}).get("application/json", {}).get("examples", {}).items():
+            r = svc.post(path, example["value"])
+            assert r.status_code in (200, 201), (path, name, r.text)
+            tried += 1
+    assert tried >= 25
+
+
+def test_each_endpoint_documents_only_the_errors_it_can_answer_with_real_bodies(svc: Service):
+    paths = svc.client.get(f"{svc.url}/openapi.json").json()["paths"]
+    for path in ("/crm/customer", "/crm/customer/search", "/crm/ticket", "/crm/ticket/update", "/handoff/status"):
+        responses = paths[path]["post"]["responses"]
+        assert "409" not in responses and "handoff_failed" not in json.dumps(responses), path
+        assert {"405", "413", "500"} <= set(responses), path
+    assert "409" in paths["/crm/ticket/create"]["post"]["responses"]
+    assert "handoff_failed" in paths["/handoff/create"]["post"]["responses"]["502"]["content"]["application/json"]["examples"]
+    for path, operations in paths.items():
+        for operation in operations.values():
+            for status, response in operation["responses"].items():
+                for example in response.get("content", {}).get("application/json", {}).get("examples", {}).values():
+                    if int(status) >= 400:
+                        assert example["value"]["error"]["code"] != "string" and set(example["value"]) == {"error"}, path
