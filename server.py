@@ -128,14 +128,16 @@ class RequestContextMiddleware:
                 body["error"]["code"] = fields["error_code"] = "internal_error"
                 await JSONResponse(body, status_code=500)(scope, receive, send_with_id)
         finally:
+            elapsed = time.perf_counter() - started
             log_event(
                 "request",
                 method=scope["method"],
                 path=scope["path"],
                 status=status,
-                latency_ms=round((time.perf_counter() - started) * 1000, 1),
+                latency_ms=round(elapsed * 1000, 1),
                 **fields,
             )
+            telemetry.record_request(scope, status, elapsed)
             scope["app"].state.audit.record(fields, status, request_id)
             request_fields_var.reset(fields_token)
             request_id_var.reset(id_token)
