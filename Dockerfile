@@ -14,6 +14,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 COPY requirements.txt .
+# A PyPI mirror, when there is one (pip reads PIP_INDEX_URL); unset, pip uses PyPI.
+ARG PIP_INDEX_URL
 RUN pip install --no-cache-dir -r requirements.txt
 
 COPY *.py ./

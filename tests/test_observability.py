@@ -305,3 +305,41 @@ def test_each_endpoint_documents_only_the_errors_it_can_answer_with_real_bodies(
                 for example in response.get("content", {}).get("application/json", {}).get("examples", {}).values():
                     if int(status) >= 400:
                         assert example["value"]["error"]["code"] != "string" and set(example["value"]) == {"error"}, path
+
+
+def test_otlp_export_when_the_endpoint_is_set(monkeypatch: pytest.MonkeyPatch):
+    """Spans and metrics reach an OTLP/HTTP receiver (a loopback stand-in) when OTEL_EXPORTER_OTLP_ENDPOINT is set."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[str] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            received.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{receiver.server_address[1]}")
+    monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "600000")  # exported by force_flush below, not by a timer
+    state = telemetry.Telemetry()
+    try:
+        assert state.fastapi_config()["tracing"] is True and state.tracer is not None
+        state.client_duration.record(0.01, {"connectors.vendor": "zendesk"})
+        state.tracer.start_span("GET").end()
+        assert state.tracer_provider is not None and state.tracer_provider.force_flush()
+        assert state.meter_provider.force_flush()
+    finally:
+        state.meter_provider.shutdown()
+        if state.tracer_provider is not None:
+            state.tracer_provider.shutdown()
+        receiver.shutdown()
+    assert {"/v1/traces", "/v1/metrics"} <= set(received)
