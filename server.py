@@ -32,7 +32,7 @@ from connectors.hosts import host_of
 from connectors.http import ConnectorContext, UpstreamConnector
 from crm import CRMFactory
 from deps import ERROR_RESPONSES, ROUTE_ERRORS, Context, app_context, error_responses, IdempotencyKey, Store, open_crm, with_create_outcome, within_deadline
-from errors import CRMError, InvalidConfig, InvalidRequest, NotFound, UpstreamUnavailable, ValidationFailed
+from errors import CRMError, InvalidRequest, NotFound, UpstreamUnavailable, ValidationFailed
 from idempotency import InMemoryIdempotencyStore, fingerprint
 from livechat import HANDOFF_CONNECTORS
 from livechat import router as handoff_router
@@ -206,8 +206,8 @@ def configured_connectors(ctx: ConnectorContext) -> dict[str, UpstreamConnector]
     for vendor, cls in {**classes, **HANDOFF_CONNECTORS}.items():
         try:
             found[vendor] = cls.from_request(None, ctx)
-        except InvalidConfig:
-            continue  # not configured here: callers must pass its config per request
+        except InvalidRequest:
+            continue  # not (fully) configured here: callers pass its config per request
     return found
 
 

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from functools import lru_cache
 from time import time_ns
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 from opentelemetry import trace
@@ -28,9 +28,10 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, GCCollector, ProcessCollector, generate_latest
 
+from audit import note
+
 VERSION = "1.0.0"
 SERVICE_NAME = "connectors-service"
-T = TypeVar("T")
 
 # Seconds; the semantic conventions' advised boundaries, which suit both our answers and the vendors'.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
@@ -226,8 +227,6 @@ def record_handoff(outcome: str) -> None:
 
 async def observe_handoff(work: Awaitable[tuple[int, Any, bool]]) -> tuple[int, Any, bool]:
     """Count a /handoff/create's outcome (replays are not new handoffs) and note its id for the audit line."""
-    from audit import note
-
     try:
         status, data, replayed = await work
     except Exception:
