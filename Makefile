@@ -17,15 +17,16 @@ install: $(STAMP)
 run: $(STAMP)  ## start the service on :8090 with its built-in sandbox
 	$(BIN)/python server.py --sandbox
 
-test: $(STAMP)  ## lint, then unit and integration tests (loopback only)
+test: $(STAMP)  ## lint (ruff, hadolint), then unit and integration tests (loopback only)
 	$(BIN)/ruff check .
+	$(BIN)/hadolint Dockerfile
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)  ## latency benchmark against the sandbox; figures go in the README
 	$(BIN)/python bench/bench.py
 
-docker:
-	docker build -t connectors:latest .
+docker:  ## PYTHON_IMAGE=<mirror>/python:3.11-slim where Docker Hub is not reachable
+	docker build --build-arg PYTHON_IMAGE=$${PYTHON_IMAGE:-python:3.11-slim} --build-arg BUILD_SHA=$$(git rev-parse --short HEAD 2>/dev/null || echo dev) -t connectors:latest .
 
 clean:
 	rm -rf $(VENV)

@@ -8,6 +8,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Request
 
+from audit import ID_FIELDS
 from connectors.http import ConnectorContext, Deadline
 from crm import BaseCRMConnector, CRMFactory
 from errors import CRMError, UpstreamTimeout, UpstreamUnavailable
@@ -30,10 +31,117 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     }.items()
 }
 
+REQUEST_ID = "4f1c2d3e5a6b7c8d9e0f1a2b3c4d5e6f"
+
+
+def _error(code: str, message: str, crm_type: str | None = None, retryable: bool = False, **extra: Any) -> dict[str, Any]:
+    """One contract error body, as the service writes it."""
+    error = {"code": code, "message": message, "crm_type": crm_type, "retryable": retryable, "request_id": REQUEST_ID}
+    return {"error": {**error, **extra}}
+
+
+# Every contract error with the answer the service really gives (taken from the sandbox): status and body.
+ERROR_EXAMPLES: dict[str, tuple[int, dict[str, Any]]] = {
+    "invalid_request": (400, _error("invalid_request", "the body is not a JSON object")),
+    "unsupported_crm": (
+        400, _error("unsupported_crm", "unsupported crm_type 'pipedrive'; supported: freshdesk, hubspot, salesforce, zendesk")
+    ),
+    "invalid_config": (
+        400, _error("invalid_config", "subdomain must be a single DNS label (letters, digits, hyphens)", "zendesk")
+    ),
+    "not_found": (404, _error("not_found", "Not found", "zendesk", upstream_status=404)),
+    "method_not_allowed": (405, _error("invalid_request", "Method Not Allowed")),
+    "idempotency_conflict": (
+        409, _error("idempotency_conflict", "this Idempotency-Key was already used with a different request body")
+    ),
+    "payload_too_large": (413, _error("invalid_request", "the request body is larger than 2097152 bytes")),
+    "validation_error": (
+        422,
+        _error(
+            "validation_error",
+            "invalid request: customer_id: Field required",
+            details=[{"loc": ["body", "customer_id"], "msg": "Field required", "type": "missing"}],
+        ),
+    ),
+    "rate_limited": (
+        429, _error("rate_limited", "HubSpot answered 429", "hubspot", True, retry_after_seconds=10.0, upstream_status=429)
+    ),
+    "internal_error": (500, _error("internal_error", "internal error; the request id identifies it in the logs")),
+    "crm_auth_failed": (
+        502,
+        _error("crm_auth_failed", "Zendesk rejected the credentials: Couldn't authenticate you", "zendesk", upstream_status=401),
+    ),
+    "crm_error": (502, _error("crm_error", "Freshdesk dropped the connection", "freshdesk", True)),
+    "handoff_failed": (
+        502,
+        _error(
+            "handoff_failed",
+            "no live agent could take the call (LiveChat: group_offline: LiveChat group 0 is offline) and the fallback "
+            "zendesk ticket failed too (crm_auth_failed: ...); nothing was created: no chat and no ticket",
+            "livechat",
+            details={
+                "livechat": {"reason": "group_offline", "chat_id": None, "chat_closed": False},
+                "fallback": {"crm_type": "zendesk", "code": "crm_auth_failed", "created": False},
+            },
+        ),
+    ),
+    "not_ready": (
+        503,
+        _error(
+            "not_ready",
+            "not ready: zendesk failed",
+            retryable=True,
+            details={"status": "not_ready", "checks": {"idempotency_store": {"ok": True, "latency_ms": 0.0},
+                     "zendesk": {"ok": False, "latency_ms": 6.1, "code": "crm_auth_failed"}}},
+        ),
+    ),
+    "crm_timeout": (504, _error("crm_timeout", "Salesforce did not answer within 8.0s", "salesforce", True)),
+}
+
+# Which errors each endpoint can answer with: reads never conflict on a key or fail a handoff.
+READ_ERRORS = (
+    "invalid_request", "unsupported_crm", "invalid_config", "not_found", "method_not_allowed", "payload_too_large",
+    "validation_error", "rate_limited", "internal_error", "crm_auth_failed", "crm_error", "crm_timeout",
+)  # fmt: skip
+CREATE_ERRORS = (*READ_ERRORS, "idempotency_conflict")
+ROUTE_ERRORS: dict[str, tuple[str, ...]] = {
+    "/crm/customer": READ_ERRORS,
+    "/crm/customer/search": READ_ERRORS,
+    "/crm/ticket": READ_ERRORS,
+    "/crm/ticket/create": CREATE_ERRORS,
+    "/crm/ticket/update": READ_ERRORS,
+    "/handoff/create": (*CREATE_ERRORS, "handoff_failed"),
+    "/handoff/status": READ_ERRORS,
+    "/ready": ("method_not_allowed", "internal_error", "not_ready"),
+}
+
+
+def error_responses(codes: tuple[str, ...]) -> dict[str, Any]:
+    """OpenAPI responses for these error codes: one per status, each code a named example of the contract body."""
+    responses: dict[str, Any] = {}
+    for code in codes:
+        status, body = ERROR_EXAMPLES[code]
+        response = responses.setdefault(
+            str(status),
+            {
+                "description": "",
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}, "examples": {}}
+                },
+            },
+        )
+        response["description"] = ", ".join(filter(None, [response["description"], code]))
+        response["content"]["application/json"]["examples"][code] = {"summary": code, "value": body}
+    return dict(sorted(responses.items()))
+
 
 async def connector_context(request: Request) -> ConnectorContext:
     """Everything a connector needs for this request, with a fresh deadline (async: no thread-pool hop)."""
-    state = request.app.state
+    return app_context(request.app.state)
+
+
+def app_context(state: Any) -> ConnectorContext:
+    """A connector context from the app's state: per request, and for readiness and the start-up line."""
     return ConnectorContext(
         session=state.http,
         settings=state.settings,
@@ -68,6 +176,7 @@ def open_crm(body: CRMRequest, ctx: ConnectorContext, operation: str) -> BaseCRM
     fields = request_fields_var.get()
     if fields is not None:
         fields.update(crm_type=body.crm_type, operation=operation)
+        fields.update({name: value for name in ID_FIELDS if (value := getattr(body, name, None)) is not None})
     return CRMFactory.create(body.crm_type, body.config, ctx)
 
 

@@ -31,6 +31,7 @@ from models import (
     TicketCreateRequest,
 )
 from observability import log_event, request_fields_var
+from telemetry import observe_handoff
 
 TICKET_TEXT_LIMIT = 60_000  # under TicketCreateRequest's 65,000 and the CRMs' own comment limits
 CHAT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -227,7 +228,7 @@ async def create_handoff(body: HandoffRequest, ctx: Context, store: Store, key: 
     """Hand the caller to a live agent with the whole context, or to a fallback ticket; once per key and call id."""
     livechat = open_chat(body.chat_type, body.config, ctx, "create_handoff")
     urgency = urgency_of(body.context.urgency)
-    status, data, replayed = await Handoff(livechat, ctx).once(store, body, urgency, key)
+    status, data, replayed = await observe_handoff(Handoff(livechat, ctx).once(store, body, urgency, key))
     return JSONResponse(data, status_code=status, headers={"Idempotent-Replayed": str(replayed).lower()})
 
 

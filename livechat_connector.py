@@ -23,6 +23,7 @@ from connectors.hosts import check_vendor_url
 from connectors.http import (
     DEFAULT_STATUS_ERRORS,
     ConnectorContext,
+    CredentialCheck,
     Deadline,
     UpstreamConnector,
     UpstreamResponse,
@@ -187,6 +188,12 @@ class LiveChatConnector(UpstreamConnector):
 
     vendor = "livechat"
     display_name = "LiveChat"
+    credential_check = CredentialCheck(
+        "POST",
+        "/v3.6/configuration/action/list_agents",
+        "https://platform.text.com/docs/management/configuration-api#list-agents",
+        json={},
+    )
     rate_limit_window_seconds = 10.0  # LiveChat documents no Retry-After for too_many_requests
     config_model = LiveChatConfig
     config: LiveChatConfig

@@ -405,3 +405,80 @@ class HandoffResponse(BaseModel):
         if data.get("fallback"):
             data["fallback"] = {k: v for k, v in data["fallback"].items() if v is not None}
         return data
+
+
+# --- OpenAPI examples: one per vendor per endpoint, with the sandbox's seed ids (sandbox/*.py), so each works -------
+
+# Each CRM emulator's seed: the same caller (Ahmed) and one open ticket, under the vendor's own ids.
+SANDBOX_SEED: dict[str, dict[str, str]] = {
+    "zendesk": {"customer_id": "1001", "ticket_id": "12345", "phone": "+971 50 123 4567"},
+    "salesforce": {"customer_id": "003000000000001AAA", "ticket_id": "500000000000001AAA", "phone": "(+971) 50-123-4567"},
+    "hubspot": {"customer_id": "12345", "ticket_id": "3001", "phone": "+971501234567"},
+    "freshdesk": {"customer_id": "1001", "ticket_id": "54321", "phone": "+971501234567"},
+}
+
+
+def _per_vendor(body: Any) -> dict[str, dict[str, Any]]:
+    """Named OpenAPI examples, one per CRM, from a function of that CRM's seed ids."""
+    return {
+        vendor: {"summary": f"{vendor} (sandbox seed)", "value": {"crm_type": vendor, **body(seed)}}
+        for vendor, seed in SANDBOX_SEED.items()
+    }
+
+
+_HANDOFF_CONTEXT = {
+    "call_id": "call_abc123",
+    "customer_name": "Ahmed Al-Mansoori",
+    "customer_phone": "+971501234567",
+    "customer_email": "ahmed@example.ae",
+    "transcript": [
+        {"role": "user", "text": "I need help with my order"},
+        {"role": "bot", "text": "I'd be happy to help. What's your order number?"},
+        {"role": "user", "text": "ORD12345"},
+    ],
+    "reason": "customer_request",
+    "urgency": "medium",
+    "metadata": {"order_id": "ORD12345", "language": "en"},
+}
+
+REQUEST_EXAMPLES: dict[str, dict[str, dict[str, Any]]] = {
+    "/crm/customer": _per_vendor(lambda seed: {"customer_id": seed["customer_id"]}),
+    "/crm/customer/search": {
+        **_per_vendor(lambda seed: {"phone": seed["phone"]}),
+        "by email": {"summary": "zendesk, by email", "value": {"crm_type": "zendesk", "email": "ahmed@example.ae"}},
+    },
+    "/crm/ticket": _per_vendor(lambda seed: {"ticket_id": seed["ticket_id"]}),
+    "/crm/ticket/create": _per_vendor(
+        lambda seed: {
+            "subject": "Callback request",
+            "description": "Caller asked for a callback about order ORD12345.",
+            "customer_id": seed["customer_id"],
+            "priority": "high",
+            "tags": ["voice_ai"],
+        }
+    ),
+    "/crm/ticket/update": _per_vendor(
+        lambda seed: {
+            "ticket_id": seed["ticket_id"],
+            "status": "pending",
+            "comment": {"body": "Customer called back; waiting on the courier.", "public": False},
+        }
+    ),
+    "/handoff/create": {
+        "livechat": {"summary": "livechat (the sandbox's agent Sara takes it)", "value": {"chat_type": "livechat", "context": _HANDOFF_CONTEXT}},
+        "fallback to hubspot": {
+            "summary": "livechat, with a HubSpot ticket when no agent can take it",
+            "value": {"chat_type": "livechat", "context": {**_HANDOFF_CONTEXT, "call_id": "call_def456"}, "config": {"fallback_crm": "hubspot"}},
+        },
+    },
+    "/handoff/status": {
+        "fallback ticket": {
+            "summary": "a fallback ticket (the Zendesk seed ticket)",
+            "value": {"chat_type": "livechat", "handoff_id": "ticket:zendesk:12345"},
+        },
+        "livechat chat": {
+            "summary": "the first chat a fresh sandbox opens (run /handoff/create first)",
+            "value": {"chat_type": "livechat", "handoff_id": "C000000001"},
+        },
+    },
+}

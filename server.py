@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import logging
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from importlib.resources import files
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -16,22 +18,29 @@ import aiohttp
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from pydantic import SecretStr, ValidationError
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cache import cache_key, cached_answer, forget_requester
+import audit
+import telemetry
 from auth import CallerAuthMiddleware, key_values, parse_keys, warn_if_open
+from cache import cache_key, cached_answer, forget_requester
 from connectors.hosts import host_of
+from connectors.http import ConnectorContext, UpstreamConnector
 from crm import CRMFactory
-from deps import ERROR_RESPONSES, Context, IdempotencyKey, Store, open_crm, with_create_outcome, within_deadline
-from errors import CRMError, InvalidRequest, NotFound, ValidationFailed
+from deps import ERROR_RESPONSES, ROUTE_ERRORS, Context, app_context, error_responses, IdempotencyKey, Store, open_crm, with_create_outcome, within_deadline
+from errors import CRMError, InvalidRequest, NotFound, UpstreamUnavailable, ValidationFailed
 from idempotency import fingerprint
 from limits import BodyLimitMiddleware, uvicorn_options
+from livechat import HANDOFF_CONNECTORS
 from livechat import router as handoff_router
 from models import (
+    REQUEST_EXAMPLES,
     Customer,
     CustomerList,
     CustomerRequest,
@@ -59,6 +68,9 @@ def error_response(error: CRMError, headers: dict[str, str] | None = None) -> JS
     extra = {**error.headers, **(headers or {})}
     if error.status_code == 429 and error.retry_after is None:  # every 429 says when to come back
         error.retry_after = 1.0
+    fields = request_fields_var.get()
+    if fields is not None:  # the access and audit lines name the outcome
+        fields["error_code"] = error.code
     if error.retry_after is not None:
         extra["Retry-After"] = str(max(1, round(error.retry_after)))
     return JSONResponse(error.to_body(request_id_var.get()), status_code=error.status_code, headers=extra)
@@ -78,6 +90,13 @@ class BodyTooLarge(InvalidRequest):
     """The request body is larger than MAX_REQUEST_BODY_BYTES."""
 
     status_code = 413
+
+
+class NotReady(UpstreamUnavailable):
+    """A store (or, with ?deep=true, a vendor credential) the service needs does not answer: 503."""
+
+    status_code = 503
+    code = "not_ready"
 
 
 class RequestContextMiddleware:
@@ -131,17 +150,20 @@ class RequestContextMiddleware:
             logging.getLogger("connectors").exception("unhandled error")
             if not response_started:
                 body = CRMError("internal error; the request id identifies it in the logs").to_body(request_id)
-                body["error"]["code"] = "internal_error"
+                body["error"]["code"] = fields["error_code"] = "internal_error"
                 await JSONResponse(body, status_code=500)(scope, receive, send_with_id)
         finally:
+            elapsed = time.perf_counter() - started
             log_event(
                 "request",
                 method=scope["method"],
                 path=scope["path"],
                 status=status,
-                latency_ms=round((time.perf_counter() - started) * 1000, 1),
+                latency_ms=round(elapsed * 1000, 1),
                 **fields,
             )
+            telemetry.record_request(scope, status, elapsed)
+            scope["app"].state.audit.record(fields, status, request_id)
             request_fields_var.reset(fields_token)
             request_secrets_var.reset(secrets_token)
             request_id_var.reset(id_token)
@@ -181,16 +203,88 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         }
         app.state.settings = settings.model_copy(update=defaults)
     register_secrets([*vendor_secrets(app.state.settings), *key_values(settings.connectors_api_keys)])
+    store = app.state.idempotency
+    # Readiness hook: other stores (Redis, a database) add a named async check here; raising means not ready.
+    app.state.readiness_checks = {"idempotency_store": lambda: store.lookup("_ready", "probe")}
+    vendors = sorted(configured_connectors(app_context(app.state)))
     # Start-up objects (modules, schemas, seed data) never die: keep them out of every future GC pass.
     gc.freeze()
-    log_event("started", sandbox=settings.sandbox, emulators=app.state.sandbox_urls)
+    log_event(
+        "started",
+        **telemetry.version_info(),
+        listen=f"http://{settings.host}:{settings.port}",
+        vendors=vendors,
+        sandbox=settings.sandbox,
+        emulators=app.state.sandbox_urls,
+    )
     try:
         yield
     finally:
         await close_shared_state(app.state)
         await app.state.http.close()
+        app.state.audit.close()
         if app.state.sandbox:
             await app.state.sandbox.stop()
+
+
+# --- readiness --------------------------------------------------------------------------------------
+
+CHECK_TIMEOUT_SECONDS = 2.0
+DOCS_ASSETS = "/docs-assets"  # Swagger UI and ReDoc from the pinned fastapi-offline package: no CDN
+
+
+def configured_connectors(ctx: ConnectorContext) -> dict[str, UpstreamConnector]:
+    """A connector for each vendor whose environment config is complete (CRMs and the handoff chat)."""
+    classes = {vendor: CRMFactory.connector_class(vendor) for vendor in CRMFactory.supported()}
+    found: dict[str, UpstreamConnector] = {}
+    for vendor, cls in {**classes, **HANDOFF_CONNECTORS}.items():
+        try:
+            found[vendor] = cls.from_request(None, ctx)
+        except InvalidRequest:
+            continue  # not (fully) configured here: callers pass its config per request
+    return found
+
+
+async def timed_check(check: Callable[[], Awaitable[Any]]) -> dict[str, Any]:
+    """Run one readiness check within its timeout: {"ok", "latency_ms"} and the reason when it failed."""
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+            await check()
+    except Exception as exc:  # any failure of a store means not ready, whatever its type
+        reason = exc.message if isinstance(exc, CRMError) else type(exc).__name__
+        return {"ok": False, "latency_ms": round((time.perf_counter() - started) * 1000, 1), "message": reason}
+    return {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
+
+
+async def readiness(app: FastAPI, deep: bool) -> dict[str, Any]:
+    """Every store check, and with `deep` each configured vendor's credential check, run at once."""
+    checks: dict[str, Callable[[], Awaitable[Any]]] = dict(app.state.readiness_checks)
+    names = list(checks)
+    work = [timed_check(check) for check in checks.values()]
+    if deep:
+        connectors = configured_connectors(app_context(app.state))
+        names += list(connectors)
+        work += [connector.check_credentials() for connector in connectors.values()]
+    return dict(zip(names, await asyncio.gather(*work), strict=True))
+
+
+def document(app: FastAPI) -> None:
+    """The OpenAPI document from the tables: each route's own errors (deps.ROUTE_ERRORS), an example per vendor."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            paths = generate()["paths"]
+            for path, codes in ROUTE_ERRORS.items():
+                for operation in paths.get(path, {}).values():
+                    kept = {status: r for status, r in operation["responses"].items() if int(status) < 400}
+                    operation["responses"] = {**kept, **error_responses(codes)}
+            for path, examples in REQUEST_EXAMPLES.items():
+                paths[path]["post"]["requestBody"]["content"]["application/json"]["examples"] = examples
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 # --- the app -----------------------------------------------------------------------------------------
@@ -201,15 +295,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPI(
         title="Connectors Service",
-        version="1.0.0",
+        version=telemetry.VERSION,
         description="One API over Salesforce, Zendesk, HubSpot and Freshdesk, and live-agent handoff.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        telemetry=telemetry.get().fastapi_config(),
     )
     app.state.settings = settings
     app.state.api_keys = parse_keys(settings.connectors_api_keys)
     # Outermost last: request id and access line, then the caller's key, then the body's limits.
     app.add_middleware(BodyLimitMiddleware, read_timeout=settings.body_read_timeout_seconds)
     app.add_middleware(CallerAuthMiddleware, keys=app.state.api_keys, send_error=send_error)
+    app.state.audit = audit.AuditLog(settings.audit_log)
+    app.mount(DOCS_ASSETS, StaticFiles(directory=str(files("fastapi_offline") / "static")), name="docs-assets")
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_request_body_bytes)
 
     @app.exception_handler(CRMError)
@@ -241,8 +340,51 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/health", tags=["service"])
     async def health() -> dict[str, str]:
-        """Liveness: the process answers."""
-        return {"status": "healthy"}
+        """Liveness: the process answers (with its version and build)."""
+        return {"status": "healthy", **telemetry.version_info()}
+
+    @app.get("/version", tags=["service"])
+    async def version() -> dict[str, str]:
+        """The service's version and build (git sha of the image, "dev" otherwise)."""
+        return telemetry.version_info()
+
+    @app.get("/ready", tags=["service"])
+    async def ready(request: Request, deep: bool = False) -> dict[str, Any]:
+        """Readiness: 200 when the stores answer; `?deep=true` also proves each configured vendor's credentials."""
+        checks = await readiness(request.app, deep)
+        failed = sorted(name for name, check in checks.items() if not check["ok"])
+        if failed:
+            body = {"status": "not_ready", "checks": checks}
+            raise NotReady(f"not ready: {', '.join(failed)} failed", details=body)
+        return {"status": "ready", "checks": checks}
+
+    @app.get("/metrics", tags=["service"], response_class=Response)
+    async def metrics() -> Response:
+        """Prometheus exposition of the service's OpenTelemetry metrics."""
+        body, content_type = telemetry.metrics_text()
+        return Response(body, media_type=content_type)
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        """Swagger UI, its assets served by the service itself."""
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        """ReDoc, its script served by the service itself, without Google Fonts."""
+        return get_redoc_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+            with_google_fonts=False,
+        )
 
     @app.get("/sandbox", tags=["service"])
     async def sandbox_info(request: Request) -> dict[str, Any]:
@@ -309,6 +451,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 scope = f"ticket_create:{crm.tenant_fingerprint()}"
                 payload = body.model_dump(mode="json", exclude={"config"})
                 status, data, replayed = await store.run(scope, key, fingerprint(payload), create)
+                if replayed:
+                    telemetry.record_replay("ticket_create")
         finally:
             await forget_requester(request, crm.tenant_fingerprint(), body)
         return JSONResponse(data, status_code=status, headers={"Idempotent-Replayed": str(replayed).lower()})
@@ -320,6 +464,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return await within_deadline(crm.update_ticket(body), ctx, crm.vendor)
 
     app.include_router(handoff_router)
+    document(app)
     return app
 
 
@@ -329,7 +474,12 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description="Connectors Service")
     parser.add_argument("--sandbox", action="store_true", help="start the vendor emulators and point connectors at them")
+    parser.add_argument("--version", action="store_true", help="print the version and build, and exit")
     args = parser.parse_args()
+    if args.version:
+        info = telemetry.version_info()
+        print(f"{info['service']} {info['version']} ({info['build']})")
+        return
     if args.sandbox:
         os.environ["SANDBOX"] = "true"
     try:

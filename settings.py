@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     body_read_timeout_seconds: float = Field(15.0, gt=0)
     keep_alive_timeout_seconds: int = Field(5, ge=1)
     graceful_shutdown_seconds: int = Field(15, ge=1)
+    audit_log: str = Field("stdout", min_length=1, description="Audit trail: stdout, a file path, or off.")
 
     # Zendesk
     zendesk_subdomain: str | None = None

@@ -10,7 +10,7 @@ from pydantic import SecretStr
 
 from connectors.base import BaseCRMConnector, require
 from connectors.hosts import check_dns_label
-from connectors.http import UpstreamResponse, VendorConfig, basic_auth
+from connectors.http import CredentialCheck, UpstreamResponse, VendorConfig, basic_auth
 from errors import MalformedAnswer, NotFound, ValidationFailed
 from models import (
     Customer,
@@ -86,6 +86,7 @@ class FreshdeskConnector(BaseCRMConnector):
 
     vendor = "freshdesk"
     display_name = "Freshdesk"
+    credential_check = CredentialCheck("GET", "/api/v2/agents/me", "https://developers.freshdesk.com/api/#me")
     rate_limit_window_seconds = 60.0  # Freshdesk's limits are per minute (it normally sends Retry-After)
     config_model = FreshdeskConfig
     config: FreshdeskConfig

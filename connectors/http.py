@@ -38,6 +38,7 @@ from errors import (
 from idempotency import fingerprint
 from observability import log_event, mask_pii, note_request_secrets, redact_secrets, redact_value, request_fields_var
 from settings import Settings
+from telemetry import record_upstream
 
 # Vendor status -> contract error. Connectors override single entries (Salesforce's 403 is a rate limit).
 DEFAULT_STATUS_ERRORS: Mapping[int, type[CRMError]] = {
@@ -115,6 +116,17 @@ class UpstreamResponse:
         return (text[: limit - 1] + "…" if len(text) > limit else text) or None
 
 
+@dataclass(frozen=True)
+class CredentialCheck:
+    """A vendor's cheapest authenticated call, and the docs page that documents it (readiness's `?deep=true`)."""
+
+    method: str
+    path: str  # may name the connector's config fields, e.g. {api_version}
+    docs: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    json: Any = None
+
+
 class VendorConfig(BaseModel):
     """Base of each vendor's config model: request `config` merged over the environment."""
 
@@ -172,6 +184,7 @@ class UpstreamConnector:
     display_name: ClassVar[str]
     config_model: ClassVar[type[VendorConfig]] = VendorConfig
     status_errors: ClassVar[Mapping[int, type[CRMError]]] = DEFAULT_STATUS_ERRORS
+    credential_check: ClassVar[CredentialCheck]
     # The wait a caller is told after a rate limit that came without one: the vendor's documented window.
     rate_limit_window_seconds: ClassVar[float] = 1.0
 
@@ -232,6 +245,28 @@ class UpstreamConnector:
             name: value.get_secret_value() if isinstance(value, SecretStr) else value for name, value in self.config
         }
         return fingerprint({"vendor": self.vendor, "base_url": self.base_url, **identity})
+
+    def _credential_path(self) -> str:
+        """The credential check's path for this config."""
+        return self.credential_check.path.format(**dict(self.config))
+
+    async def check_credentials(self) -> dict[str, Any]:
+        """Make the vendor's cheapest authenticated call: {"ok", "latency_ms"} and, on failure, the contract code."""
+        check = self.credential_check
+        started = time.perf_counter()
+        try:
+            await self._request(
+                check.method,
+                self._credential_path(),
+                params=check.params or None,
+                json=check.json,
+                idempotent=True,
+                operation="check_credentials",
+            )
+        except CRMError as exc:
+            latency = round((time.perf_counter() - started) * 1000, 1)
+            return {"ok": False, "latency_ms": latency, "code": exc.code, "message": exc.message}
+        return {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
 
     # --- hooks --------------------------------------------------------------------------------
 
@@ -348,6 +383,7 @@ class UpstreamConnector:
                 latency_ms=round((time.perf_counter() - started) * 1000, 1),
                 retries=attempt - 1,
             )
+            record_upstream(self.vendor, operation, method, url, status, time.perf_counter() - started, attempt)
 
     def _may_retry(self, error: BaseException, idempotent: bool) -> bool:
         """Retry only known-retryable errors, only within the Retry-After cap, and a create only when safe."""

@@ -13,7 +13,7 @@ import orjson
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from connectors.base import BaseCRMConnector, require
-from connectors.http import ConnectorContext, UpstreamResponse, VendorConfig, bearer_auth, parse_retry_after
+from connectors.http import ConnectorContext, CredentialCheck, UpstreamResponse, VendorConfig, bearer_auth, parse_retry_after
 from errors import InvalidRequest
 from models import (
     Customer,
@@ -212,6 +212,12 @@ class HubSpotConnector(BaseCRMConnector):
 
     vendor = "hubspot"
     display_name = "HubSpot"
+    credential_check = CredentialCheck(
+        "GET",
+        "contacts",  # in the configured API version's objects path (_credential_path)
+        "https://developers.hubspot.com/docs/api-reference/crm-contacts-v3/basic/get-crm-v3-objects-contacts",
+        params={"limit": 1, "archived": "false"},
+    )
     rate_limit_window_seconds = 10.0  # HubSpot's burst limit is a ten-second rolling window
     config_model = HubSpotConfig
     config: HubSpotConfig
@@ -231,6 +237,10 @@ class HubSpotConnector(BaseCRMConnector):
     async def _auth_headers(self) -> dict[str, str]:
         """Bearer with the private-app or OAuth token (HubSpot retired `hapikey` API keys in 2022)."""
         return bearer_auth(self.config.api_key.get_secret_value())
+
+    def _credential_path(self) -> str:
+        """The contacts list in the configured version's objects API."""
+        return self._path("objects", self.credential_check.path)
 
     def _path(self, api: str, resource: str) -> str:
         """`api_path` for this portal's configured API version."""

@@ -11,7 +11,7 @@ from pydantic import SecretStr, field_validator, model_validator
 
 from connectors.base import BaseCRMConnector, require
 from connectors.hosts import check_vendor_url
-from connectors.http import UpstreamResponse, VendorConfig, bearer_auth
+from connectors.http import CredentialCheck, UpstreamResponse, VendorConfig, bearer_auth
 from errors import (
     AuthFailed,
     CRMError,
@@ -197,6 +197,11 @@ class SalesforceConnector(BaseCRMConnector):
 
     vendor = "salesforce"
     display_name = "Salesforce"
+    credential_check = CredentialCheck(
+        "GET",
+        "/services/data/{api_version}/limits",
+        "https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_limits.htm",
+    )
     rate_limit_window_seconds = 60.0  # REQUEST_LIMIT_EXCEEDED names no wait; a minute keeps callers off it
     config_model = SalesforceConfig
     config: SalesforceConfig

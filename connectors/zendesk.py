@@ -9,7 +9,7 @@ from pydantic import SecretStr, model_validator
 
 from connectors.base import BaseCRMConnector, require
 from connectors.hosts import check_dns_label
-from connectors.http import UpstreamResponse, VendorConfig, basic_auth, bearer_auth
+from connectors.http import CredentialCheck, UpstreamResponse, VendorConfig, basic_auth, bearer_auth
 from errors import InvalidConfig, InvalidRequest
 from models import (
     Customer,
@@ -82,6 +82,9 @@ class ZendeskConnector(BaseCRMConnector):
 
     vendor = "zendesk"
     display_name = "Zendesk"
+    credential_check = CredentialCheck(
+        "GET", "/api/v2/users/me.json", "https://developer.zendesk.com/api-reference/ticketing/users/users/#show-self"
+    )
     config_model = ZendeskConfig
     config: ZendeskConfig
     search_page_max: ClassVar[int] = 100

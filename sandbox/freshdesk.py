@@ -257,6 +257,7 @@ class FreshdeskEmulator(Emulator):
 
     def add_routes(self, app: web.Application) -> None:
         """The v2 paths the connector (and python-freshdesk) use for contacts, companies, tickets, notes, search."""
+        app.router.add_get("/api/v2/agents/me", self.get_me)
         app.router.add_get("/api/v2/contacts", self.list_contacts)
         app.router.add_get("/api/v2/contacts/{id}", self.get_contact)
         app.router.add_get("/api/v2/companies/{id}", self.get_company)
@@ -301,6 +302,10 @@ class FreshdeskEmulator(Emulator):
         return json_response(chunk, headers=headers)
 
     # --- contacts and companies -------------------------------------------------------------------
+
+    async def get_me(self, request: web.Request) -> web.StreamResponse:
+        """`GET /agents/me`: the agent the API key belongs to (readiness's credential check)."""
+        return json_response({"id": AGENT_ID, "available": True, "contact": {"name": "Sandbox Agent"}})
 
     async def list_contacts(self, request: web.Request) -> web.StreamResponse:
         """`GET /contacts?email=|phone=|mobile=|company_id=`: each filter an exact match, filters ANDed."""

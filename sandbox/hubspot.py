@@ -236,6 +236,7 @@ class HubSpotEmulator(Emulator):
                 app.router.add_post(f"{base}/search{slash}", self._guard(self.search))
                 app.router.add_post(f"{base}/batch/read{slash}", self._guard(self.batch_read))
                 app.router.add_post(f"{base}{slash}", self._guard(self.create))
+            app.router.add_get(base, self._guard(self.list))
             app.router.add_get(f"{base}/{{id}}", self._guard(self.read))
             app.router.add_patch(f"{base}/{{id}}", self._guard(self.update))
             pipelines = family("pipelines") + f"/{{kind:{'|'.join(PIPELINES)}}}"
@@ -283,6 +284,13 @@ class HubSpotEmulator(Emulator):
             return kind, None, json_response(body, status=404)
         record = self.objects[kind].get(oid)
         return kind, record, None
+
+    async def list(self, request: web.Request) -> web.StreamResponse:
+        """`GET /crm/v3/objects/{kind}?limit=n`: the first page (readiness's credential check)."""
+        kind = request.match_info["kind"]
+        limit = int(request.query.get("limit", "10")) if request.query.get("limit", "10").isdigit() else 10
+        records = [r for r in self.objects[kind].values() if not r["archived"]][:limit]
+        return json_response({"results": [self._view(kind, r, None) for r in records]})
 
     async def read(self, request: web.Request) -> web.StreamResponse:
         """`GET .../objects/{kind}/{id}?properties=...&associations=...`; a missing object is an empty 404."""

@@ -295,6 +295,7 @@ class SalesforceEmulator(Emulator):
             app.router.add_post(f"{api}/sobjects/{{sobject}}{suffix}", self._api(self.create_record))
         app.router.add_get(f"{api}/query/{{cursor}}", self._api(self.query_more))
         app.router.add_get(f"{api}/queryAll/{{cursor}}", self._api(self.query_more))
+        app.router.add_get(f"{api}/limits", self._api(self.limits))
         app.router.add_get(f"{api}/sobjects/{{sobject}}/{{id}}", self._api(self.get_record))
         app.router.add_patch(f"{api}/sobjects/{{sobject}}/{{id}}", self._api(self.update_record))
 
@@ -376,6 +377,10 @@ class SalesforceEmulator(Emulator):
         if record is None:
             raise ApiError(self.not_found())
         return record
+
+    async def limits(self, request: web.Request) -> web.StreamResponse:
+        """`GET /limits`: the org's API allowances (readiness's credential check)."""
+        return json_response({"DailyApiRequests": {"Max": 15000, "Remaining": 14999}})
 
     async def get_record(self, request: web.Request) -> web.StreamResponse:
         """`GET /sobjects/{type}/{id}[?fields=a,b]` (the type's own fields only, no parent paths)."""

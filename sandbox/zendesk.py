@@ -216,6 +216,8 @@ class ZendeskEmulator(Emulator):
             app.router.add_get(f"/api/v2/organizations{suffix}", self.list_organizations)
             app.router.add_get(f"/api/v2/users/{{id}}/tickets/requested{suffix}", self.requested_tickets)
             app.router.add_post(f"/api/v2/tickets{suffix}", self.create_ticket)
+        for suffix in ("", ".json"):  # before {id}, which would take "me" for an id
+            app.router.add_get(f"/api/v2/users/me{suffix}", self.get_me)
         app.router.add_get("/api/v2/users/{id}", self.get_user)
         app.router.add_get("/api/v2/organizations/{id}", self.get_organization)
         app.router.add_get("/api/v2/tickets/{id}", self.get_ticket)
@@ -233,6 +235,10 @@ class ZendeskEmulator(Emulator):
         if not user:
             return self.not_found()
         return json_response({"user": user, **self._sideload(request, [user])})
+
+    async def get_me(self, request: web.Request) -> web.StreamResponse:
+        """`GET /users/me`: the authenticated agent (readiness's credential check)."""
+        return json_response({"user": self.users[AGENT_ID]})
 
     async def get_organization(self, request: web.Request) -> web.StreamResponse:
         org = self.organizations.get(record_id(request, ".json") or -1)

@@ -14,7 +14,7 @@ ZD = {"subdomain": "your-company", "email": "admin@yourcompany.com", "api_token"
 
 def test_health(svc: Service):
     r = svc.client.get(f"{svc.url}/health")
-    assert r.status_code == 200 and r.json() == {"status": "healthy"}
+    assert r.status_code == 200 and r.json()["status"] == "healthy"
     assert r.headers["X-Request-ID"]
 
 
