@@ -13,8 +13,9 @@ from connectors.http import ConnectorContext, Deadline
 from crm import BaseCRMConnector, CRMFactory
 from errors import CRMError, UpstreamTimeout, UpstreamUnavailable
 from idempotency import IdempotencyStore
-from models import CRMRequest, ErrorResponse
+from models import CRMRequest, ErrorResponse, expand_examples
 from observability import request_fields_var
+from registry import CRMS
 
 T = TypeVar("T")
 
@@ -41,10 +42,13 @@ def _error(code: str, message: str, crm_type: str | None = None, retryable: bool
 
 
 # Every contract error with the answer the service really gives (taken from the sandbox): status and body.
+# The OpenAPI request examples, one per registered CRM from its class's `sandbox_seed`.
+REQUEST_EXAMPLES = expand_examples({cls.vendor: dict(cls.sandbox_seed) for cls in CRMS if cls.sandbox_seed})
+
 ERROR_EXAMPLES: dict[str, tuple[int, dict[str, Any]]] = {
     "invalid_request": (400, _error("invalid_request", "the body is not a JSON object")),
     "unsupported_crm": (
-        400, _error("unsupported_crm", "unsupported crm_type 'pipedrive'; supported: freshdesk, hubspot, salesforce, zendesk")
+        400, _error("unsupported_crm", f"unsupported crm_type 'pipedrive'; supported: {', '.join(CRMFactory.supported())}")
     ),
     "invalid_config": (
         400, _error("invalid_config", "subdomain must be a single DNS label (letters, digits, hyphens)", "zendesk")

@@ -15,10 +15,12 @@ from fastapi.responses import JSONResponse
 
 from connectors.http import ConnectorContext, Deadline
 from crm import CRMFactory
+from registry import CHATS
 from deps import ERROR_RESPONSES, Context, IdempotencyKey, Store, with_create_outcome, within_deadline
-from errors import CRMError, HandoffFailed, InvalidRequest, UnsupportedCRM, ValidationFailed
+from errors import CRMError, HandoffFailed, InvalidRequest, ValidationFailed
 from idempotency import IdempotencyStore, fingerprint
-from livechat_connector import ChatAttempt, LiveChatConnector, failure_reason
+from connectors.chat import ChatAttempt, ChatConnector
+from livechat_connector import LiveChatConnector, failure_reason  # noqa: F401 (LiveChatConnector re-exported)
 from livechat_text import URGENCY, Urgency, callback_number, e164_or_none, fit_text, handoff_tags, summary_text, transcript_lines
 from models import (
     ErrorResponse,
@@ -44,7 +46,7 @@ TICKET_PREFIX = "ticket:"
 class Handoff:
     """One /handoff/create: LiveChat within its share of the deadline, else a ticket in the fallback CRM."""
 
-    def __init__(self, livechat: LiveChatConnector, ctx: ConnectorContext) -> None:
+    def __init__(self, livechat: ChatConnector, ctx: ConnectorContext) -> None:
         """Split the deadline: LiveChat gets its share, the fallback keeps the rest."""
         self.ctx = ctx
         self.full = livechat
@@ -168,7 +170,7 @@ class Handoff:
         )
 
 
-async def current_state(livechat: LiveChatConnector, handoff_id: str, ctx: ConnectorContext) -> HandoffResponse:
+async def current_state(livechat: ChatConnector, handoff_id: str, ctx: ConnectorContext) -> HandoffResponse:
     """A handoff now: the chat read back from LiveChat, or the fallback ticket read back from its CRM."""
     if handoff_id.startswith(TICKET_PREFIX):
         crm_type, _, ticket_id = handoff_id.removeprefix(TICKET_PREFIX).partition(":")
@@ -177,12 +179,13 @@ async def current_state(livechat: LiveChatConnector, handoff_id: str, ctx: Conne
         return HandoffResponse(handoff_id=handoff_id, status=HandoffStatus.fallback_ticket, fallback=fallback)
     if not CHAT_ID.match(handoff_id):
         raise InvalidRequest(f"handoff_id {handoff_id!r} is not a LiveChat chat id or ticket:<crm>:<id>")
-    return livechat.handoff_state(handoff_id, await livechat.get_chat(handoff_id))
+    return await livechat.read_state(handoff_id)
 
 
 # --- routes ---------------------------------------------------------------------------------------------
 
-HANDOFF_CONNECTORS: Mapping[str, type[LiveChatConnector]] = {"livechat": LiveChatConnector}
+# Derived from the registry (registry.PLUGINS): chat_type -> its ChatConnector class.
+HANDOFF_CONNECTORS: Mapping[str, type[ChatConnector]] = {cls.vendor: cls for cls in CHATS}
 
 HANDOFF_ERRORS: dict[int | str, dict[str, Any]] = {
     **ERROR_RESPONSES,
@@ -197,18 +200,12 @@ router = APIRouter(tags=["handoff"])
 
 def open_chat(
     chat_type: str, config: Mapping[str, Any] | None, ctx: ConnectorContext, operation: str
-) -> LiveChatConnector:
+) -> ChatConnector:
     """The chat connector for a request (a 400 listing the supported chat types otherwise), noted for the access log."""
     fields = request_fields_var.get()
     if fields is not None:
         fields.update(crm_type=chat_type, operation=operation)
-    connector_class = HANDOFF_CONNECTORS.get(chat_type.strip().lower())
-    if connector_class is None:
-        supported = ", ".join(sorted(HANDOFF_CONNECTORS))
-        raise UnsupportedCRM(f"unsupported chat_type {chat_type!r}; supported: {supported}")
-    connector = connector_class.from_request(config, ctx)
-    assert isinstance(connector, LiveChatConnector)
-    return connector
+    return CHATS.create(chat_type, config, ctx)
 
 
 def urgency_of(value: str) -> Urgency:

@@ -19,13 +19,12 @@ from typing import Any, ClassVar, Literal, TypeVar
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from connectors.base import require
+from connectors.chat import ChatAttempt, ChatConnector
 from connectors.hosts import check_vendor_url
 from connectors.http import (
     DEFAULT_STATUS_ERRORS,
     ConnectorContext,
     CredentialCheck,
-    Deadline,
-    UpstreamConnector,
     UpstreamResponse,
     VendorConfig,
     basic_auth,
@@ -175,15 +174,7 @@ class Caller:
     token: CustomerToken
 
 
-@dataclasses.dataclass
-class ChatAttempt:
-    """What exists at LiveChat so far, so a failure can say it (and close it) honestly."""
-
-    chat_id: str | None = None
-    closed: bool = False
-
-
-class LiveChatConnector(UpstreamConnector):
+class LiveChatConnector(ChatConnector):
     """LiveChat's Agent Chat Web API (and the customer side's group statuses) for handoffs."""
 
     vendor = "livechat"
@@ -197,6 +188,9 @@ class LiveChatConnector(UpstreamConnector):
     rate_limit_window_seconds = 10.0  # LiveChat documents no Retry-After for too_many_requests
     config_model = LiveChatConfig
     config: LiveChatConfig
+    emulator = "sandbox.livechat:LiveChatEmulator"
+    # A personal access token (Basic account_id:token); license_id stands for the organization id.
+    sandbox_credentials = {"license_id": "sandbox-organization", "account_id": "voice-bot@example.com", "api_key": "sandbox-pat"}
     status_errors: ClassVar[Mapping[int, type[CRMError]]] = {
         **DEFAULT_STATUS_ERRORS,
         421: InvalidConfig,
@@ -225,10 +219,6 @@ class LiveChatConnector(UpstreamConnector):
     def grants_customers(self) -> bool:
         """Whether the caller can become a customer: only an OAuth (Bearer) agent token with its app's client_id."""
         return bool(self.config.client_id) and not self.config.account_id
-
-    def with_deadline(self, deadline: Deadline) -> LiveChatConnector:
-        """The same connector on a shorter clock, so LiveChat cannot spend the time the fallback needs."""
-        return type(self)(self.config, dataclasses.replace(self.ctx, deadline=deadline))
 
     @property
     def region(self) -> str | None:
@@ -496,6 +486,10 @@ class LiveChatConnector(UpstreamConnector):
         """A link an agent can open, from the configured template."""
         values = {"chat_id": chat_id, "thread_id": thread_id or "", "license_id": self.config.license_id or ""}
         return fill_url_template(self.config.chat_url_template, values)
+
+    async def read_state(self, chat_id: str) -> HandoffResponse:
+        """`get_chat`, read as the handoff's state."""
+        return self.handoff_state(chat_id, await self.get_chat(chat_id))
 
     def handoff_state(self, chat_id: str, chat: Mapping[str, Any]) -> HandoffResponse:
         """Assigned (an agent is in the thread), queued (position and wait), or closed (no active thread)."""

@@ -409,21 +409,34 @@ class HandoffResponse(BaseModel):
 
 # --- OpenAPI examples: one per vendor per endpoint, with the sandbox's seed ids (sandbox/*.py), so each works -------
 
-# Each CRM emulator's seed: the same caller (Ahmed) and one open ticket, under the vendor's own ids.
-SANDBOX_SEED: dict[str, dict[str, str]] = {
-    "zendesk": {"customer_id": "1001", "ticket_id": "12345", "phone": "+971 50 123 4567"},
-    "salesforce": {"customer_id": "003000000000001AAA", "ticket_id": "500000000000001AAA", "phone": "(+971) 50-123-4567"},
-    "hubspot": {"customer_id": "12345", "ticket_id": "3001", "phone": "+971501234567"},
-    "freshdesk": {"customer_id": "1001", "ticket_id": "54321", "phone": "+971501234567"},
-}
+# Each CRM emulator's seed (the same caller, Ahmed, and one open ticket, under the vendor's own ids) is the
+# connector class's `sandbox_seed`; deps.request_examples() fills these tables from the registry.
+SeedExample = Any  # a function of one CRM's seed ids -> the request body's vendor part
 
 
-def _per_vendor(body: Any) -> dict[str, dict[str, Any]]:
-    """Named OpenAPI examples, one per CRM, from a function of that CRM's seed ids."""
-    return {
-        vendor: {"summary": f"{vendor} (sandbox seed)", "value": {"crm_type": vendor, **body(seed)}}
-        for vendor, seed in SANDBOX_SEED.items()
-    }
+def _per_vendor(body: SeedExample) -> SeedExample:
+    """Marks a table entry as one example per registered CRM (expanded by `expand_examples`)."""
+    return ("per_vendor", body)
+
+
+def expand_examples(seeds: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """REQUEST_EXAMPLES with every per-CRM entry expanded over `seeds` ({crm_type: seed ids})."""
+    def expand(value: Any) -> dict[str, Any]:
+        _, body = value
+        return {
+            vendor: {"summary": f"{vendor} (sandbox seed)", "value": {"crm_type": vendor, **body(seed)}}
+            for vendor, seed in seeds.items()
+        }
+
+    tables: dict[str, dict[str, dict[str, Any]]] = {}
+    for path, examples in REQUEST_EXAMPLES.items():
+        if isinstance(examples, tuple):
+            tables[path] = expand(examples)
+        else:
+            tables[path] = {}
+            for name, example in examples.items():
+                tables[path].update(expand(example) if isinstance(example, tuple) else {name: example})
+    return tables
 
 
 _HANDOFF_CONTEXT = {
@@ -441,10 +454,10 @@ _HANDOFF_CONTEXT = {
     "metadata": {"order_id": "ORD12345", "language": "en"},
 }
 
-REQUEST_EXAMPLES: dict[str, dict[str, dict[str, Any]]] = {
+REQUEST_EXAMPLES: dict[str, Any] = {
     "/crm/customer": _per_vendor(lambda seed: {"customer_id": seed["customer_id"]}),
     "/crm/customer/search": {
-        **_per_vendor(lambda seed: {"phone": seed["phone"]}),
+        "per vendor": _per_vendor(lambda seed: {"phone": seed["phone"]}),
         "by email": {"summary": "zendesk, by email", "value": {"crm_type": "zendesk", "email": "ahmed@example.ae"}},
     },
     "/crm/ticket": _per_vendor(lambda seed: {"ticket_id": seed["ticket_id"]}),

@@ -33,14 +33,12 @@ from cache import cache_key, cached_answer, forget_requester
 from connectors.hosts import host_of
 from connectors.http import ConnectorContext, UpstreamConnector
 from crm import CRMFactory
-from deps import ERROR_RESPONSES, ROUTE_ERRORS, Context, app_context, error_responses, IdempotencyKey, Store, open_crm, with_create_outcome, within_deadline
+from deps import ERROR_RESPONSES, REQUEST_EXAMPLES, ROUTE_ERRORS, Context, app_context, error_responses, IdempotencyKey, Store, open_crm, with_create_outcome, within_deadline
 from errors import CRMError, InvalidRequest, NotFound, UpstreamUnavailable, ValidationFailed
 from idempotency import fingerprint
 from limits import BodyLimitMiddleware, uvicorn_options
-from livechat import HANDOFF_CONNECTORS
 from livechat import router as handoff_router
 from models import (
-    REQUEST_EXAMPLES,
     Customer,
     CustomerList,
     CustomerRequest,
@@ -60,6 +58,7 @@ from observability import (
     request_secrets_var,
 )
 from phone import parse_phone
+from registry import all_connectors
 from settings import Settings, get_settings
 from stores import close_shared_state, open_shared_state
 
@@ -235,11 +234,10 @@ DOCS_ASSETS = "/docs-assets"  # Swagger UI and ReDoc from the pinned fastapi-off
 
 def configured_connectors(ctx: ConnectorContext) -> dict[str, UpstreamConnector]:
     """A connector for each vendor whose environment config is complete (CRMs and the handoff chat)."""
-    classes = {vendor: CRMFactory.connector_class(vendor) for vendor in CRMFactory.supported()}
     found: dict[str, UpstreamConnector] = {}
-    for vendor, cls in {**classes, **HANDOFF_CONNECTORS}.items():
+    for cls in all_connectors():
         try:
-            found[vendor] = cls.from_request(None, ctx)
+            found[cls.vendor] = cls.from_request(None, ctx)
         except InvalidRequest:
             continue  # not (fully) configured here: callers pass its config per request
     return found

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, Field, SecretStr, ValidationError, create_model, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from livechat_links import DEFAULT_TEMPLATE, check_url_template
-from models import TicketPriority, TicketStatus
-
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
-HUBSPOT_API_VERSION_PATTERN = r"^(v3|\d{4}-(0[1-9]|1[0-2]))$"  # legacy `v3`, or a date version such as 2026-09
 
 
-class Settings(BaseSettings):
-    """Every environment variable the service reads; vendor credentials are prefixed by vendor name."""
+class ServiceSettings(BaseSettings):
+    """The service's own environment variables; `Settings` adds each registered vendor's `{VENDOR}_{FIELD}`."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
 
@@ -67,59 +64,6 @@ class Settings(BaseSettings):
     graceful_shutdown_seconds: int = Field(15, ge=1)
     audit_log: str = Field("stdout", min_length=1, description="Audit trail: stdout, a file path, or off.")
 
-    # Zendesk
-    zendesk_subdomain: str | None = None
-    zendesk_email: str | None = None
-    zendesk_api_token: SecretStr | None = None
-    zendesk_oauth_token: SecretStr | None = None
-    zendesk_base_url: str | None = None
-    zendesk_tier_field: str = "tier"
-
-    # Salesforce
-    salesforce_client_id: str | None = None
-    salesforce_client_secret: SecretStr | None = None
-    salesforce_instance_url: str | None = None
-    salesforce_access_token: SecretStr | None = None
-    salesforce_refresh_token: SecretStr | None = None
-    salesforce_base_url: str | None = None
-    salesforce_api_version: str = "v62.0"
-    # e.g. Account.Tier__c; none by default, since a field the org lacks would fail every Contact query
-    salesforce_tier_field: str | None = None
-    # Picklists are per org: JSON tables merged over the connector's defaults, read and write direction.
-    salesforce_status_map: dict[str, TicketStatus] = Field(default_factory=dict)  # {"In Progress": "open"}
-    salesforce_status_write_map: dict[TicketStatus, str] = Field(default_factory=dict)  # {"pending": "Waiting"}
-    salesforce_priority_map: dict[str, TicketPriority] = Field(default_factory=dict)  # {"Critical": "urgent"}
-    salesforce_priority_write_map: dict[TicketPriority, str] = Field(default_factory=dict)  # {"urgent": "Critical"}
-
-    # HubSpot (HUBSPOT_API_KEY is a private-app or OAuth token: HubSpot retired API keys in 2022)
-    hubspot_api_key: SecretStr | None = None
-    hubspot_base_url: str | None = None
-    hubspot_pipeline: str | None = None  # ticket pipeline id; HubSpot's default pipeline is "0"
-    hubspot_stage_map: dict[TicketStatus, str] | None = None  # JSON {"solved": "4", ...}: our status -> stage id
-    hubspot_tier_property: str | None = None  # contact property that holds the tier (HubSpot has none built in)
-    hubspot_api_version: str = Field("2026-09", pattern=HUBSPOT_API_VERSION_PATTERN)  # v3 paths end September 2027
-
-    # Freshdesk
-    freshdesk_domain: str | None = None
-    freshdesk_api_key: SecretStr | None = None
-    freshdesk_base_url: str | None = None
-
-    # LiveChat
-    livechat_license_id: str | None = None
-    livechat_api_key: SecretStr | None = None
-    livechat_base_url: str | None = None
-    # LiveChat's personal access token is sent as Basic base64(account_id:token); without an account id the
-    # key is an OAuth token sent as Bearer. license_id is the organization id of the customer-side API.
-    livechat_account_id: str | None = None
-    livechat_region: str | None = None
-    livechat_group_id: int = Field(0, ge=0)
-    livechat_agent_id: str | None = None
-    livechat_chat_url_template: str = DEFAULT_TEMPLATE
-    # With an OAuth agent token (no account id), the app's client id turns on the agent token grant, so the
-    # caller becomes a LiveChat customer. Accounts host default: https://accounts.livechat.com (or the sandbox).
-    livechat_client_id: str | None = None
-    livechat_accounts_url: str | None = None
-
     # Human handoff
     handoff_fallback_crm: str = Field("zendesk", description="CRM that gets a ticket when no live agent can take a call.")
     handoff_livechat_share: float = Field(
@@ -133,12 +77,6 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [h.strip().lower() for h in value.split(",") if h.strip()]
         return value
-
-    @field_validator("livechat_chat_url_template")
-    @classmethod
-    def _check_chat_url_template(cls, value: str) -> str:
-        """A template with a format spec would fail (or balloon) only after a chat was started: fail at start-up."""
-        return check_url_template(value)
 
     @field_validator("connectors_api_keys", mode="before")
     @classmethod
@@ -162,7 +100,7 @@ class Settings(BaseSettings):
         return region
 
     @model_validator(mode="after")
-    def _check_retry_budget(self) -> Settings:
+    def _check_retry_budget(self) -> ServiceSettings:
         """Backoff bounds must be ordered, or tenacity's wait would be meaningless."""
         if self.retry_backoff_max_seconds < self.retry_backoff_initial_seconds:
             raise ValueError("RETRY_BACKOFF_MAX_SECONDS must be >= RETRY_BACKOFF_INITIAL_SECONDS")
@@ -178,7 +116,52 @@ class Settings(BaseSettings):
         return values
 
 
+def _vendor_field(config_model: type[BaseModel], name: str) -> tuple[Any, Any]:
+    """A settings field for one config field: same type and constraints, optional, checked by the model's validators.
+
+    The config model's own default stays the default, so `settings.hubspot_api_version` reads as before.
+    """
+    info = config_model.model_fields[name]
+    annotation: Any = info.annotation
+
+    def check(value: Any) -> Any:
+        """The config model's field validators (e.g. a chat URL template), run at start-up, not on first use."""
+        if value is None:
+            return value
+        try:
+            config_model.__pydantic_validator__.validate_assignment(config_model.model_construct(), name, value)
+        except ValidationError as exc:
+            problems = [e for e in exc.errors() if e["loc"][:1] == (name,)]
+            if problems:
+                raise ValueError("; ".join(e["msg"].removeprefix("Value error, ") for e in problems)) from None
+        return value
+
+    default = None if info.is_required() else info.get_default(call_default_factory=True)
+    field_type = Annotated[annotation | None, *info.metadata, AfterValidator(check)]  # type: ignore[valid-type]
+    return field_type, Field(default, description=info.description)
+
+
+def vendor_fields(connectors: Iterable[Any]) -> dict[str, tuple[Any, Any]]:
+    """`{vendor}_{field}` for every field of every registered connector's config model: one source of truth."""
+    return {
+        f"{cls.vendor}_{name}": _vendor_field(cls.config_model, name)
+        for cls in connectors
+        for name in cls.config_model.model_fields
+    }
+
+
+# The registry imports the connectors, whose modules need only ServiceSettings' module to be loaded.
+from registry import all_connectors  # noqa: E402
+
+Settings = create_model(
+    "Settings",
+    __base__=ServiceSettings,
+    __doc__="Every environment variable the service reads: its own, and each vendor's `{VENDOR}_{FIELD}`.",
+    **vendor_fields(all_connectors()),
+)
+
+
 @lru_cache
-def get_settings() -> Settings:
+def get_settings() -> ServiceSettings:
     """The process-wide settings, read once."""
     return Settings()

@@ -31,6 +31,8 @@ class BaseCRMConnector(UpstreamConnector, ABC):
     vendor_dedupes_creates: ClassVar[bool] = False
     customer_id_pattern: ClassVar[re.Pattern[str]] = NUMERIC_ID
     ticket_id_pattern: ClassVar[re.Pattern[str]] = NUMERIC_ID
+    # The emulator's seed (the caller Ahmed and one open ticket, in the vendor's ids): the OpenAPI examples.
+    sandbox_seed: ClassVar[Mapping[str, str]] = {}
 
     def _check_id(self, value: str, what: str, pattern: re.Pattern[str]) -> str:
         """Validate an id before it enters a path, so it cannot address anything else."""

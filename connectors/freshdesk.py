@@ -90,6 +90,9 @@ class FreshdeskConnector(BaseCRMConnector):
     rate_limit_window_seconds = 60.0  # Freshdesk's limits are per minute (it normally sends Retry-After)
     config_model = FreshdeskConfig
     config: FreshdeskConfig
+    emulator = "sandbox.freshdesk:FreshdeskEmulator"
+    sandbox_credentials = {"domain": "sandbox.freshdesk.com", "api_key": "sandbox-key"}
+    sandbox_seed = {"customer_id": "1001", "ticket_id": "54321", "phone": "+971501234567"}
     page_max: ClassVar[int] = 100  # Freshdesk's per_page ceiling
     # Exact-match filters tried at once: a few, not all 14 spellings x fields, to spare the rate limit.
     filters_at_once: ClassVar[int] = 4

@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, get_args
+from typing import TYPE_CHECKING, Any, ClassVar, get_args
 
 import aiohttp
 import orjson
@@ -37,8 +37,10 @@ from errors import (
 )
 from idempotency import fingerprint
 from observability import log_event, mask_pii, note_request_secrets, redact_secrets, redact_value, request_fields_var
-from settings import Settings
 from telemetry import record_upstream
+
+if TYPE_CHECKING:  # settings derives its vendor fields from the connectors' config models (registry.py)
+    from settings import Settings
 
 # Vendor status -> contract error. Connectors override single entries (Salesforce's 403 is a rate limit).
 DEFAULT_STATUS_ERRORS: Mapping[int, type[CRMError]] = {
@@ -187,6 +189,10 @@ class UpstreamConnector:
     credential_check: ClassVar[CredentialCheck]
     # The wait a caller is told after a rate limit that came without one: the vendor's documented window.
     rate_limit_window_seconds: ClassVar[float] = 1.0
+    # The sandbox (registry-derived): "module:Class" of this vendor's emulator, and the credentials the
+    # sandbox-mode service uses when neither the environment nor the request gives any.
+    emulator: ClassVar[str | None] = None
+    sandbox_credentials: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, config: VendorConfig, context: ConnectorContext) -> None:
         self.config = config

@@ -25,10 +25,10 @@ from models import (
     iso_utc,
 )
 from phone import PhoneQuery, parse_phone
-from settings import HUBSPOT_API_VERSION_PATTERN
 
 VENDOR_URL = "https://api.hubapi.com"  # one host for every portal: the token says which portal
 
+HUBSPOT_API_VERSION_PATTERN = r"^(v3|\d{4}-(0[1-9]|1[0-2]))$"  # legacy `v3`, or a date version such as 2026-09
 DEFAULT_API_VERSION = "2026-09"  # HUBSPOT_API_VERSION: `v3` paths are unsupported from September 2027
 # API -> (legacy path, date-versioned path); the date pattern is /api-name/YYYY-MM/resource, same host:
 # https://developers.hubspot.com/docs/api-reference/latest/overview
@@ -221,6 +221,10 @@ class HubSpotConnector(BaseCRMConnector):
     rate_limit_window_seconds = 10.0  # HubSpot's burst limit is a ten-second rolling window
     config_model = HubSpotConfig
     config: HubSpotConfig
+    emulator = "sandbox.hubspot:HubSpotEmulator"
+    # The portal has a custom contact property customer_tier (HubSpot has no built-in tier).
+    sandbox_credentials = {"api_key": "sandbox-token", "tier_property": "customer_tier"}
+    sandbox_seed = {"customer_id": "12345", "ticket_id": "3001", "phone": "+971501234567"}
     search_page_max: ClassVar[int] = 100
 
     def __init__(self, config: HubSpotConfig, context: ConnectorContext) -> None:

@@ -7,11 +7,11 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from pydantic import SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from connectors.base import BaseCRMConnector, require
 from connectors.hosts import check_vendor_url
-from connectors.http import CredentialCheck, UpstreamResponse, VendorConfig, bearer_auth
+from connectors.http import ConnectorContext, CredentialCheck, UpstreamResponse, VendorConfig, bearer_auth
 from errors import (
     AuthFailed,
     CRMError,
@@ -163,7 +163,13 @@ class SalesforceConfig(VendorConfig):
     client_secret: SecretStr | None = None
     refresh_token: SecretStr | None = None
     api_version: str = "v62.0"
+    # e.g. Account.Tier__c; none by default, since a field the org lacks would fail every Contact query
     tier_field: str | None = None
+    # Picklists are per org: tables merged over the connector's defaults, read and write direction.
+    status_map: dict[str, TicketStatus] = Field(default_factory=dict)  # {"In Progress": "open"}
+    status_write_map: dict[TicketStatus, str] = Field(default_factory=dict)  # {"pending": "Waiting"}
+    priority_map: dict[str, TicketPriority] = Field(default_factory=dict)  # {"Critical": "urgent"}
+    priority_write_map: dict[TicketPriority, str] = Field(default_factory=dict)  # {"urgent": "Critical"}
 
     @field_validator("api_version")
     @classmethod
@@ -205,8 +211,25 @@ class SalesforceConnector(BaseCRMConnector):
     rate_limit_window_seconds = 60.0  # REQUEST_LIMIT_EXCEEDED names no wait; a minute keeps callers off it
     config_model = SalesforceConfig
     config: SalesforceConfig
+    emulator = "sandbox.salesforce:SalesforceEmulator"
+    # The client-credentials flow runs against the emulator's token endpoint; the org has Account.Tier__c.
+    sandbox_credentials = {
+        "instance_url": "https://sandbox.my.salesforce.com",
+        "client_id": "sandbox-client-id",
+        "client_secret": "sandbox-client-secret",
+        "tier_field": "Account.Tier__c",
+    }
+    sandbox_seed = {"customer_id": "003000000000001AAA", "ticket_id": "500000000000001AAA", "phone": "(+971) 50-123-4567"}
     customer_id_pattern: ClassVar[re.Pattern[str]] = SALESFORCE_ID
     ticket_id_pattern: ClassVar[re.Pattern[str]] = SALESFORCE_ID
+
+    def __init__(self, config: SalesforceConfig, context: ConnectorContext) -> None:
+        """The picklist tables, this org's overrides (request config over SALESFORCE_*_MAP) merged once."""
+        super().__init__(config, context)
+        self.status_from = {**STATUS_FROM_SALESFORCE, **config.status_map}
+        self.status_to = {**STATUS_TO_SALESFORCE, **config.status_write_map}
+        self.priority_from = {**PRIORITY_FROM_SALESFORCE, **config.priority_map}
+        self.priority_to = {**PRIORITY_TO_SALESFORCE, **config.priority_write_map}
 
     def _vendor_url(self) -> str:
         """The org's instance: https on a Salesforce domain, unless an operator allowed the host."""
@@ -349,9 +372,8 @@ class SalesforceConnector(BaseCRMConnector):
 
     def _ticket(self, case: dict[str, Any]) -> Ticket:
         """A Case as a Ticket; an unmapped Status falls back on IsClosed, Salesforce's own values stay in metadata."""
-        settings = self.ctx.settings
-        status = {**STATUS_FROM_SALESFORCE, **settings.salesforce_status_map}.get(case.get("Status") or "")
-        priorities = {**PRIORITY_FROM_SALESFORCE, **settings.salesforce_priority_map}
+        status = self.status_from.get(case.get("Status") or "")
+        priorities = self.priority_from
         metadata = {
             "case_number": case.get("CaseNumber"),
             "vendor_status": case.get("Status"),
@@ -377,12 +399,11 @@ class SalesforceConnector(BaseCRMConnector):
 
     def _case_fields(self, status: TicketStatus | None, priority: TicketPriority | None) -> dict[str, str]:
         """Status and Priority in this org's picklist values."""
-        settings = self.ctx.settings
         fields = {}
         if status:
-            fields["Status"] = {**STATUS_TO_SALESFORCE, **settings.salesforce_status_write_map}[status]
+            fields["Status"] = self.status_to[status]
         if priority:
-            fields["Priority"] = {**PRIORITY_TO_SALESFORCE, **settings.salesforce_priority_write_map}[priority]
+            fields["Priority"] = self.priority_to[priority]
         return fields
 
     # --- operations ---------------------------------------------------------------------------------

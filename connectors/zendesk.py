@@ -68,6 +68,7 @@ class ZendeskConfig(VendorConfig):
     email: str | None = None
     api_token: SecretStr | None = None
     oauth_token: SecretStr | None = None
+    tier_field: str = "tier"  # the user (or organization) field that holds the tier
 
     @model_validator(mode="after")
     def _needs_credentials(self) -> ZendeskConfig:
@@ -87,6 +88,9 @@ class ZendeskConnector(BaseCRMConnector):
     )
     config_model = ZendeskConfig
     config: ZendeskConfig
+    emulator = "sandbox.zendesk:ZendeskEmulator"
+    sandbox_credentials = {"subdomain": "sandbox", "email": "agent@example.com", "api_token": "sandbox-token"}
+    sandbox_seed = {"customer_id": "1001", "ticket_id": "12345", "phone": "+971 50 123 4567"}
     search_page_max: ClassVar[int] = 100
     vendor_dedupes_creates = True  # ticket creation honours Idempotency-Key
     rate_limit_window_seconds = 60.0  # Zendesk's limits are per minute (it normally sends Retry-After)
@@ -120,7 +124,7 @@ class ZendeskConnector(BaseCRMConnector):
     def _customer(self, user: dict[str, Any], organizations: list[dict[str, Any]]) -> Customer:
         """A Zendesk user (and its organization, when sideloaded) as a Customer."""
         org = next((o for o in organizations if o.get("id") == user.get("organization_id")), None) or {}
-        tier_field = self.ctx.settings.zendesk_tier_field
+        tier_field = self.config.tier_field
         tier = (user.get("user_fields") or {}).get(tier_field) or (org.get("organization_fields") or {}).get(tier_field)
         metadata = {
             "vendor_role": user.get("role"),

@@ -1,38 +1,33 @@
-"""The sandbox: real-wire emulators of each vendor, on loopback, for `make run`, tests and benchmarks."""
+"""The sandbox: real-wire emulators of each vendor, on loopback, for `make run`, tests and benchmarks.
+
+Emulators and credentials derive from the registry: each connector class names its `emulator` and its
+`sandbox_credentials` (registry.py), so adding a vendor touches nothing here.
+"""
 
 from __future__ import annotations
 
-from sandbox.core import Emulator, SandboxRunner
-from sandbox.freshdesk import FreshdeskEmulator
-from sandbox.hubspot import HubSpotEmulator
-from sandbox.livechat import LiveChatEmulator
-from sandbox.salesforce import SalesforceEmulator
-from sandbox.zendesk import ZendeskEmulator
+import importlib
 
-EMULATORS: tuple[type[Emulator], ...] = (
-    FreshdeskEmulator,
-    HubSpotEmulator,
-    LiveChatEmulator,
-    SalesforceEmulator,
-    ZendeskEmulator,
+from registry import all_connectors
+from sandbox.core import Emulator, SandboxRunner
+
+
+def _emulator_class(path: str) -> type[Emulator]:
+    """The emulator class a connector names as "module:Class"."""
+    module, _, name = path.partition(":")
+    emulator = getattr(importlib.import_module(module), name)
+    assert isinstance(emulator, type) and issubclass(emulator, Emulator), path
+    return emulator
+
+
+EMULATORS: tuple[type[Emulator], ...] = tuple(
+    _emulator_class(cls.emulator) for cls in all_connectors() if cls.emulator
 )
 
 # Credentials the sandbox-mode service uses when neither the environment nor the request gives any.
 # The emulators accept any credential except the word `invalid`.
 SANDBOX_CREDENTIALS: dict[str, dict[str, str]] = {
-    "freshdesk": {"domain": "sandbox.freshdesk.com", "api_key": "sandbox-key"},
-    # The portal has a custom contact property customer_tier (HubSpot has no built-in tier).
-    "hubspot": {"api_key": "sandbox-token", "tier_property": "customer_tier"},
-    # A personal access token (Basic account_id:token); license_id stands for the organization id.
-    "livechat": {"license_id": "sandbox-organization", "account_id": "voice-bot@example.com", "api_key": "sandbox-pat"},
-    # The client-credentials flow runs against the emulator's token endpoint; the org has Account.Tier__c.
-    "salesforce": {
-        "instance_url": "https://sandbox.my.salesforce.com",
-        "client_id": "sandbox-client-id",
-        "client_secret": "sandbox-client-secret",
-        "tier_field": "Account.Tier__c",
-    },
-    "zendesk": {"subdomain": "sandbox", "email": "agent@example.com", "api_token": "sandbox-token"},
+    cls.vendor: dict(cls.sandbox_credentials) for cls in all_connectors() if cls.sandbox_credentials
 }
 
 

@@ -1,0 +1,41 @@
+"""ChatConnector: what the handoff needs from a live-agent chat vendor (LiveChat today), over the upstream layer."""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from typing import Any
+
+from connectors.http import Deadline, UpstreamConnector
+from models import HandoffContext, HandoffResponse
+
+
+@dataclasses.dataclass
+class ChatAttempt:
+    """What exists at the chat vendor so far, so a failure can say it (and close it) honestly."""
+
+    chat_id: str | None = None
+    closed: bool = False
+
+
+class ChatConnector(UpstreamConnector, ABC):
+    """One chat vendor: hand a caller to an agent, read a handoff's state, close a chat; `chat_type` selects it."""
+
+    # The config may name the CRM that takes the fallback ticket; None means HANDOFF_FALLBACK_CRM.
+    config: Any
+
+    def with_deadline(self, deadline: Deadline) -> ChatConnector:
+        """The same connector on a shorter clock, so the chat vendor cannot spend the time the fallback needs."""
+        return type(self)(self.config, dataclasses.replace(self.ctx, deadline=deadline))
+
+    @abstractmethod
+    async def hand_over(self, context: HandoffContext, urgency: Any, attempt: ChatAttempt) -> HandoffResponse:
+        """Availability, start, context and transfer: an agent's chat, or a typed error (noting the chat in `attempt`)."""
+
+    @abstractmethod
+    async def read_state(self, chat_id: str) -> HandoffResponse:
+        """Where a chat handoff is now: assigned, queued or closed."""
+
+    @abstractmethod
+    async def close(self, chat_id: str) -> bool:
+        """Close a chat that could not be handed over; whether that worked."""
