@@ -21,13 +21,14 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from connectors.base import require
 from connectors.chat import ChatAttempt, ChatConnector
 from connectors.hosts import check_vendor_url
+from connectors import auth
+from connectors.auth import Auth
 from connectors.http import (
     DEFAULT_STATUS_ERRORS,
     ConnectorContext,
     CredentialCheck,
     UpstreamResponse,
     VendorConfig,
-    basic_auth,
     bearer_auth,
 )
 from errors import (
@@ -227,17 +228,12 @@ class LiveChatConnector(ChatConnector):
         prefix = self.config.api_key.get_secret_value().partition(":")[0]
         return self.config.region or (prefix if prefix in REGIONS else None)
 
-    async def _auth_headers(self) -> dict[str, str]:
+    def _auth(self) -> Auth:
         """PAT as Basic `account_id:token`, or an OAuth token as Bearer; X-Region when the region is known."""
         assert self.config.api_key
         token = self.config.api_key.get_secret_value()
-        if self.config.account_id:
-            headers = basic_auth(self.config.account_id, token)
-        else:
-            headers = bearer_auth(token)
-        if self.region:
-            headers["X-Region"] = self.region
-        return headers
+        static = auth.basic(self.config.account_id, token) if self.config.account_id else auth.bearer(token)
+        return auth.StaticAuth({**static.fixed, **({"X-Region": self.region} if self.region else {})})
 
     def _envelope(self, response: UpstreamResponse) -> dict[str, Any]:
         """LiveChat's `{"error": {"type", "message", "data"?}}` (or the accounts service's OAuth-style

@@ -10,7 +10,9 @@ from pydantic import SecretStr
 
 from connectors.base import BaseCRMConnector, require
 from connectors.hosts import check_dns_label
-from connectors.http import CredentialCheck, UpstreamResponse, VendorConfig, basic_auth
+from connectors import auth
+from connectors.auth import Auth
+from connectors.http import CredentialCheck, UpstreamResponse, VendorConfig
 from errors import MalformedAnswer, NotFound, ValidationFailed
 from models import (
     Customer,
@@ -103,9 +105,9 @@ class FreshdeskConnector(BaseCRMConnector):
         label = check_dns_label(name, "domain (yourcompany or yourcompany.freshdesk.com)", self.vendor)
         return f"https://{label}{FRESHDESK_SUFFIX}"
 
-    async def _auth_headers(self) -> dict[str, str]:
+    def _auth(self) -> Auth:
         """Basic `{api_key}:X`: Freshdesk ignores the password when the user part is an API key."""
-        return basic_auth(self.config.api_key.get_secret_value(), "X")
+        return auth.basic(self.config.api_key.get_secret_value(), "X")
 
     def _error_detail(self, response: UpstreamResponse) -> tuple[str, Any]:
         """400 `{"description","errors":[{field,message,code}]}`; others `{"code","message"}`; 404 often empty.

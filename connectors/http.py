@@ -6,7 +6,6 @@ Retries (tenacity) key off the error types in errors.py; the whole service reque
 from __future__ import annotations
 
 import asyncio
-import base64
 import html
 import math
 import re
@@ -15,12 +14,16 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, get_args
 
+import functools
+
 import aiohttp
 import orjson
 from multidict import CIMultiDictProxy
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential_jitter
 
+from connectors import auth
+from connectors.auth import Auth
 from connectors.hosts import check_base_url
 from errors import (
     AuthFailed,
@@ -33,6 +36,7 @@ from errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
     UpstreamUnreachable,
+    SessionExpired,
     ValidationFailed,
 )
 from idempotency import fingerprint
@@ -72,6 +76,32 @@ class Deadline:
         return max(0.0, self.expires_at - time.monotonic())
 
 
+@dataclass(frozen=True)
+class Outgoing:
+    """One upstream attempt as the transport sends it: everything already resolved (auth, body, timeout)."""
+
+    method: str
+    url: str
+    params: Mapping[str, Any] | None
+    data: Any
+    headers: Mapping[str, str]
+    timeout: aiohttp.ClientTimeout
+
+
+# Sends one attempt and reads the answer in full; raises aiohttp's (or asyncio's timeout) errors, which
+# `_send_once` maps to contract errors. Unit tests inject a fake instead of patching aiohttp.
+Transport = Callable[["ConnectorContext", Outgoing], Awaitable["UpstreamResponse"]]
+
+
+async def aiohttp_transport(ctx: ConnectorContext, out: Outgoing) -> UpstreamResponse:
+    """The real transport: the app's shared aiohttp session, no redirects followed (a redirect is an answer)."""
+    async with ctx.session.request(
+        out.method, out.url, params=out.params, data=out.data, headers=out.headers, timeout=out.timeout,
+        allow_redirects=False,
+    ) as resp:
+        return UpstreamResponse(resp.status, resp.headers, await resp.read())
+
+
 @dataclass
 class ConnectorContext:
     """What a connector needs from the running service: the shared session, settings and shared state."""
@@ -83,6 +113,7 @@ class ConnectorContext:
     sandbox_urls: Mapping[str, str] = field(default_factory=dict)
     shared: dict[str, Any] = field(default_factory=dict)  # app-lifetime state, e.g. OAuth token caches
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    transport: Transport = aiohttp_transport
 
 
 @dataclass(frozen=True)
@@ -139,12 +170,12 @@ class VendorConfig(BaseModel):
 
 def basic_auth(user: str, password: str) -> dict[str, str]:
     """An HTTP Basic Authorization header."""
-    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+    return dict(auth.basic(user, password).fixed)
 
 
 def bearer_auth(token: str) -> dict[str, str]:
     """An OAuth (or private-app token) Bearer Authorization header."""
-    return {"Authorization": f"Bearer {token}"}
+    return dict(auth.bearer(token).fixed)
 
 
 RETRY_AFTER_CAP_SECONDS = 86_400.0  # a longer (or infinite) pause is reported as a day
@@ -198,6 +229,7 @@ class UpstreamConnector:
         self.config = config
         self.ctx = context
         self._sent_credentials: set[str] = set()
+        self._sent_auth: dict[str, str] = {}  # the auth headers of the latest call, for `Auth.refresh`
         self.base_url = self._resolve_base_url()
 
     # --- construction -------------------------------------------------------------------------
@@ -276,9 +308,14 @@ class UpstreamConnector:
 
     # --- hooks --------------------------------------------------------------------------------
 
-    async def _auth_headers(self) -> dict[str, str]:
-        """Authorization headers for the next call."""
+    def _auth(self) -> Auth:
+        """This config's auth strategy (connectors/auth.py): Basic, Bearer, an API-key header or OAuth."""
         raise NotImplementedError
+
+    @functools.cached_property
+    def auth(self) -> Auth:
+        """The auth strategy, built once per connector."""
+        return self._auth()
 
     def _error_detail(self, response: UpstreamResponse) -> tuple[str, Any]:
         """The vendor's own error message and field details, read from its error body."""
@@ -342,6 +379,7 @@ class UpstreamConnector:
         json: Any,
         data: Any,
         headers: Mapping[str, str] | None,
+        authenticate: bool = True,
     ) -> UpstreamResponse:
         """One attempt, bounded by what is left of the deadline; transport failures become contract errors."""
         remaining = self.ctx.deadline.remaining()
@@ -352,7 +390,10 @@ class UpstreamConnector:
             total=min(settings.http_total_timeout_seconds, remaining),
             connect=min(settings.http_connect_timeout_seconds, remaining),
         )
-        all_headers = {"Accept": "application/json", **(await self._auth_headers()), **(headers or {})}
+        auth_headers = await self.auth.headers() if authenticate else {}
+        if authenticate:
+            self._sent_auth = auth_headers
+        all_headers = {"Accept": "application/json", **auth_headers, **(headers or {})}
         if "Authorization" in all_headers:
             self._sent_credentials.add(all_headers["Authorization"])
         body = orjson.dumps(json) if json is not None else data
@@ -361,12 +402,10 @@ class UpstreamConnector:
         started = time.perf_counter()
         status: int | None = None
         try:
-            async with self.ctx.session.request(
-                method, url, params=params, data=body, headers=all_headers, timeout=timeout, allow_redirects=False
-            ) as resp:
-                status = resp.status
-                payload = await resp.read()
-                return UpstreamResponse(resp.status, resp.headers, payload)
+            outgoing = Outgoing(method, url, params, body, all_headers, timeout)
+            response = await self.ctx.transport(self.ctx, outgoing)
+            status = response.status
+            return response
         except asyncio.TimeoutError:
             raise UpstreamTimeout(
                 f"{self.display_name} did not answer within {timeout.total:.1f}s", crm_type=self.vendor
@@ -418,7 +457,20 @@ class UpstreamConnector:
             return True
         return self.ctx.deadline.remaining() <= (state.upcoming_sleep or 0) + 0.05
 
-    async def _request(
+    async def _request(self, method: str, path: str, *, authenticate: bool = True, **kwargs: Any) -> UpstreamResponse:
+        """`_send`, and once more after the auth strategy renewed a token the vendor called expired.
+
+        An expired-token answer (SessionExpired) means the vendor did nothing, so even a create may be sent again.
+        `authenticate=False` sends no credentials (an OAuth token endpoint, which authenticates by its form).
+        """
+        try:
+            return await self._send(method, path, authenticate=authenticate, **kwargs)
+        except SessionExpired:
+            if not authenticate or not await self.auth.refresh(self._sent_auth):
+                raise
+        return await self._send(method, path, authenticate=authenticate, **kwargs)
+
+    async def _send(
         self,
         method: str,
         path: str,
@@ -429,6 +481,7 @@ class UpstreamConnector:
         data: Any = None,
         headers: Mapping[str, str] | None = None,
         idempotent: bool | None = None,
+        authenticate: bool = True,
     ) -> UpstreamResponse:
         """Send a call with retries and the deadline; return the 2xx answer or raise its contract error.
 
@@ -458,6 +511,7 @@ class UpstreamConnector:
                         json=json,
                         data=data,
                         headers=headers,
+                        authenticate=authenticate,
                     )
                     self._raise_for_status(response)
         except RateLimited as exc:

@@ -13,7 +13,9 @@ import orjson
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from connectors.base import BaseCRMConnector, require
-from connectors.http import ConnectorContext, CredentialCheck, UpstreamResponse, VendorConfig, bearer_auth, parse_retry_after
+from connectors import auth
+from connectors.auth import Auth
+from connectors.http import ConnectorContext, CredentialCheck, UpstreamResponse, VendorConfig, parse_retry_after
 from errors import InvalidRequest
 from models import (
     Customer,
@@ -238,9 +240,9 @@ class HubSpotConnector(BaseCRMConnector):
         """`https://api.hubapi.com` whatever the portal."""
         return VENDOR_URL
 
-    async def _auth_headers(self) -> dict[str, str]:
+    def _auth(self) -> Auth:
         """Bearer with the private-app or OAuth token (HubSpot retired `hapikey` API keys in 2022)."""
-        return bearer_auth(self.config.api_key.get_secret_value())
+        return auth.bearer(self.config.api_key.get_secret_value())
 
     def _credential_path(self) -> str:
         """The contacts list in the configured version's objects API."""

@@ -11,7 +11,8 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from connectors.base import BaseCRMConnector, require
 from connectors.hosts import check_vendor_url
-from connectors.http import ConnectorContext, CredentialCheck, UpstreamResponse, VendorConfig, bearer_auth
+from connectors.auth import Auth, OAuthAuth, OAuthToken
+from connectors.http import ConnectorContext, CredentialCheck, UpstreamResponse, VendorConfig
 from errors import (
     AuthFailed,
     CRMError,
@@ -271,50 +272,19 @@ class SalesforceConnector(BaseCRMConnector):
         grant = self._grant()
         return None if grant is None else fingerprint({"base_url": self.base_url, **grant})
 
-    async def _fetch_token(self) -> str:
+    async def _fetch_token(self) -> OAuthToken:
         """POST the grant, form-encoded; Salesforce states no expiry, so a token lives until its first 401."""
-        response = await super()._request(
-            "POST", TOKEN_PATH, data=self._grant(), idempotent=True, operation="oauth_token"
+        response = await self._request(
+            "POST", TOKEN_PATH, data=self._grant(), idempotent=True, operation="oauth_token", authenticate=False
         )
-        return str(require(response.json(), "access_token", self.vendor))
+        return OAuthToken(str(require(response.json(), "access_token", self.vendor)))
 
-    async def _renewed_token(self, stale: str | None) -> str:
-        """A token newer than `stale`: one caller (across replicas) fetches it; the others reuse it or its error."""
-        key = self._grant_key()
-        assert key is not None
-        return await token_store(self.ctx.shared, self.ctx.deadline.remaining()).renewed(key, stale, self._fetch_token)
-
-    async def _current_token(self) -> str:
-        """The cached token (this process's, else the shared one), else the configured access_token, else a fetched one."""
-        key = self._grant_key()
+    def _auth(self) -> Auth:
+        """The shared OAuth cache for this org and client (renewed on INVALID_SESSION_ID), or a bare access_token."""
         given = self.config.access_token.get_secret_value() if self.config.access_token else None
-        if key is None:
-            assert given is not None  # the config model guarantees a token or a grant
-            return given
-        tokens = token_store(self.ctx.shared, self.ctx.deadline.remaining())
-        if given:
-            await tokens.seed(key, given)
-        return await tokens.current(key) or await self._renewed_token(None)
-
-    async def _auth_headers(self) -> dict[str, str]:
-        """None here: `_request` adds the Bearer itself, as it must know which token it sent to renew it once."""
-        return {}
-
-    async def _request(
-        self, method: str, path: str, *, headers: Mapping[str, str] | None = None, **kwargs: Any
-    ) -> UpstreamResponse:
-        """Send with the cached token; on INVALID_SESSION_ID renew it once and send once more.
-
-        A 401 means Salesforce did nothing, so even a create may be sent again.
-        """
-        token = await self._current_token()
-        try:
-            return await super()._request(method, path, headers={**(headers or {}), **bearer_auth(token)}, **kwargs)
-        except SessionExpired:
-            if self._grant() is None:
-                raise  # a bare access_token cannot be renewed
-        token = await self._renewed_token(token)
-        return await super()._request(method, path, headers={**(headers or {}), **bearer_auth(token)}, **kwargs)
+        store = token_store(self.ctx.shared, self.ctx.deadline.remaining())
+        key = self._grant_key()
+        return OAuthAuth(store, key, self._fetch_token if key else None, given)
 
     # --- errors -------------------------------------------------------------------------------------
 

@@ -9,7 +9,9 @@ from pydantic import SecretStr, model_validator
 
 from connectors.base import BaseCRMConnector, require
 from connectors.hosts import check_dns_label
-from connectors.http import CredentialCheck, UpstreamResponse, VendorConfig, basic_auth, bearer_auth
+from connectors import auth
+from connectors.auth import Auth
+from connectors.http import CredentialCheck, UpstreamResponse, VendorConfig
 from errors import InvalidConfig, InvalidRequest
 from models import (
     Customer,
@@ -101,12 +103,12 @@ class ZendeskConnector(BaseCRMConnector):
             raise InvalidConfig("invalid zendesk config: subdomain is required", crm_type=self.vendor)
         return f"https://{check_dns_label(self.config.subdomain, 'subdomain', self.vendor)}.zendesk.com"
 
-    async def _auth_headers(self) -> dict[str, str]:
+    def _auth(self) -> Auth:
         """Bearer for OAuth tokens, else Basic `{email}/token:{api_token}`."""
         if self.config.oauth_token:
-            return bearer_auth(self.config.oauth_token.get_secret_value())
+            return auth.bearer(self.config.oauth_token.get_secret_value())
         assert self.config.email and self.config.api_token
-        return basic_auth(f"{self.config.email}/token", self.config.api_token.get_secret_value())
+        return auth.basic(f"{self.config.email}/token", self.config.api_token.get_secret_value())
 
     def _error_detail(self, response: UpstreamResponse) -> tuple[str, Any]:
         """Zendesk errors: `{"error": "RecordNotFound", "description": ..., "details": {...}}`."""
