@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -78,9 +79,44 @@ class BaseCRMConnector(UpstreamConnector, ABC):
     async def get_customer(self, customer_id: str) -> Customer:
         """The customer with this CRM id."""
 
-    @abstractmethod
+    # --- find_customers: a template over per-vendor hooks ----------------------------------------
+
     async def find_customers(self, *, phone: PhoneQuery | None, email: str | None, limit: int) -> list[Customer]:
-        """Customers whose phone (any stored spelling) or email matches."""
+        """Customers whose phone (any stored spelling) or email matches: both lookups at once, de-duplicated."""
+        self._check_search(phone, email)  # refused before any call, the other lookup's too
+        searches = []
+        if phone:
+            searches.append(self._by_phone(phone, limit))
+        if email:
+            searches.append(self._by_email(email, limit))
+        records: dict[str, Any] = {}
+        for found in await asyncio.gather(*searches):
+            for record in found:
+                records.setdefault(self._record_id(record), record)
+        return await self._customers(list(records.values())[:limit])
+
+    def _check_search(self, phone: PhoneQuery | None, email: str | None) -> None:
+        """Refuse a search the vendor cannot run literally, before any call (none by default)."""
+
+    async def _by_phone(self, phone: PhoneQuery, limit: int) -> list[Any]:
+        """The vendor records of the caller with this number (exact callers only)."""
+        raise NotImplementedError
+
+    async def _by_email(self, email: str, limit: int) -> list[Any]:
+        """The vendor records with this email (exact matches only)."""
+        raise NotImplementedError
+
+    def _record_id(self, record: Any) -> str:
+        """A found record's id, the key duplicates share."""
+        return str(require(record, "id", self.vendor))
+
+    async def _customers(self, records: list[Any]) -> list[Customer]:
+        """Found records as Customers (a vendor that needs more per record, e.g. its company, overrides this)."""
+        return [self._customer(record) for record in records]
+
+    def _customer(self, record: Any) -> Customer:
+        """One vendor record as a Customer."""
+        raise NotImplementedError
 
     @abstractmethod
     async def get_ticket(self, ticket_id: str) -> Ticket:

@@ -224,7 +224,7 @@ class FreshdeskConnector(BaseCRMConnector):
             raise MalformedAnswer("the freshdesk contact list is not an array", crm_type=self.vendor)
         return contacts
 
-    async def _contacts_by_phone(self, phone: PhoneQuery, limit: int) -> list[dict[str, Any]]:
+    async def _by_phone(self, phone: PhoneQuery, limit: int) -> list[dict[str, Any]]:
         """The caller's contacts: each common spelling on phone and mobile, a few filters at a time.
 
         The filters match exactly, so the stored spelling must be guessed; the most canonical come first,
@@ -244,21 +244,15 @@ class FreshdeskConnector(BaseCRMConnector):
                 return callers
         return []
 
-    async def find_customers(self, *, phone: PhoneQuery | None, email: str | None, limit: int) -> list[Customer]:
-        """Contacts matching the phone or the email (both at once), deduplicated, with their companies."""
-        searches = []
-        if phone:
-            searches.append(self._contacts_by_phone(phone, limit))
-        if email:
-            searches.append(self._contacts_where("email", email, limit))
-        contacts: dict[Any, dict[str, Any]] = {}
-        for found in await asyncio.gather(*searches):
-            for contact in found:
-                contacts.setdefault(require(contact, "id", self.vendor), contact)
-        chosen = list(contacts.values())[:limit]
-        company_ids = list(dict.fromkeys(c["company_id"] for c in chosen if c.get("company_id") is not None))
+    async def _by_email(self, email: str, limit: int) -> list[dict[str, Any]]:
+        """The exact-match email filter."""
+        return await self._contacts_where("email", email, limit)
+
+    async def _customers(self, records: list[dict[str, Any]]) -> list[Customer]:
+        """Contacts with their companies, each company read once."""
+        company_ids = list(dict.fromkeys(c["company_id"] for c in records if c.get("company_id") is not None))
         companies = dict(zip(company_ids, await asyncio.gather(*(self._company(i) for i in company_ids)), strict=True))
-        return [self._customer(c, companies.get(c.get("company_id"))) for c in chosen]
+        return [self._customer(c, companies.get(c.get("company_id"))) for c in records]
 
     async def get_ticket(self, ticket_id: str) -> Ticket:
         """`GET /tickets/{id}` (a bare ticket, with description and description_text)."""
@@ -277,7 +271,7 @@ class FreshdeskConnector(BaseCRMConnector):
         if ticket.customer_phone:
             caller = parse_phone(ticket.customer_phone, self.ctx.settings.default_phone_region)
             # Freshdesk matches `phone` only as spelled, so look the caller up in any spelling first.
-            known = await self._contacts_by_phone(caller, 1)
+            known = await self._by_phone(caller, 1)
             if known:
                 return {"requester_id": int(require(known[0], "id", self.vendor))}
             return {"phone": caller.e164, "name": ticket.customer_name or f"Caller {caller.e164}"}

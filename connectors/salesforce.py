@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -400,7 +399,7 @@ class SalesforceConnector(BaseCRMConnector):
             raise NotFound(f"Salesforce has no Contact {contact_id}", crm_type=self.vendor)
         return self._customer(records[0])
 
-    async def _contacts_by_phone(self, phone: PhoneQuery, limit: int) -> list[dict[str, Any]]:
+    async def _by_phone(self, phone: PhoneQuery, limit: int) -> list[dict[str, Any]]:
         """SOSL over phone fields for each digit spelling the org may hold; keep only the caller's number."""
         spellings = dict.fromkeys("".join(c for c in form if c.isdigit()) for form in phone.variants)
         terms = " OR ".join(sosl_phrase(digits) for digits in spellings if digits)
@@ -410,24 +409,14 @@ class SalesforceConnector(BaseCRMConnector):
         # A short spelling can also match another country's number that ends the same way.
         return [r for r in records if any(self.matches_phone(r.get(f), phone) for f in ("Phone", "MobilePhone"))]
 
-    async def _contacts_by_email(self, email: str, limit: int) -> list[dict[str, Any]]:
+    async def _by_email(self, email: str, limit: int) -> list[dict[str, Any]]:
         """SOQL on Email (Salesforce compares it case-insensitively)."""
         soql = f"SELECT {self._contact_select()} FROM Contact WHERE Email = {soql_quote(email)} LIMIT {limit}"
         return await self._query(soql, "find_customers")
 
-    async def find_customers(self, *, phone: PhoneQuery | None, email: str | None, limit: int) -> list[Customer]:
-        """Contacts matching the phone or the email (both searches at once when both are given)."""
-        searches = []
-        if phone:
-            searches.append(self._contacts_by_phone(phone, limit))
-        if email:
-            searches.append(self._contacts_by_email(email, limit))
-        found: dict[str, Customer] = {}
-        for records in await asyncio.gather(*searches):
-            for record in records:
-                customer = self._customer(record)
-                found.setdefault(customer.id, customer)
-        return list(found.values())[:limit]
+    def _record_id(self, record: Any) -> str:
+        """Contacts are keyed `Id`."""
+        return str(require(record, "Id", self.vendor))
 
     async def get_ticket(self, ticket_id: str) -> Ticket:
         """`GET /sobjects/Case/{id}?fields=...`."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, ClassVar
 
 from pydantic import SecretStr, model_validator
@@ -210,32 +209,25 @@ class ZendeskConnector(BaseCRMConnector):
             raise InvalidRequest("email has a character Zendesk search cannot take literally", crm_type=self.vendor)
         return f'email:"{email}"'
 
-    async def _users_by_email(self, email: str, limit: int) -> list[dict[str, Any]]:
+    async def _by_email(self, email: str, limit: int) -> list[dict[str, Any]]:
         """Zendesk's search also matches similar addresses; keep only the exact one (case-insensitive)."""
         users = await self._search_users(self._email_query(email), limit)
         return [user for user in users if (user.get("email") or "").lower() == email.lower()]
 
-    async def _users_by_phone(self, phone: PhoneQuery, limit: int) -> list[dict[str, Any]]:
+    async def _by_phone(self, phone: PhoneQuery, limit: int) -> list[dict[str, Any]]:
         """`phone:*{digits}` matches every stored spelling (Zendesk's caller-id search); keep exact callers."""
         users = await self._search_users(f"phone:*{phone.national_significant}", limit)
         # The wildcard also matches another country's number with the same tail.
         return [user for user in users if self.matches_phone(user.get("phone"), phone)]
 
-    async def find_customers(self, *, phone: PhoneQuery | None, email: str | None, limit: int) -> list[Customer]:
-        """Users matching the phone or the email (both searches at once when both are given)."""
+    def _check_search(self, phone: PhoneQuery | None, email: str | None) -> None:
+        """An email Zendesk search cannot take literally is refused before any call."""
         if email:
-            self._email_query(email)  # refused before any call, the phone search's too
-        searches = []
-        if phone:
-            searches.append(self._users_by_phone(phone, limit))
-        if email:
-            searches.append(self._users_by_email(email, limit))
-        found: dict[str, Customer] = {}
-        for users in await asyncio.gather(*searches):
-            for user in users:
-                customer = self._customer(user, user.pop("_organizations"))
-                found.setdefault(customer.id, customer)
-        return list(found.values())[:limit]
+            self._email_query(email)
+
+    async def _customers(self, records: list[dict[str, Any]]) -> list[Customer]:
+        """Users with the organizations their search sideloaded."""
+        return [self._customer(user, user.pop("_organizations")) for user in records]
 
     async def get_ticket(self, ticket_id: str) -> Ticket:
         """`GET /tickets/{id}.json`."""
