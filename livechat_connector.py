@@ -197,7 +197,7 @@ class LiveChatConnector(ChatConnector):
         421: InvalidConfig,
         500: UpstreamUnavailable,
     }
-    error_types: ClassVar[Mapping[str, type[CRMError]]] = LIVECHAT_ERRORS
+    error_codes = LIVECHAT_ERRORS
 
     def __init__(self, config: LiveChatConfig, context: ConnectorContext) -> None:
         """The API host as every connector resolves it, and the accounts host for customer tokens."""
@@ -244,10 +244,10 @@ class LiveChatConnector(ChatConnector):
             return {"type": error, "message": body.get("error_description")}
         return error if isinstance(error, dict) else {}
 
-    def _error_type(self, response: UpstreamResponse) -> type[CRMError]:
-        """By LiveChat's error type first (its statuses are shared by many types), else by status."""
+    def _error_codes(self, response: UpstreamResponse) -> list[str]:
+        """LiveChat's error type, which decides before the status (its statuses are shared by many types)."""
         kind = self._envelope(response).get("type")
-        return (isinstance(kind, str) and self.error_types.get(kind)) or super()._error_type(response)
+        return [kind] if isinstance(kind, str) else []
 
     def _error_detail(self, response: UpstreamResponse) -> tuple[str, Any]:
         """LiveChat's message, with its type (and data, e.g. the right region) kept in details."""

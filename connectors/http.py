@@ -10,7 +10,7 @@ import html
 import math
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, get_args
 
@@ -217,6 +217,8 @@ class UpstreamConnector:
     display_name: ClassVar[str]
     config_model: ClassVar[type[VendorConfig]] = VendorConfig
     status_errors: ClassVar[Mapping[int, type[CRMError]]] = DEFAULT_STATUS_ERRORS
+    # The vendor's own error codes (read by `_error_codes`) -> contract error; they decide before the status.
+    error_codes: ClassVar[Mapping[str, type[CRMError]]] = {}
     credential_check: ClassVar[CredentialCheck]
     # The wait a caller is told after a rate limit that came without one: the vendor's documented window.
     rate_limit_window_seconds: ClassVar[float] = 1.0
@@ -321,8 +323,15 @@ class UpstreamConnector:
         """The vendor's own error message and field details, read from its error body."""
         return f"{self.display_name} answered {response.status}", None
 
+    def _error_codes(self, response: UpstreamResponse) -> Iterable[str]:
+        """The vendor error codes an error body names, in order (none by default)."""
+        return ()
+
     def _error_type(self, response: UpstreamResponse) -> type[CRMError]:
-        """Which contract error a non-2xx answer is; a table lookup unless the vendor needs more."""
+        """Which contract error a non-2xx answer is: the first known vendor code, else the status table."""
+        for code in self._error_codes(response):
+            if code in self.error_codes:
+                return self.error_codes[code]
         error_type = self.status_errors.get(response.status)
         if error_type is not None:
             return error_type

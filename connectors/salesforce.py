@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -115,7 +115,10 @@ ERROR_CODES: dict[str, type[CRMError]] = {
     "API_CURRENTLY_DISABLED": AuthFailed,
     "SERVER_UNAVAILABLE": UpstreamUnavailable,
     "UNABLE_TO_LOCK_ROW": UpstreamUnavailable,  # a competing write held the row; nothing was saved
+    # The token endpoint's `{"error", "error_description"}` (invalid_grant, invalid_client, ...): bad credentials.
+    "oauth_error": AuthFailed,
 }
+OAUTH_ERROR = "oauth_error"
 
 SOQL_ESCAPES = str.maketrans(
     {"\\": "\\\\", "'": "\\'", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
@@ -211,6 +214,7 @@ class SalesforceConnector(BaseCRMConnector):
     rate_limit_window_seconds = 60.0  # REQUEST_LIMIT_EXCEEDED names no wait; a minute keeps callers off it
     config_model = SalesforceConfig
     config: SalesforceConfig
+    error_codes = ERROR_CODES
     emulator = "sandbox.salesforce:SalesforceEmulator"
     # The client-credentials flow runs against the emulator's token endpoint; the org has Account.Tier__c.
     sandbox_credentials = {
@@ -294,14 +298,13 @@ class SalesforceConnector(BaseCRMConnector):
             body = [body]
         return [item for item in body if isinstance(item, dict)] if isinstance(body, list) else []
 
-    def _error_type(self, response: UpstreamResponse) -> type[CRMError]:
-        """By errorCode first (403 REQUEST_LIMIT_EXCEEDED is the rate limit); OAuth errors are bad credentials."""
+    def _error_codes(self, response: UpstreamResponse) -> Iterator[str]:
+        """Each error's errorCode (403 REQUEST_LIMIT_EXCEEDED is the rate limit); the token endpoint's OAuth errors."""
         for error in self._errors(response):
-            if error.get("errorCode") in ERROR_CODES:
-                return ERROR_CODES[error["errorCode"]]
+            if isinstance(error.get("errorCode"), str):
+                yield error["errorCode"]
             if "error" in error and response.status < 500:  # invalid_grant, invalid_client, ...
-                return AuthFailed
-        return super()._error_type(response)
+                yield OAUTH_ERROR
 
     def _error_detail(self, response: UpstreamResponse) -> tuple[str, Any]:
         """`CODE: message` of each error, and the list itself (with `fields`) as details."""
