@@ -14,7 +14,6 @@ import orjson
 from aiohttp import web
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-FAULT_KINDS = ("latency", "rate_limit", "error", "reset", "malformed")
 SERVICE_USER_AGENT = "connectors-service/"  # the prefix of the User-Agent the service's own calls carry
 # Every distinct (emulator, method, path) the service itself called in this process: the wire audit's input
 # (tests/wire_audit.py checks each against the vendor's documented endpoints). Bounded: ids make paths distinct.
@@ -58,6 +57,21 @@ def bearer_token(request: web.Request) -> str | None:
     return header[7:].strip() or None if header.startswith("Bearer ") else None
 
 
+class VendorError(Exception):
+    """An error answer in the vendor's own shape, raised from anywhere in a handler; the middleware sends it."""
+
+    def __init__(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(status)
+        self.status, self.body, self.headers = status, body, headers
+
+    # An already-built vendor answer (an emulator's 404, a text 5xx), raised the same way.
+    prebuilt: web.StreamResponse | None = None
+
+    def response(self) -> web.StreamResponse:
+        """The answer as the vendor sends it."""
+        return self.prebuilt or json_response(self.body, status=self.status, headers=self.headers)
+
+
 @dataclass
 class Fault:
     """One switchable misbehaviour: applies to the next `count` matching requests (-1: until cleared)."""
@@ -77,6 +91,45 @@ class Fault:
         if self.method and request.method != self.method.upper():
             return False
         return not self.path or self.path in subpath
+
+
+async def _latency(emulator: Emulator, request: web.Request, fault: Fault) -> web.StreamResponse | None:
+    """Answer late (then normally)."""
+    await asyncio.sleep(fault.seconds)
+    return None
+
+
+async def _reset(emulator: Emulator, request: web.Request, fault: Fault) -> web.StreamResponse | None:
+    """Drop the connection mid-request."""
+    if request.transport:
+        request.transport.abort()  # the client sees the connection drop mid-request
+    raise asyncio.CancelledError
+
+
+async def _rate_limit(emulator: Emulator, request: web.Request, fault: Fault) -> web.StreamResponse | None:
+    """The vendor's rate-limit answer."""
+    return emulator.rate_limited(fault.retry_after)
+
+
+async def _error(emulator: Emulator, request: web.Request, fault: Fault) -> web.StreamResponse | None:
+    """The vendor's 5xx answer."""
+    return emulator.server_error(fault.status)
+
+
+async def _malformed(emulator: Emulator, request: web.Request, fault: Fault) -> web.StreamResponse | None:
+    """A 200 whose JSON is cut short."""
+    return web.Response(status=200, body=b'{"truncated": ', content_type="application/json")
+
+
+# Fault kind -> behaviour: an answer instead of the handler's, or None to go on to the handler.
+FAULTS: dict[str, Callable[[Emulator, web.Request, Fault], Awaitable[web.StreamResponse | None]]] = {
+    "latency": _latency,
+    "rate_limit": _rate_limit,
+    "error": _error,
+    "reset": _reset,
+    "malformed": _malformed,
+}
+FAULT_KINDS = tuple(FAULTS)
 
 
 class Emulator:
@@ -177,18 +230,10 @@ class Emulator:
         if request.headers.get("User-Agent", "").startswith(SERVICE_USER_AGENT) and len(SERVICE_CALLS) < SERVICE_CALLS_MAX:
             SERVICE_CALLS.add((self.name, request.method, subpath))
         fault = self._take_fault(request, subpath)
-        if fault and fault.kind == "latency":
-            await asyncio.sleep(fault.seconds)
-        elif fault and fault.kind == "rate_limit":
-            return self.rate_limited(fault.retry_after)
-        elif fault and fault.kind == "error":
-            return self.server_error(fault.status)
-        elif fault and fault.kind == "reset":
-            if request.transport:
-                request.transport.abort()  # the client sees the connection drop mid-request
-            raise asyncio.CancelledError
-        elif fault and fault.kind == "malformed":
-            return web.Response(status=200, body=b'{"truncated": ', content_type="application/json")
+        if fault:
+            answer = await FAULTS[fault.kind](self, request, fault)
+            if answer is not None:
+                return answer
         if subpath not in self.auth_exempt and not self.authenticate(request):
             return self.unauthorized(request)
         try:
@@ -197,6 +242,8 @@ class Emulator:
             response = self.not_found()
         except web.HTTPMethodNotAllowed:
             response = self.not_found()
+        except VendorError as exc:  # the one error idiom: any handler raises it, this renders it
+            response = exc.response()
         response.headers.update(self.rate_limit_headers())
         return response
 

@@ -18,7 +18,7 @@ import orjson
 from aiohttp import web
 
 from sandbox import hubspot_search as search
-from sandbox.core import Emulator, bearer_token, json_response
+from sandbox.core import Emulator, VendorError, bearer_token, json_response
 from sandbox.hubspot_schema import ASSOCIATION_TYPES, KIND_PATTERN, KINDS, PIPELINES, pipeline_view
 
 MAX_BATCH = 100
@@ -49,17 +49,12 @@ def error_body(message: str, category: str | None = None, **extra: Any) -> dict[
     return body
 
 
-class BadInput(Exception):
-    """A request HubSpot answers with a 400; carries the answer."""
-
-    def __init__(self, response: web.Response) -> None:
-        super().__init__("bad input")
-        self.response = response
+BadInput = VendorError  # a request HubSpot answers with a 400, in its envelope
 
 
 def bad_request(message: str, category: str | None = "VALIDATION_ERROR", **extra: Any) -> BadInput:
     """A 400 in HubSpot's envelope."""
-    return BadInput(json_response(error_body(message, category, **extra), status=400))
+    return BadInput(400, error_body(message, category, **extra))
 
 
 def api_version(request: web.Request) -> str:
@@ -244,15 +239,12 @@ class HubSpotEmulator(Emulator):
             app.router.add_get(f"{pipelines}/{{pipeline}}", self._guard(self.pipelines))
 
     def _guard(self, handler: Callable[[web.Request], Any]) -> Callable[[web.Request], Any]:
-        """Count the call's API version; turn a BadInput raised anywhere in a handler into its 400."""
+        """Count the call's API version (a BadInput raised anywhere in a handler is the middleware's 400)."""
 
         async def wrapped(request: web.Request) -> web.StreamResponse:
-            """The handler's answer, or the 400 it raised."""
+            """The handler's answer."""
             self.api_versions[api_version(request)] += 1
-            try:
-                return await handler(request)
-            except BadInput as bad:
-                return bad.response
+            return await handler(request)
 
         return wrapped
 

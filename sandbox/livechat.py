@@ -123,29 +123,26 @@ class LiveChatEmulator(CustomerSide, Emulator):
     async def _dispatch(
         self, request: web.Request, actions: dict[str, str], customer_id: str | None = None
     ) -> web.StreamResponse:
-        """Version, region and body checks, then the action; LiveChatError becomes its envelope.
+        """Version, region and body checks, then the action; a LiveChatError is the middleware's envelope.
 
         An unknown method gets not_found: LiveChat's docs list no type for it, so this is the emulator's guess.
         """
+        if request.match_info["version"] not in VERSIONS:
+            raise LiveChatError("unsupported_version")
+        handler = actions.get(request.match_info["method"])
+        if handler is None:
+            raise LiveChatError("not_found", f"Method {request.match_info['method']!r} not found")
+        requester, token = secret_of(request) or ("", "")
+        region = token.partition(":")[0]
+        if region in ("dal", "fra") and request.headers.get("X-Region", "dal") != region:
+            raise LiveChatError("misdirected_request", data={"region": region})
         try:
-            if request.match_info["version"] not in VERSIONS:
-                raise LiveChatError("unsupported_version")
-            handler = actions.get(request.match_info["method"])
-            if handler is None:
-                raise LiveChatError("not_found", f"Method {request.match_info['method']!r} not found")
-            requester, token = secret_of(request) or ("", "")
-            region = token.partition(":")[0]
-            if region in ("dal", "fra") and request.headers.get("X-Region", "dal") != region:
-                raise LiveChatError("misdirected_request", data={"region": region})
-            try:
-                payload = await request.json() if await request.read() else {}
-            except ValueError:
-                raise LiveChatError("validation", "Request body is not valid JSON") from None
-            if not isinstance(payload, dict):
-                raise LiveChatError("validation", "Request body must be a JSON object")
-            return json_response(await getattr(self, handler)(payload, customer_id or requester))
-        except LiveChatError as exc:
-            return exc.response()
+            payload = await request.json() if await request.read() else {}
+        except ValueError:
+            raise LiveChatError("validation", "Request body is not valid JSON") from None
+        if not isinstance(payload, dict):
+            raise LiveChatError("validation", "Request body must be a JSON object")
+        return json_response(await getattr(self, handler)(payload, customer_id or requester))
 
     # --- model ----------------------------------------------------------------------------------
 

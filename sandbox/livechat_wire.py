@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from sandbox.core import json_response
+from sandbox.core import VendorError, json_response
 
 # LiveChat error type -> (HTTP status, default message). The docs give no status per type; these follow the
 # SDKs' recorded answers (authentication 401) and HTTP sense for the rest.
@@ -29,20 +29,14 @@ ERRORS: dict[str, tuple[int, str]] = {
     "request_timeout": (504, "Request timed out"),
 }
 
-class LiveChatError(Exception):
-    """An answer in LiveChat's error envelope."""
+class LiveChatError(VendorError):
+    """An answer in LiveChat's error envelope (core's VendorError, so the shared middleware renders it)."""
 
     def __init__(self, kind: str, message: str | None = None, data: dict[str, Any] | None = None) -> None:
         """An error of this LiveChat type, with its default message unless one is given."""
-        super().__init__(kind)
         self.kind, self.message, self.data = kind, message or ERRORS[kind][1], data
-
-    def response(self) -> web.Response:
-        """The error as LiveChat sends it."""
-        error: dict[str, Any] = {"type": self.kind, "message": self.message}
-        if self.data:
-            error["data"] = self.data
-        return json_response({"error": error}, status=ERRORS[self.kind][0])
+        error: dict[str, Any] = {"type": kind, "message": self.message, **({"data": data} if data else {})}
+        super().__init__(ERRORS[kind][0], {"error": error})
 
 
 def now() -> str:

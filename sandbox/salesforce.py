@@ -25,7 +25,7 @@ import orjson
 from aiohttp import web
 
 from sandbox import soql_eval, sosl
-from sandbox.core import Emulator, Handler, basic_credentials, bearer_token, json_response
+from sandbox.core import Emulator, Handler, VendorError, basic_credentials, bearer_token, json_response
 from sandbox.soql import SoqlError, parse
 
 ORG_ID = "00D000000000001AAA"
@@ -132,13 +132,12 @@ def oauth_error(error: str, description: str) -> web.Response:
     return json_response({"error": error, "error_description": description}, status=400)
 
 
-class ApiError(Exception):
-    """An error answer raised from deep inside a handler."""
+class ApiError(VendorError):
+    """A Salesforce error answer raised from deep inside a handler (core's VendorError renders it)."""
 
     def __init__(self, response: web.StreamResponse) -> None:
-        """Carry the answer to the route wrapper."""
         super().__init__(response.status)
-        self.response = response
+        self.prebuilt = response
 
 
 @dataclass(frozen=True)
@@ -300,16 +299,14 @@ class SalesforceEmulator(Emulator):
         app.router.add_patch(f"{api}/sobjects/{{sobject}}/{{id}}", self._api(self.update_record))
 
     def _api(self, handler: Handler) -> Handler:
-        """A REST handler behind the version check, with ApiError answered as its response."""
+        """A REST handler behind the version check; a refused SOQL query is Salesforce's 400."""
 
         async def run(request: web.Request) -> web.StreamResponse:
-            """Check the version, run the handler, answer an ApiError or SoqlError."""
+            """Check the version, run the handler, answer a SoqlError (a VendorError is the middleware's)."""
             if not VERSION.match(request.match_info["version"]):
                 return self.not_found()
             try:
                 return await handler(request)
-            except ApiError as exc:
-                return exc.response
             except SoqlError as exc:  # a refused SOQL query or SOSL search, or a bad field in ?fields=
                 return errors(400, exc.code, exc.message(request.query.get("q", "")))
 
