@@ -483,6 +483,10 @@ class LiveChatConnector(ChatConnector):
         values = {"chat_id": chat_id, "thread_id": thread_id or "", "license_id": self.config.license_id or ""}
         return fill_url_template(self.config.chat_url_template, values)
 
+    def failure_reason(self, error: CRMError) -> str:
+        """LiveChat's error type, else the contract code."""
+        return failure_reason(error)
+
     async def read_state(self, chat_id: str) -> HandoffResponse:
         """`get_chat`, read as the handoff's state."""
         return self.handoff_state(chat_id, await self.get_chat(chat_id))

@@ -7,6 +7,7 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 from connectors.http import Deadline, UpstreamConnector
+from errors import CRMError
 from models import HandoffContext, HandoffResponse
 
 
@@ -27,6 +28,10 @@ class ChatConnector(UpstreamConnector, ABC):
     def with_deadline(self, deadline: Deadline) -> ChatConnector:
         """The same connector on a shorter clock, so the chat vendor cannot spend the time the fallback needs."""
         return type(self)(self.config, dataclasses.replace(self.ctx, deadline=deadline))
+
+    def failure_reason(self, error: CRMError) -> str:
+        """Why the vendor could not take the call, for the fallback: the contract code unless it says more."""
+        return error.code
 
     @abstractmethod
     async def hand_over(self, context: HandoffContext, urgency: Any, attempt: ChatAttempt) -> HandoffResponse:
