@@ -25,8 +25,6 @@ class Vendor:
     """What the shared tests need to know about one CRM and its emulator."""
 
     crm_type: str
-    ticket_id: str  # a seeded ticket
-    customer_id: str  # the seeded caller, +971501234567
     unknown_ids: dict[str, tuple[str, int | None]]  # "ticket"/"customer" -> (id, upstream_status of its 404)
     bad_ids: tuple[str, ...]  # refused before any call
     invalid_credentials: tuple[dict[str, Any], ...]  # each carries the word "invalid", which the emulator refuses
@@ -41,7 +39,22 @@ class Vendor:
     sends_retry_after: bool = True  # the vendor's rate limit says how long to wait
     rate_limit_upstream_status: int = 429
     rate_limit_message: str = ""
-    forwards_idempotency_key: bool = False  # the vendor dedupes creates itself, by our key
+
+    # Derived from the registered connector class: its emulator's seed and whether the vendor dedupes creates.
+    @property
+    def ticket_id(self) -> str:
+        """A seeded ticket."""
+        return CRMFactory.connector_class(self.crm_type).sandbox_seed["ticket_id"]
+
+    @property
+    def customer_id(self) -> str:
+        """The seeded caller, +971501234567."""
+        return CRMFactory.connector_class(self.crm_type).sandbox_seed["customer_id"]
+
+    @property
+    def forwards_idempotency_key(self) -> bool:
+        """The vendor dedupes creates itself, by our key."""
+        return CRMFactory.connector_class(self.crm_type).vendor_dedupes_creates
 
     def read(self, **extra: Any) -> dict[str, Any]:
         """The body of POST /crm/ticket for the seeded ticket."""
@@ -72,8 +85,6 @@ class Vendor:
 
 ZENDESK = Vendor(
     crm_type="zendesk",
-    ticket_id="12345",
-    customer_id="1001",
     unknown_ids={"ticket": ("999999", 404), "customer": ("999999", 404)},
     bad_ids=("abc", "12-3", "../3001"),
     config=ZENDESK_CONFIG,
@@ -91,13 +102,10 @@ ZENDESK = Vendor(
     sandbox_url_key="base_url",
     first_new_ticket_id="12346",
     create_path="/tickets",
-    forwards_idempotency_key=True,
 )
 
 SALESFORCE = Vendor(
     crm_type="salesforce",
-    ticket_id="500000000000001AAA",
-    customer_id="003000000000001AAA",
     # The Contact is read by a SOQL query: an empty result, not an HTTP 404.
     unknown_ids={"ticket": ("500000000000999AAA", 404), "customer": ("003000000000999AAA", None)},
     bad_ids=("12345", "003000000000001AA", "003' OR Id != '", "500000000000001AAA/../x", "500000000000001AAA?"),
@@ -124,8 +132,6 @@ SALESFORCE = Vendor(
 
 HUBSPOT = Vendor(
     crm_type="hubspot",
-    ticket_id="3001",
-    customer_id="12345",
     unknown_ids={"ticket": ("999999", 404), "customer": ("999999", 404)},
     bad_ids=("abc", "12-3", "../3001"),
     invalid_credentials=({"api_key": "invalid"}, {"access_token": "invalid"}),
@@ -145,8 +151,6 @@ HUBSPOT = Vendor(
 
 FRESHDESK = Vendor(
     crm_type="freshdesk",
-    ticket_id="54321",
-    customer_id="1001",
     # Freshdesk answers an unknown id with an empty 404 body.
     unknown_ids={"ticket": ("999999", 404), "customer": ("424242", 404)},
     bad_ids=("abc", "12-3", "../3001"),
