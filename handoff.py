@@ -17,7 +17,7 @@ from crm import CRMFactory
 from deps import with_create_outcome, within_deadline
 from errors import CRMError, HandoffFailed, InvalidRequest
 from idempotency import IdempotencyStore, fingerprint
-from livechat_text import Urgency, callback_number, e164_or_none, fit_text, handoff_tags, summary_text, transcript_lines
+from handoff_text import Urgency, callback_number, e164_or_none, fit_text, handoff_tags, summary_text, transcript_lines
 from models import HandoffContext, HandoffFallback, HandoffRequest, HandoffResponse, HandoffStatus, TicketCreateRequest
 from observability import log_event
 

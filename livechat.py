@@ -14,7 +14,7 @@ from deps import ERROR_RESPONSES, Context, IdempotencyKey, Store, within_deadlin
 from errors import ValidationFailed
 from handoff import Handoff, current_state
 from livechat_connector import LiveChatConnector  # noqa: F401 (re-exported)
-from livechat_text import URGENCY, Urgency
+from handoff_text import URGENCY, Urgency
 from models import (
     ErrorResponse,
     HandoffRequest,

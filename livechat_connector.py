@@ -43,10 +43,7 @@ from errors import (
     UpstreamUnavailable,
     ValidationFailed,
 )
-from livechat_identity import ACCOUNTS_HOSTS, ACCOUNTS_URL, TOKEN_PATH, CustomerToken, CustomerTokens, grant_body, read_grant
-from livechat_links import DEFAULT_TEMPLATE, check_url_template, fill_url_template
-from livechat_text import (
-    MESSAGE_LIMIT_BYTES,
+from handoff_text import (
     Urgency,
     callback_number,
     caller_identity,
@@ -54,8 +51,10 @@ from livechat_text import (
     handoff_tags,
     split_text,
     summary_text,
-    transcript_events,
+    transcript_messages,
 )
+from livechat_identity import ACCOUNTS_HOSTS, ACCOUNTS_URL, TOKEN_PATH, CustomerToken, CustomerTokens, grant_body, read_grant
+from livechat_links import DEFAULT_TEMPLATE, check_url_template, fill_url_template
 from models import HandoffContext, HandoffResponse, HandoffStatus
 from observability import log_event
 
@@ -131,6 +130,17 @@ def livechat_type(error: CRMError) -> str | None:
 def failure_reason(error: CRMError) -> str:
     """Why LiveChat could not take the call, for the fallback: LiveChat's error type, else the contract code."""
     return livechat_type(error) or error.code
+
+
+MESSAGE_LIMIT_BYTES = 16 * 1024  # LiveChat's limit on the text of one message event
+
+
+def transcript_events(transcript: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The transcript as start_chat's initial message events, in order, long turns split under 16 KB."""
+    return [
+        {"type": "message", "text": text, "visibility": "all"}
+        for text in transcript_messages(transcript, MESSAGE_LIMIT_BYTES)
+    ]
 
 
 # --- the connector --------------------------------------------------------------------------------------

@@ -21,7 +21,8 @@ from errors import (
 )
 from livechat import urgency_of
 from livechat_connector import ChatAttempt, LiveChatConnector
-from livechat_text import MESSAGE_LIMIT_BYTES, URGENCY, fit_text, split_text, transcript_events
+from handoff_text import URGENCY, fit_text, split_text
+from livechat_connector import MESSAGE_LIMIT_BYTES, transcript_events
 from livechat_identity import CustomerTokens, read_grant
 from models import HandoffContext, HandoffStatus
 from settings import Settings

@@ -1,6 +1,6 @@
-"""The handoff's words: the transcript as LiveChat events, the agents-only summary, the fallback ticket's text.
+"""The handoff's words, for any chat vendor: the transcript as messages, the agents-only summary, the ticket's text.
 
-Pure functions, no I/O: what an agent reads, and how a voice call's turns fit LiveChat's 16 KB message limit.
+Pure functions, no I/O: what an agent reads, and how a voice call's turns fit a vendor's per-message limit.
 """
 
 from __future__ import annotations
@@ -14,19 +14,17 @@ from errors import InvalidRequest
 from models import HandoffContext, TicketPriority
 from phone import parse_phone
 
-MESSAGE_LIMIT_BYTES = 16 * 1024  # LiveChat's limit on the text of one message event
-
 
 @dataclasses.dataclass(frozen=True)
 class Urgency:
-    """What a handoff's urgency means on each side: a thread tag in LiveChat, a priority on the fallback ticket."""
+    """What a handoff's urgency means on each side: a tag on the chat, a priority on the fallback ticket."""
 
     name: str
     tag: str
     priority: TicketPriority
 
 
-# LiveChat has no chat priority field; agents see and filter by tags, so urgency travels as one.
+# Chat vendors (LiveChat) have no chat priority field; agents see and filter by tags, so urgency travels as one.
 URGENCY: Mapping[str, Urgency] = {
     "low": Urgency("low", "priority_low", TicketPriority.low),
     "medium": Urgency("medium", "priority_medium", TicketPriority.medium),
@@ -75,19 +73,19 @@ def turn_parts(turn: Mapping[str, Any]) -> tuple[str, str]:
     return ROLE_LABELS.get(role.lower(), role[:32].title() or "Unknown"), str(text).strip()
 
 
-def transcript_events(transcript: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The transcript as start_chat's initial message events, in order, long turns split under 16 KB."""
-    events: list[dict[str, Any]] = []
+def transcript_messages(transcript: list[dict[str, Any]], limit_bytes: int) -> list[str]:
+    """The transcript as `Speaker: text` messages, in order, long turns split under the vendor's `limit_bytes`."""
+    messages: list[str] = []
     for turn in transcript:
         label, text = turn_parts(turn)
         if not text:
             continue
-        room = MESSAGE_LIMIT_BYTES - len(f"{label} (9999/9999): ".encode())
+        room = limit_bytes - len(f"{label} (9999/9999): ".encode())
         pieces = split_text(text, room)
         for n, piece in enumerate(pieces, 1):
             head = label if len(pieces) == 1 else f"{label} ({n}/{len(pieces)})"
-            events.append({"type": "message", "text": f"{head}: {piece}", "visibility": "all"})
-    return events
+            messages.append(f"{head}: {piece}")
+    return messages
 
 
 def transcript_lines(transcript: list[dict[str, Any]]) -> list[str]:
@@ -171,7 +169,7 @@ def fit_text(head: str, lines: list[str], limit: int) -> str:
 
 def caller_identity(context: HandoffContext, region: str) -> str:
     """Who the caller is across calls (their E.164 number, else email, else this call), so a repeat caller
-    stays one LiveChat customer and agents see their earlier chats."""
+    stays one chat customer and agents see their earlier chats."""
     return e164_or_none(callback_number(context, region), region) or (context.customer_email or "").lower() or (
         f"call:{context.call_id}"
     )
