@@ -219,6 +219,9 @@ class UpstreamConnector:
     status_errors: ClassVar[Mapping[int, type[CRMError]]] = DEFAULT_STATUS_ERRORS
     # The vendor's own error codes (read by `_error_codes`) -> contract error; they decide before the status.
     error_codes: ClassVar[Mapping[str, type[CRMError]]] = {}
+    # Config fields that tune mappings, not who the tenant is: left out of tenant_fingerprint, so its keys
+    # (idempotency, handoffs) stay the same whichever tables a tenant sets, and across a rolling deploy.
+    tuning_fields: ClassVar[frozenset[str]] = frozenset()
     credential_check: ClassVar[CredentialCheck]
     # The wait a caller is told after a rate limit that came without one: the vendor's documented window.
     rate_limit_window_seconds: ClassVar[float] = 1.0
@@ -282,7 +285,9 @@ class UpstreamConnector:
     def tenant_fingerprint(self) -> str:
         """Who this connector acts for (vendor, host, credentials hashed): idempotency keys never cross tenants."""
         identity = {
-            name: value.get_secret_value() if isinstance(value, SecretStr) else value for name, value in self.config
+            name: value.get_secret_value() if isinstance(value, SecretStr) else value
+            for name, value in self.config
+            if name not in self.tuning_fields
         }
         return fingerprint({"vendor": self.vendor, "base_url": self.base_url, **identity})
 

@@ -215,6 +215,7 @@ class SalesforceConnector(BaseCRMConnector):
     config_model = SalesforceConfig
     config: SalesforceConfig
     error_codes = ERROR_CODES
+    tuning_fields = frozenset({"status_map", "status_write_map", "priority_map", "priority_write_map"})
     emulator = "sandbox.salesforce:SalesforceEmulator"
     # The client-credentials flow runs against the emulator's token endpoint; the org has Account.Tier__c.
     sandbox_credentials = {

@@ -89,6 +89,7 @@ class ZendeskConnector(BaseCRMConnector):
     )
     config_model = ZendeskConfig
     config: ZendeskConfig
+    tuning_fields = frozenset({"tier_field"})
     emulator = "sandbox.zendesk:ZendeskEmulator"
     sandbox_credentials = {"subdomain": "sandbox", "email": "agent@example.com", "api_token": "sandbox-token"}
     sandbox_seed = {"customer_id": "1001", "ticket_id": "12345", "phone": "+971 50 123 4567"}

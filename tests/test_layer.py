@@ -148,3 +148,11 @@ async def test_transport_errors_and_statuses_still_map_to_contract_errors(zendes
     assert len(transport.sent) == 3  # retried like any unreachable vendor
     with pytest.raises(AuthFailed):
         await zendesk(FakeTransport((401, {"error": "Couldn't authenticate you"}))).get_ticket("7")
+
+
+def test_tuning_fields_do_not_change_who_the_tenant_is(make_context):
+    base = {"subdomain": "acme", "oauth_token": "tok"}
+    plain = ZendeskConnector.from_request(base, make_context())
+    tuned = ZendeskConnector.from_request({**base, "tier_field": "plan"}, make_context())
+    other = ZendeskConnector.from_request({**base, "oauth_token": "other"}, make_context())
+    assert plain.tenant_fingerprint() == tuned.tenant_fingerprint() != other.tenant_fingerprint()
