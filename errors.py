@@ -65,6 +65,13 @@ class Unauthorized(InvalidRequest):
     headers = {"WWW-Authenticate": "Bearer"}
 
 
+class AdminDisabled(CRMError):
+    """The admin API is closed: no CONNECTORS_ADMIN_KEYS are set and the service is not in sandbox mode."""
+
+    status_code = 403
+    code = "admin_disabled"
+
+
 class RequestTimeout(InvalidRequest):
     """The client did not send its whole request (headers or body) within the read timeout."""
 

@@ -60,6 +60,8 @@ class Settings(BaseSettings):
 
     # Caller authentication: comma-separated keys, each `id:key` or a bare key (its id is a hash prefix).
     connectors_api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    # The admin API (/connections, /subscriptions): its own keys, same form; none of the callers' keys opens it.
+    connectors_admin_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     # Slow clients: headers and body must arrive within these bounds; shutdown waits at most this long.
     header_read_timeout_seconds: float = Field(10.0, gt=0)
     body_read_timeout_seconds: float = Field(15.0, gt=0)
@@ -140,7 +142,7 @@ class Settings(BaseSettings):
         """A template with a format spec would fail (or balloon) only after a chat was started: fail at start-up."""
         return check_url_template(value)
 
-    @field_validator("connectors_api_keys", mode="before")
+    @field_validator("connectors_api_keys", "connectors_admin_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
         """Accept a comma-separated list; the values stay secret (never in a repr or a log)."""
