@@ -14,7 +14,9 @@ import orjson
 from aiohttp import web
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-FAULT_KINDS = ("latency", "rate_limit", "error", "reset", "malformed")
+FAULT_KINDS = ("latency", "rate_limit", "error", "reset", "malformed", "lose_answer")
+# How `lose_answer` drops the answer of a request the emulator did carry out (a create that really happened).
+LOSE_MODES = ("reset", "error", "stall")
 SERVICE_USER_AGENT = "connectors-service/"  # the prefix of the User-Agent the service's own calls carry
 # Every distinct (emulator, method, path) the service itself called in this process: the wire audit's input
 # (tests/wire_audit.py checks each against the vendor's documented endpoints). Bounded: ids make paths distinct.
@@ -66,7 +68,8 @@ class Fault:
     count: int = 1
     seconds: float = 0.0  # latency
     retry_after: int = 1  # rate_limit
-    status: int = 503  # error
+    status: int = 503  # error, and lose_answer's `error` mode
+    mode: str = "reset"  # lose_answer: reset the connection, answer `status`, or stall `seconds` before answering
     method: str | None = None
     path: str | None = None  # substring of the path below the emulator's root
 
@@ -197,8 +200,21 @@ class Emulator:
             response = self.not_found()
         except web.HTTPMethodNotAllowed:
             response = self.not_found()
+        if fault and fault.kind == "lose_answer":
+            return await self._lose(request, fault, response)
         response.headers.update(self.rate_limit_headers())
         return response
+
+    async def _lose(self, request: web.Request, fault: Fault, response: web.StreamResponse) -> web.StreamResponse:
+        """The handler ran (a create really happened); the client never gets its answer."""
+        if fault.mode == "error":
+            return self.server_error(fault.status)
+        if fault.mode == "stall":
+            await asyncio.sleep(fault.seconds)  # past the service's deadline: it gives up first
+            return response
+        if request.transport:
+            request.transport.abort()
+        raise asyncio.CancelledError
 
 
 class SandboxRunner:
@@ -237,6 +253,8 @@ class SandboxRunner:
         fault = Fault(**{k: v for k, v in payload.items() if k != "vendor"})
         if fault.kind not in FAULT_KINDS:
             raise web.HTTPBadRequest(text=f"kind must be one of {FAULT_KINDS}")
+        if fault.mode not in LOSE_MODES:
+            raise web.HTTPBadRequest(text=f"mode must be one of {LOSE_MODES}")
         self._emulator(payload["vendor"]).add_fault(fault)
         return json_response({"ok": True}, status=201)
 
