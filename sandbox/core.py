@@ -127,6 +127,10 @@ class Emulator:
         """Headers the vendor puts on every answer about its limits."""
         return {}
 
+    def ticket_ids(self) -> list[str]:
+        """Every ticket (or Case) the emulator holds, so tests count what really exists."""
+        raise web.HTTPNotFound(text=f"{self.name} keeps no tickets")
+
     def control(self, action: str, payload: dict[str, Any]) -> Any:
         """Vendor-specific sandbox switches (expire tokens, take agents offline, ...)."""
         raise web.HTTPNotFound(text=f"{self.name} has no control action {action!r}")
@@ -238,6 +242,7 @@ class SandboxRunner:
         app.router.add_delete("/_sandbox/faults", self._clear_faults)
         app.router.add_post("/_sandbox/reset", self._reset)
         app.router.add_get("/_sandbox/requests", self._requests)
+        app.router.add_get("/_sandbox/tickets", self._tickets)
         app.router.add_post("/_sandbox/{vendor}/{action}", self._control)
         for name, emulator in self.emulators.items():
             app.add_subapp(f"/{name}/", emulator.build_app())
@@ -272,6 +277,9 @@ class SandboxRunner:
 
     async def _requests(self, request: web.Request) -> web.Response:
         return json_response(list(self._emulator(request.query["vendor"]).requests))
+
+    async def _tickets(self, request: web.Request) -> web.Response:
+        return json_response(self._emulator(request.query["vendor"]).ticket_ids())
 
     async def _control(self, request: web.Request) -> web.Response:
         payload = await request.json() if request.can_read_body else {}
