@@ -51,7 +51,10 @@ class CreateOnce:
             error = with_create_outcome(exc, "ticket", repeat_safe=True)
             if marker and error.details["created"] == "unknown":
                 record = {"fp": self.fingerprint, "marker": marker, "at": pending["at"] if pending else time.time()}
-                await self.store.remember_unknown(self.scope, self.key, record)
+                try:
+                    await self.store.remember_unknown(self.scope, self.key, record)
+                except CRMError:
+                    pass  # the store is down: the caller still learns the truth, created "unknown"
             raise error from None
         if pending is not None:
             await self.store.forget_unknown(self.scope, self.key)

@@ -222,7 +222,7 @@ class HubSpotConnector(BaseCRMConnector):
     config_model = HubSpotConfig
     config: HubSpotConfig
     search_page_max: ClassVar[int] = 100
-    marker_search_lag_seconds: ClassVar[float] = 60.0  # new objects take "a few moments" to appear in search
+    marker_search_lag_seconds: ClassVar[float] = 60.0  # search is an index, not read-after-write
 
     def __init__(self, config: HubSpotConfig, context: ConnectorContext) -> None:
         """The stage table both ways, the config's overrides merged over HubSpot's default pipeline."""
@@ -444,8 +444,8 @@ class HubSpotConnector(BaseCRMConnector):
     async def find_created(self, marker: str, ticket: TicketCreateRequest) -> str | None:
         """`POST .../objects/tickets/search`: `content` CONTAINS_TOKEN the marker (the marker is one token).
 
-        The search index trails writes (HubSpot: new objects can take a few moments to appear), hence
-        `marker_search_lag_seconds`. Docs: https://developers.hubspot.com/docs/api/crm/search
+        The search index may trail writes (not documented as read-after-write), hence `marker_search_lag_seconds`.
+        Docs: https://developers.hubspot.com/docs/api-reference/2026-03/crm/search-the-crm
         """
         data = await self._json(
             "POST",
