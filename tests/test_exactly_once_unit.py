@@ -114,3 +114,54 @@ async def test_freshdesk_tags_the_ticket_and_finds_it_with_the_filter_api(build,
 
     mock_http.get(re.compile(rf"^{re.escape(FD_BASE)}/search/tickets\?.*$"), payload={"results": [], "total": 0})
     assert await fd.find_created(marker, TICKET) is None
+
+
+# --- the shared loop (exactly_once.CreateOnce) over a real in-memory store, the vendor faked ---------------
+
+
+@pytest.fixture
+def once(build, mock_http):
+    """A CreateOnce for Freshdesk under key `k`, over a fresh in-memory idempotency store."""
+    from exactly_once import CreateOnce
+    from idempotency import InMemoryIdempotencyStore
+
+    fd = build(FreshdeskConnector, {"domain": "acme", "api_key": "key123"})
+    store = InMemoryIdempotencyStore(60, 100)
+    return lambda fp="fp": CreateOnce(fd, fd.ctx, store, "scope", "k", fp)
+
+
+async def test_an_unknown_outcome_is_remembered_and_the_repeat_finds_the_ticket(once, mock_http):
+    from errors import UpstreamUnavailable
+
+    first = once()
+    mock_http.post(f"{FD_BASE}/tickets", status=503, body="Service Unavailable")
+    with pytest.raises(UpstreamUnavailable) as failed:
+        await first.run(TICKET)
+    assert failed.value.details["created"] == "unknown"
+    record = await first.store.unknown_outcome("scope", "k")
+    assert record["fp"] == "fp" and record["marker"] == first.crm.creation_marker("k")
+
+    repeat = once()
+    stored = {"id": 77, "subject": "Callback requested", "description_text": "Call me back.", "tags": [record["marker"]]}
+    mock_http.get(re.compile(rf"^{re.escape(FD_BASE)}/search/tickets\?.*$"), payload={"results": [stored], "total": 1})
+    mock_http.get(f"{FD_BASE}/tickets/77", payload={**stored, "status": 2, "priority": 1, "source": 3})
+    ticket = await repeat.run(TICKET)
+    assert (ticket.id, repeat.recovered) == ("77", True)
+    assert len(sent(mock_http, "POST", f"{FD_BASE}/tickets")) == 1  # the first attempt's only
+    assert await repeat.store.unknown_outcome("scope", "k") is None
+
+
+async def test_a_failed_lookup_keeps_created_unknown_and_says_what_was_searched(once, mock_http):
+    from errors import AuthFailed, IdempotencyConflict
+
+    first = once()
+    await first.store.remember_unknown("scope", "k", {"fp": "fp", "marker": "m", "at": 0.0})
+    mock_http.get(re.compile(rf"^{re.escape(FD_BASE)}/search/tickets\?.*$"), status=401, payload={"code": "invalid_credentials"})
+    with pytest.raises(AuthFailed) as failed:
+        await first.run(TICKET)
+    marker = first.crm.creation_marker("k")
+    assert failed.value.details == {"created": "unknown", "searched": {"crm_type": "freshdesk", "marker": marker}}
+    assert not sent(mock_http, "POST", f"{FD_BASE}/tickets")  # never created blindly
+
+    with pytest.raises(IdempotencyConflict):
+        await once(fp="another body").run(TICKET)
