@@ -450,13 +450,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 status, data, replayed = *(await create()), False
             else:
                 scope = f"ticket_create:{crm.tenant_fingerprint()}"
-                payload = fingerprint(body.model_dump(mode="json", exclude={"config"}))
-                once = CreateOnce(crm, ctx, store, scope, key, payload)
+                body_fp = fingerprint(body.model_dump(mode="json", exclude={"config"}))
+                once = CreateOnce(crm, ctx, store, scope, key, body_fp)
 
                 async def create_once() -> tuple[int, Any]:
                     return 201, (await once.run(body)).model_dump(mode="json")
 
-                status, data, replayed = await store.run(scope, key, payload, create_once)
+                status, data, replayed = await store.run(scope, key, body_fp, create_once)
                 replayed = replayed or once.recovered  # the ticket an earlier, unanswered attempt made
                 if replayed:
                     telemetry.record_replay("ticket_create")
