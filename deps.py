@@ -189,13 +189,19 @@ async def within_deadline(work: Awaitable[T], ctx: ConnectorContext, crm_type: s
         raise UpstreamTimeout("the request did not finish within its deadline", crm_type=crm_type) from None
 
 
-def with_create_outcome(error: CRMError, what: str, vendor_dedupes: bool) -> CRMError:
-    """Tell the caller whether a failed create may still have happened, so nothing is doubled or lost."""
+def with_create_outcome(error: CRMError, what: str, repeat_safe: bool) -> CRMError:
+    """Tell the caller whether a failed create may still have happened, so nothing is doubled or lost.
+
+    `repeat_safe`: a repeat with the same key cannot double it (the vendor dedupes, or exactly_once.py looks
+    for the first attempt's marker). An error that already says whether it created is left as it is.
+    """
+    if isinstance(error.details, dict) and "created" in error.details:
+        return error
     if isinstance(error, (UpstreamTimeout, UpstreamUnavailable)) and not error.request_not_processed:
         advice = (
             "repeat the call with the same Idempotency-Key to get exactly one"
-            if vendor_dedupes
-            else "this vendor takes no idempotency key, so look for it before creating it again"
+            if repeat_safe
+            else "no Idempotency-Key was given, so look for it before creating it again"
         )
         error.message += f"; the {what} may or may not have been created: {advice}"
         created: bool | str = "unknown"

@@ -106,6 +106,12 @@ class IdempotencyConflict(CRMError):
     code = "idempotency_conflict"
 
 
+class OutcomeStillUnknown(IdempotencyConflict):
+    """A repeat of a create whose first outcome is unknown, and the vendor cannot yet tell: ask again later."""
+
+    retryable = True
+
+
 class ValidationFailed(CRMError):
     """The body failed validation here, or the vendor rejected its fields."""
 

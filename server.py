@@ -35,6 +35,7 @@ from connectors.http import ConnectorContext, UpstreamConnector
 from crm import CRMFactory
 from deps import ERROR_RESPONSES, ROUTE_ERRORS, Context, app_context, error_responses, IdempotencyKey, Store, open_crm, with_create_outcome, within_deadline
 from errors import CRMError, InvalidRequest, NotFound, UpstreamUnavailable, ValidationFailed
+from exactly_once import CreateOnce
 from idempotency import fingerprint
 from limits import BodyLimitMiddleware, uvicorn_options
 from livechat import HANDOFF_CONNECTORS
@@ -438,10 +439,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async def create() -> tuple[int, Any]:
             try:
                 ticket = await within_deadline(
-                    crm.create_ticket(body, idempotency_key=key or uuid.uuid4().hex), ctx, crm.vendor
+                    crm.create_ticket(body, idempotency_key=uuid.uuid4().hex), ctx, crm.vendor
                 )
             except CRMError as exc:
-                raise with_create_outcome(exc, "ticket", crm.vendor_dedupes_creates) from None
+                raise with_create_outcome(exc, "ticket", repeat_safe=False) from None
             return 201, ticket.model_dump(mode="json")
 
         try:
@@ -449,8 +450,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 status, data, replayed = *(await create()), False
             else:
                 scope = f"ticket_create:{crm.tenant_fingerprint()}"
-                payload = body.model_dump(mode="json", exclude={"config"})
-                status, data, replayed = await store.run(scope, key, fingerprint(payload), create)
+                body_fp = fingerprint(body.model_dump(mode="json", exclude={"config"}))
+                once = CreateOnce(crm, ctx, store, scope, key, body_fp)
+
+                async def create_once() -> tuple[int, Any]:
+                    return 201, (await once.run(body)).model_dump(mode="json")
+
+                status, data, replayed = await store.run(scope, key, body_fp, create_once)
+                replayed = replayed or once.recovered  # the ticket an earlier, unanswered attempt made
                 if replayed:
                     telemetry.record_replay("ticket_create")
         finally:

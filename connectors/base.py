@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -14,6 +15,19 @@ from phone import PhoneQuery, to_e164
 
 # ASCII digits only: `\d` also matches Arabic-Indic and other Unicode digits, which no vendor id holds.
 NUMERIC_ID = re.compile(r"[0-9]{1,20}", re.ASCII)
+# A creation marker: one word (no separators, so every vendor's search takes it as one token or tag).
+MARKER = re.compile(r"idem[0-9a-f]{24}")
+MARKER_LINE = re.compile(r"\n*\[ref (idem[0-9a-f]{24})\]\s*$")  # how it ends a text field
+
+
+def with_marker(text: str, marker: str | None) -> str:
+    """A text field that ends with the marker line (unchanged without a marker)."""
+    return f"{text}\n\n[ref {marker}]" if marker else text
+
+
+def without_marker(text: str) -> str:
+    """A text field as the caller wrote it: a trailing marker line dropped."""
+    return MARKER_LINE.sub("", text)
 
 
 def require(mapping: Any, key: str, vendor: str) -> Any:
@@ -31,6 +45,9 @@ class BaseCRMConnector(UpstreamConnector, ABC):
     vendor_dedupes_creates: ClassVar[bool] = False
     customer_id_pattern: ClassVar[re.Pattern[str]] = NUMERIC_ID
     ticket_id_pattern: ClassVar[re.Pattern[str]] = NUMERIC_ID
+    # How long after a create the vendor's marker search may still miss it (an eventually consistent index):
+    # within it, not finding the marker proves nothing, so a repeat is refused rather than created again.
+    marker_search_lag_seconds: ClassVar[float] = 0.0
 
     def _check_id(self, value: str, what: str, pattern: re.Pattern[str]) -> str:
         """Validate an id before it enters a path, so it cannot address anything else."""
@@ -72,6 +89,16 @@ class BaseCRMConnector(UpstreamConnector, ABC):
         }
         return {fields[name]: value for name, value in values.items() if value is not None and name in fields}
 
+    def creation_marker(self, key: str) -> str | None:
+        """The word a create writes into its record, so a lost answer can be found; None where the vendor dedupes."""
+        if self.vendor_dedupes_creates:
+            return None
+        return "idem" + hashlib.sha256(f"{self.tenant_fingerprint()}:{key}".encode()).hexdigest()[:24]
+
+    async def find_created(self, marker: str, ticket: TicketCreateRequest) -> str | None:
+        """The id of the ticket an earlier create wrote `marker` into, or None (the vendor has none)."""
+        return None
+
     @abstractmethod
     async def get_customer(self, customer_id: str) -> Customer:
         """The customer with this CRM id."""
@@ -85,8 +112,10 @@ class BaseCRMConnector(UpstreamConnector, ABC):
         """The ticket or case with this id."""
 
     @abstractmethod
-    async def create_ticket(self, ticket: TicketCreateRequest, *, idempotency_key: str) -> Ticket:
-        """Create a ticket once; vendors that take an idempotency key get this one."""
+    async def create_ticket(
+        self, ticket: TicketCreateRequest, *, idempotency_key: str, marker: str | None = None
+    ) -> Ticket:
+        """Create a ticket once; vendors that take an idempotency key get this one; `marker` goes into the record."""
 
     @abstractmethod
     async def update_ticket(self, update: TicketUpdateRequest) -> Ticket:

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from pydantic import SecretStr
 
-from connectors.base import BaseCRMConnector, require
+from connectors.base import MARKER, BaseCRMConnector, require
 from connectors.hosts import check_dns_label
 from connectors.http import CredentialCheck, UpstreamResponse, VendorConfig, basic_auth
 from errors import MalformedAnswer, NotFound, ValidationFailed
@@ -91,6 +91,7 @@ class FreshdeskConnector(BaseCRMConnector):
     config_model = FreshdeskConfig
     config: FreshdeskConfig
     page_max: ClassVar[int] = 100  # Freshdesk's per_page ceiling
+    marker_search_lag_seconds: ClassVar[float] = 60.0  # the filter API is an index; its delay is undocumented
     # Exact-match filters tried at once: a few, not all 14 spellings x fields, to spare the rate limit.
     filters_at_once: ClassVar[int] = 4
 
@@ -161,7 +162,7 @@ class FreshdeskConnector(BaseCRMConnector):
         ticket_id = require(ticket, "id", self.vendor)
         status, priority, source = ticket.get("status"), ticket.get("priority"), ticket.get("source")
         metadata = {
-            "tags": ticket.get("tags") or [],
+            "tags": [tag for tag in ticket.get("tags") or [] if not MARKER.fullmatch(tag)],
             "vendor_status": status,
             "vendor_priority": priority,
             "source": source,
@@ -280,11 +281,27 @@ class FreshdeskConnector(BaseCRMConnector):
             "Freshdesk needs a requester: give customer_id, customer_email or customer_phone", crm_type=self.vendor
         )
 
-    async def create_ticket(self, ticket: TicketCreateRequest, *, idempotency_key: str) -> Ticket:
+    async def find_created(self, marker: str, ticket: TicketCreateRequest) -> str | None:
+        """The filter API, `GET /search/tickets?query="tag:'<marker>'"`: the ticket tagged with the marker.
+
+        The filter API reads a search index that trails writes, hence `marker_search_lag_seconds`.
+        Docs: https://developers.freshdesk.com/api/#filter_tickets
+        """
+        data = await self._json(
+            "GET", "/api/v2/search/tickets", params={"query": f"\"tag:'{marker}'\""}, operation="create_ticket"
+        )
+        for record in require(data, "results", self.vendor):
+            if marker in (record.get("tags") or []):
+                return str(require(record, "id", self.vendor))
+        return None
+
+    async def create_ticket(
+        self, ticket: TicketCreateRequest, *, idempotency_key: str, marker: str | None = None
+    ) -> Ticket:
         """`POST /tickets` → 201 bare ticket, as a phone ticket.
 
         Freshdesk takes no idempotency key, so `_request` resends the create only where Freshdesk cannot
-        have received it (429, refused connection); the service's own Idempotency-Key store covers replays.
+        have received it (429, refused connection); the marker is a tag, where `find_created` looks for it.
         """
         body: dict[str, Any] = {
             "subject": ticket.subject,
@@ -292,7 +309,7 @@ class FreshdeskConnector(BaseCRMConnector):
             "status": STATUS_TO_FRESHDESK[ticket.status or DEFAULT_STATUS],
             "priority": PRIORITY_TO_FRESHDESK[ticket.priority or DEFAULT_PRIORITY],
             "source": SOURCE_PHONE,
-            "tags": ticket.tags,
+            "tags": [*ticket.tags, marker] if marker else ticket.tags,
             **await self._requester(ticket),
         }
         body.update({key: ticket.metadata[key] for key in CREATE_PASSTHROUGH if key in ticket.metadata})

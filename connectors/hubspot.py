@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import orjson
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from connectors.base import BaseCRMConnector, require
+from connectors.base import MARKER_LINE, BaseCRMConnector, require, with_marker, without_marker
 from connectors.http import ConnectorContext, CredentialCheck, UpstreamResponse, VendorConfig, bearer_auth, parse_retry_after
 from errors import InvalidRequest
 from models import (
@@ -222,6 +222,7 @@ class HubSpotConnector(BaseCRMConnector):
     config_model = HubSpotConfig
     config: HubSpotConfig
     search_page_max: ClassVar[int] = 100
+    marker_search_lag_seconds: ClassVar[float] = 60.0  # search is an index, not read-after-write
 
     def __init__(self, config: HubSpotConfig, context: ConnectorContext) -> None:
         """The stage table both ways, the config's overrides merged over HubSpot's default pipeline."""
@@ -339,7 +340,7 @@ class HubSpotConnector(BaseCRMConnector):
         return Ticket(
             id=str(require(ticket, "id", self.vendor)),
             subject=props.get("subject") or "",
-            description=props.get("content") or "",
+            description=without_marker(props.get("content") or ""),
             status=self.status_for.get(stage or "", TicketStatus.open),
             priority=PRIORITY_FROM_HUBSPOT.get(priority or "", TicketPriority.medium),  # unset: medium
             customer_id=contacts[0] if contacts else None,
@@ -440,16 +441,41 @@ class HubSpotConnector(BaseCRMConnector):
             return ticket.description
         return f"{ticket.description}\n\nCaller: {', '.join(caller)}"
 
-    async def create_ticket(self, ticket: TicketCreateRequest, *, idempotency_key: str) -> Ticket:
+    async def find_created(self, marker: str, ticket: TicketCreateRequest) -> str | None:
+        """`POST .../objects/tickets/search`: `content` CONTAINS_TOKEN the marker (the marker is one token).
+
+        The search index may trail writes (not documented as read-after-write), hence `marker_search_lag_seconds`.
+        Docs: https://developers.hubspot.com/docs/api-reference/2026-03/crm/search-the-crm
+        """
+        data = await self._json(
+            "POST",
+            self._path("objects", "tickets/search"),
+            json={
+                "filterGroups": [{"filters": [{"propertyName": "content", "operator": "CONTAINS_TOKEN", "value": marker}]}],
+                "properties": ["content"],
+                "limit": 10,
+            },
+            idempotent=True,  # a search changes nothing
+            operation="create_ticket",
+        )
+        for record in require(data, "results", self.vendor):
+            found = MARKER_LINE.search((record.get("properties") or {}).get("content") or "")
+            if found and found.group(1) == marker:
+                return str(require(record, "id", self.vendor))
+        return None
+
+    async def create_ticket(
+        self, ticket: TicketCreateRequest, *, idempotency_key: str, marker: str | None = None
+    ) -> Ticket:
         """`POST .../objects/tickets` → 201, associated to the contact.
 
         HubSpot takes no idempotency key here, so `_request` repeats the create only where HubSpot cannot have
-        received it (429, no connection); the service's own Idempotency-Key store covers caller retries.
+        received it (429, no connection); the marker ends `content`, where `find_created` searches for it.
         """
         contact_id = await self._contact_for(ticket)
         properties = {
             "subject": ticket.subject,
-            "content": self._content(ticket, contact_id),
+            "content": with_marker(self._content(ticket, contact_id), marker),
             "hs_pipeline": self.config.pipeline,
             "hs_pipeline_stage": self.stage_for[ticket.status or TicketStatus.new],
         }

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from pydantic import SecretStr, field_validator, model_validator
 
-from connectors.base import BaseCRMConnector, require
+from connectors.base import MARKER_LINE, BaseCRMConnector, require, with_marker, without_marker
 from connectors.hosts import check_vendor_url
 from connectors.http import CredentialCheck, UpstreamResponse, VendorConfig, bearer_auth
 from errors import (
@@ -366,7 +366,7 @@ class SalesforceConnector(BaseCRMConnector):
         return Ticket(
             id=str(require(case, "Id", self.vendor)),
             subject=case.get("Subject") or "",
-            description=case.get("Description") or "",
+            description=without_marker(case.get("Description") or ""),
             status=status or (TicketStatus.closed if case.get("IsClosed") else TicketStatus.open),
             priority=priorities.get(case.get("Priority") or "", TicketPriority.medium),
             customer_id=case.get("ContactId"),
@@ -465,14 +465,35 @@ class SalesforceConnector(BaseCRMConnector):
         }
         return {k: v for k, v in supplied.items() if v}
 
-    async def create_ticket(self, ticket: TicketCreateRequest, *, idempotency_key: str) -> Ticket:
+    async def find_created(self, marker: str, ticket: TicketCreateRequest) -> str | None:
+        """SOQL for Cases with this exact Subject, newest first; the one whose Description ends with the marker.
+
+        Case.Description is a long text area, which SOQL cannot filter on, so the filterable Subject narrows the
+        query and the marker is checked here. SOQL reads the database itself, so an empty answer proves absence.
+        Docs: https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_query.htm and
+        https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/sforce_api_objects_case.htm
+        """
+        soql = (
+            f"SELECT Id, Description FROM Case WHERE Subject = {soql_quote(ticket.subject)} "
+            "ORDER BY CreatedDate DESC LIMIT 200"
+        )
+        for case in await self._query(soql, "create_ticket"):
+            found = MARKER_LINE.search(case.get("Description") or "")
+            if found and found.group(1) == marker:
+                return str(require(case, "Id", self.vendor))
+        return None
+
+    async def create_ticket(
+        self, ticket: TicketCreateRequest, *, idempotency_key: str, marker: str | None = None
+    ) -> Ticket:
         """`POST /sobjects/Case` (201 `{"id","success","errors"}`), then the Case read back.
 
-        Salesforce takes no idempotency key, so the create is retried only where it cannot have arrived.
+        Salesforce takes no idempotency key, so the create is retried only where it cannot have arrived; the
+        marker ends the Description, where `find_created` looks for it after a lost answer.
         """
         body: dict[str, Any] = {
             "Subject": ticket.subject,
-            "Description": ticket.description,
+            "Description": with_marker(ticket.description, marker),
             "Origin": "Phone",  # the voice platform's calls
             **self._case_fields(ticket.status, ticket.priority),
             **await self._contact_of(ticket),

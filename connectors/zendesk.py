@@ -252,7 +252,9 @@ class ZendeskConnector(BaseCRMConnector):
             return {"requester": {"name": ticket.customer_name}}
         return {}  # Zendesk then makes the authenticated agent the requester
 
-    async def create_ticket(self, ticket: TicketCreateRequest, *, idempotency_key: str) -> Ticket:
+    async def create_ticket(
+        self, ticket: TicketCreateRequest, *, idempotency_key: str, marker: str | None = None
+    ) -> Ticket:
         """`POST /tickets.json` with Idempotency-Key, so a retry can never open a second ticket."""
         body: dict[str, Any] = {
             "subject": ticket.subject,

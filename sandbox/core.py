@@ -14,7 +14,9 @@ import orjson
 from aiohttp import web
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-FAULT_KINDS = ("latency", "rate_limit", "error", "reset", "malformed")
+FAULT_KINDS = ("latency", "rate_limit", "error", "reset", "malformed", "lose_answer")
+# How `lose_answer` drops the answer of a request the emulator did carry out (a create that really happened).
+LOSE_MODES = ("reset", "error", "stall")
 SERVICE_USER_AGENT = "connectors-service/"  # the prefix of the User-Agent the service's own calls carry
 # Every distinct (emulator, method, path) the service itself called in this process: the wire audit's input
 # (tests/wire_audit.py checks each against the vendor's documented endpoints). Bounded: ids make paths distinct.
@@ -66,7 +68,8 @@ class Fault:
     count: int = 1
     seconds: float = 0.0  # latency
     retry_after: int = 1  # rate_limit
-    status: int = 503  # error
+    status: int = 503  # error, and lose_answer's `error` mode
+    mode: str = "reset"  # lose_answer: reset the connection, answer `status`, or stall `seconds` before answering
     method: str | None = None
     path: str | None = None  # substring of the path below the emulator's root
 
@@ -123,6 +126,10 @@ class Emulator:
     def rate_limit_headers(self) -> dict[str, str]:
         """Headers the vendor puts on every answer about its limits."""
         return {}
+
+    def ticket_ids(self) -> list[str]:
+        """Every ticket (or Case) the emulator holds, so tests count what really exists."""
+        raise web.HTTPNotFound(text=f"{self.name} keeps no tickets")
 
     def control(self, action: str, payload: dict[str, Any]) -> Any:
         """Vendor-specific sandbox switches (expire tokens, take agents offline, ...)."""
@@ -197,8 +204,21 @@ class Emulator:
             response = self.not_found()
         except web.HTTPMethodNotAllowed:
             response = self.not_found()
+        if fault and fault.kind == "lose_answer":
+            return await self._lose(request, fault, response)
         response.headers.update(self.rate_limit_headers())
         return response
+
+    async def _lose(self, request: web.Request, fault: Fault, response: web.StreamResponse) -> web.StreamResponse:
+        """The handler ran (a create really happened); the client never gets its answer."""
+        if fault.mode == "error":
+            return self.server_error(fault.status)
+        if fault.mode == "stall":
+            await asyncio.sleep(fault.seconds)  # past the service's deadline: it gives up first
+            return response
+        if request.transport:
+            request.transport.abort()
+        raise asyncio.CancelledError
 
 
 class SandboxRunner:
@@ -222,6 +242,7 @@ class SandboxRunner:
         app.router.add_delete("/_sandbox/faults", self._clear_faults)
         app.router.add_post("/_sandbox/reset", self._reset)
         app.router.add_get("/_sandbox/requests", self._requests)
+        app.router.add_get("/_sandbox/tickets", self._tickets)
         app.router.add_post("/_sandbox/{vendor}/{action}", self._control)
         for name, emulator in self.emulators.items():
             app.add_subapp(f"/{name}/", emulator.build_app())
@@ -237,6 +258,8 @@ class SandboxRunner:
         fault = Fault(**{k: v for k, v in payload.items() if k != "vendor"})
         if fault.kind not in FAULT_KINDS:
             raise web.HTTPBadRequest(text=f"kind must be one of {FAULT_KINDS}")
+        if fault.mode not in LOSE_MODES:
+            raise web.HTTPBadRequest(text=f"mode must be one of {LOSE_MODES}")
         self._emulator(payload["vendor"]).add_fault(fault)
         return json_response({"ok": True}, status=201)
 
@@ -254,6 +277,9 @@ class SandboxRunner:
 
     async def _requests(self, request: web.Request) -> web.Response:
         return json_response(list(self._emulator(request.query["vendor"]).requests))
+
+    async def _tickets(self, request: web.Request) -> web.Response:
+        return json_response(self._emulator(request.query["vendor"]).ticket_ids())
 
     async def _control(self, request: web.Request) -> web.Response:
         payload = await request.json() if request.can_read_body else {}
