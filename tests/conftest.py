@@ -30,6 +30,8 @@ TEST_SETTINGS: dict[str, Any] = {
     # The session-wide service's tests reseed and fault the emulators between calls: no caller cache there
     # (tests/test_cache.py starts services with it on).
     "caller_cache_enabled": False,
+    # Their faults would add up across tests in the breaker (tests/test_etiquette*.py switch it on).
+    "breaker_enabled": False,
 }
 
 
