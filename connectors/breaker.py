@@ -19,6 +19,7 @@ from typing import Any
 from errors import CRMUnavailable, StateUnavailable, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from observability import log_event
 
+MAX_ACCOUNTS = 10_000  # circuits kept per process (one is made on a first failure only)
 PROBE_BUSY_RETRY_SECONDS = 1.0  # another request is the probe: its answer comes within one attempt
 
 
@@ -173,6 +174,8 @@ class Breaker:
             return
         if circuit is None:
             circuit = self.circuits[key] = Circuit()
+            if len(self.circuits) > MAX_ACCOUNTS:
+                del self.circuits[next(iter(self.circuits))]
         was_open = bool(circuit.open_until)
         now = self.clock()
         if not await self._record_shared(key, circuit, now, ok):

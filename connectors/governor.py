@@ -21,6 +21,7 @@ from errors import RateLimited, StateUnavailable
 from observability import log_event
 
 DAY_SECONDS = 86_400.0
+MAX_ACCOUNTS = 10_000  # buckets kept per process; callers may bring their own credentials, so bound the map
 _USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
 
 
@@ -149,6 +150,8 @@ class Governor:
         bucket = self.buckets.get(key)
         if bucket is None:
             bucket = self.buckets[key] = Bucket(budget.limit, budget.limit, now + budget.window_seconds, budget.window_seconds)
+            if len(self.buckets) > MAX_ACCOUNTS:
+                del self.buckets[next(iter(self.buckets))]  # the oldest account: it starts again from its budget
         elif now >= bucket.resets_at:
             bucket.remaining, bucket.resets_at = bucket.limit, now + bucket.window_seconds
         return bucket

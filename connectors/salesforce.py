@@ -204,9 +204,7 @@ class SalesforceConnector(BaseCRMConnector):
         "https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_limits.htm",
     )
     rate_limit_window_seconds = 60.0  # REQUEST_LIMIT_EXCEEDED names no wait; a minute keeps callers off it
-    # Rolling 24 h API requests (https://developer.salesforce.com/docs/atlas.en-us.salesforce_app_limits_cheatsheet.meta/
-    # salesforce_app_limits_cheatsheet/salesforce_app_limits_platform_api.htm; 15,000 in a Developer Edition), stated
-    # as Sforce-Limit-Info (https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/headers_api_usage.htm)
+    # API requests per rolling 24 h (15,000 in a Developer Edition), stated as Sforce-Limit-Info (docs/upstream-etiquette.md)
     rate_budget = RateBudget(15_000, 86_400.0, "https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/headers_api_usage.htm")
     rate_limit_headers = (RateHeaders(usage="Sforce-Limit-Info", window_seconds=86_400.0),)
     config_model = SalesforceConfig

@@ -92,4 +92,24 @@ def test_a_spent_rate_window_fails_fast_with_429_and_retry_after(guarded):
     assert r.status_code == 429 and error["code"] == "rate_limited" and r.headers["Retry-After"] == "40"
     assert len(svc.vendor_requests("zendesk")) == sent
     bucket.remaining = 600
+    counts = [line for line in metrics_text()[0].decode().splitlines() if line.startswith("connectors_governor_wait_seconds_count")]
+    assert any('connectors_outcome="rejected"' in line and 'connectors_vendor="zendesk"' in line for line in counts)
 
+
+
+def test_an_open_livechat_circuit_hands_the_caller_straight_to_the_fallback_ticket(guarded):
+    from tests.test_api_handoff import handoff
+
+    svc, clock, _ = guarded
+    svc.reset()
+    svc.fault("livechat", "error", status=503, count=-1)
+    for n in range(3):
+        r = svc.post("/handoff/create", handoff(f"lc-breaker-{n}"))
+        assert r.status_code == 201 and r.json()["status"] == "fallback_ticket"
+    sent = len(svc.vendor_requests("livechat"))
+    r = svc.post("/handoff/create", handoff("lc-breaker-open"))
+    assert r.status_code == 201 and r.json()["fallback"]["reason"] == "crm_unavailable", r.text
+    assert len(svc.vendor_requests("livechat")) == sent  # LiveChat was not called while its circuit is open
+    svc.reset()
+    clock.now += 30  # let the circuit half-open for the next test's sake, and close it with a probe
+    assert svc.post("/handoff/create", handoff("lc-breaker-closed")).json()["status"] != "fallback_ticket"
