@@ -32,6 +32,8 @@ TEST_SETTINGS: dict[str, Any] = {
     "caller_cache_enabled": False,
     # Their faults would add up across tests in the breaker (tests/test_etiquette*.py switch it on).
     "breaker_enabled": False,
+    # The sandbox's LiveChat has no limit; the default budget would pace the suite's bursts of handoffs.
+    "governor_default_limit_per_minute": 100_000,
 }
 
 
