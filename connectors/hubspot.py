@@ -152,7 +152,7 @@ def _daily_wait(response: UpstreamResponse) -> float:
     return round((midnight - now).total_seconds(), 1)
 
 
-# 429 `policyName` -> the wait it implies. https://developers.hubspot.com/docs/guides/apps/api-usage/usage-details
+# 429 `policyName` -> the wait it implies. https://developers.hubspot.com/docs/api/usage-details
 RATE_POLICY_WAITS: dict[str, Callable[[UpstreamResponse], float]] = {
     "TEN_SECONDLY_ROLLING": _rolling_wait,
     "SECONDLY": lambda response: 1.0,
@@ -220,9 +220,9 @@ class HubSpotConnector(BaseCRMConnector):
         params={"limit": 1, "archived": "false"},
     )
     rate_limit_window_seconds = 10.0  # HubSpot's burst limit is a ten-second rolling window
-    # https://developers.hubspot.com/docs/guides/apps/api-usage/usage-details: private apps 100 (Pro/Enterprise 190)
+    # https://developers.hubspot.com/docs/api/usage-details: private apps 100 (Pro/Enterprise 190)
     # per 10 s and a daily cap; the answer states both windows (the daily one's reset is not sent: a whole day assumed)
-    rate_budget = RateBudget(100, 10.0, "https://developers.hubspot.com/docs/guides/apps/api-usage/usage-details")
+    rate_budget = RateBudget(100, 10.0, "https://developers.hubspot.com/docs/api/usage-details")
     rate_limit_headers = (
         RateHeaders(
             ("X-HubSpot-RateLimit-Max",),
