@@ -166,9 +166,9 @@ class Breaker:
 
     async def record(self, key: str, *, vendor: str, error: BaseException | None = None, status: int | None = None) -> None:
         """Count one attempt's outcome; a success on a circuit with no failures costs nothing."""
-        ok = not is_outage(error, status)
         if isinstance(error, CRMUnavailable):
             return  # our own answer, not the vendor's
+        ok = not is_outage(error, status)
         circuit = self.circuits.get(key)
         if ok and (circuit is None or (not circuit.failures and not circuit.consecutive and not circuit.open_until)):
             return
@@ -176,12 +176,12 @@ class Breaker:
             circuit = self.circuits[key] = Circuit()
             if len(self.circuits) > MAX_ACCOUNTS:
                 del self.circuits[next(iter(self.circuits))]
-        was_open = bool(circuit.open_until)
+        before = self.state(key)
         now = self.clock()
         if not await self._record_shared(key, circuit, now, ok):
             circuit.advance(now, ok, self.policy)
-        if bool(circuit.open_until) != was_open or (not ok and was_open):
-            state = "open" if circuit.open_until else "closed"
+        state = "open" if circuit.open_until else "closed"
+        if state != before:  # opened, closed, or a half-open probe failed (calls in flight while open change nothing)
             log_event("circuit_breaker", crm_type=vendor, state=state, failures=circuit.failures, calls=circuit.calls)
             self.on_change(vendor, state)
 

@@ -152,7 +152,7 @@ def _daily_wait(response: UpstreamResponse) -> float:
     return round((midnight - now).total_seconds(), 1)
 
 
-# 429 `policyName` -> the wait it implies. https://developers.hubspot.com/docs/api/usage-details
+# 429 `policyName` -> the wait it implies. https://developers.hubspot.com/docs/guides/apps/api-usage/usage-details
 RATE_POLICY_WAITS: dict[str, Callable[[UpstreamResponse], float]] = {
     "TEN_SECONDLY_ROLLING": _rolling_wait,
     "SECONDLY": lambda response: 1.0,

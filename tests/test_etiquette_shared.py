@@ -121,3 +121,18 @@ async def test_without_redis_each_replica_carries_on_alone():
         assert waits == [0.0, 6.0]
     finally:
         await down.close()
+
+
+def test_the_service_shares_them_through_its_own_redis_client(redis_url):
+    from connectors.etiquette import ETIQUETTE
+    from tests.conftest import make_settings, start_service
+
+    server, thread, _ = start_service(make_settings(redis_url=redis_url, breaker_enabled=True))
+    try:
+        app = server.config.app
+        etiquette = app.state.shared[ETIQUETTE]
+        assert etiquette.breaker.shared is etiquette.governor.shared is app.state.states[0]
+        assert isinstance(etiquette.breaker.shared, RedisState)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
