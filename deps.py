@@ -27,6 +27,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         422: "validation_error",
         429: "rate_limited",
         502: "crm_auth_failed, crm_error or handoff_failed",
+        503: "crm_unavailable (the circuit breaker is open for this vendor account)",
         504: "crm_timeout",
     }.items()
 }
@@ -96,12 +97,24 @@ ERROR_EXAMPLES: dict[str, tuple[int, dict[str, Any]]] = {
         ),
     ),
     "crm_timeout": (504, _error("crm_timeout", "Salesforce did not answer within 8.0s", "salesforce", True)),
+    "crm_unavailable": (
+        503,
+        _error(
+            "crm_unavailable",
+            "Zendesk is failing, so this account's calls are paused (circuit breaker): nothing was sent; retry in 30s",
+            "zendesk",
+            True,
+            retry_after_seconds=30.0,
+            details={"created": False, "breaker": "open"},
+        ),
+    ),
 }
 
 # Which errors each endpoint can answer with: reads never conflict on a key or fail a handoff.
 READ_ERRORS = (
     "invalid_request", "unsupported_crm", "invalid_config", "not_found", "method_not_allowed", "payload_too_large",
     "validation_error", "rate_limited", "internal_error", "crm_auth_failed", "crm_error", "crm_timeout",
+    "crm_unavailable",
 )  # fmt: skip
 CREATE_ERRORS = (*READ_ERRORS, "idempotency_conflict")
 ROUTE_ERRORS: dict[str, tuple[str, ...]] = {

@@ -190,3 +190,12 @@ class StateUnavailable(CRMError):
     code = "state_unavailable"
     retryable = True
     request_not_processed = True
+
+
+class CRMUnavailable(CRMError):
+    """The circuit breaker is open for this vendor account: answered at once, nothing sent (so nothing created)."""
+
+    status_code = 503
+    code = "crm_unavailable"
+    retryable = True
+    request_not_processed = True

@@ -30,6 +30,7 @@ import audit
 import telemetry
 from auth import CallerAuthMiddleware, key_values, parse_keys, warn_if_open
 from cache import cache_key, cached_answer, forget_requester
+from connectors.etiquette import ETIQUETTE, Etiquette
 from connectors.hosts import host_of
 from connectors.http import ConnectorContext, UpstreamConnector
 from crm import CRMFactory
@@ -176,6 +177,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     app.state.shared = {}
     await open_shared_state(app.state, settings)  # the cache, idempotency and token stores: memory or Redis
+    # The rate governor and circuit breaker: shared through the same Redis when there is one (app.state.states).
+    app.state.shared[ETIQUETTE] = Etiquette(settings, shared=next(iter(app.state.states), None))
     connector = aiohttp.TCPConnector(
         limit=settings.http_pool_limit, limit_per_host=settings.http_pool_limit_per_host, ttl_dns_cache=300
     )

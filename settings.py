@@ -40,6 +40,21 @@ class Settings(BaseSettings):
     http_pool_limit: int = Field(100, ge=1)
     http_pool_limit_per_host: int = Field(20, ge=1)
 
+    # Upstream etiquette (docs/upstream-etiquette.md): the rate governor and the circuit breaker
+    governor_enabled: bool = True
+    governor_low_water_ratio: float = Field(
+        0.2, ge=0, lt=1, description="Below this share of a rate window left, calls are spread over the time left."
+    )
+    governor_default_limit_per_minute: int = Field(
+        600, ge=1, description="Calls a minute per account for a vendor that publishes no limit (LiveChat)."
+    )
+    breaker_enabled: bool = True
+    breaker_failure_threshold: int = Field(5, ge=1, description="Consecutive outages (5xx, timeouts) that open it.")
+    breaker_failure_ratio: float = Field(0.5, gt=0, le=1, description="Or this share of failed calls in the window...")
+    breaker_min_calls: int = Field(10, ge=1, description="...once the window holds at least this many calls.")
+    breaker_window_seconds: float = Field(60.0, gt=0, description="Counts older than this are forgotten.")
+    breaker_open_seconds: float = Field(30.0, gt=0, description="Open this long, then one probe goes through.")
+
     # Safety and behaviour
     max_request_body_bytes: int = Field(2 * 1024 * 1024, ge=1024, description="Larger bodies are refused with 413.")
     connectors_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)

@@ -10,6 +10,7 @@ from pydantic import SecretStr
 
 from connectors.base import MARKER, BaseCRMConnector, require
 from connectors.hosts import check_dns_label
+from connectors.governor import RateBudget, RateHeaders
 from connectors.http import CredentialCheck, UpstreamResponse, VendorConfig, basic_auth
 from errors import MalformedAnswer, NotFound, ValidationFailed
 from models import (
@@ -88,6 +89,9 @@ class FreshdeskConnector(BaseCRMConnector):
     display_name = "Freshdesk"
     credential_check = CredentialCheck("GET", "/api/v2/agents/me", "https://developers.freshdesk.com/api/#me")
     rate_limit_window_seconds = 60.0  # Freshdesk's limits are per minute (it normally sends Retry-After)
+    # https://developers.freshdesk.com/api/#ratelimit: per minute by plan (Growth 200, the lowest paid); no reset header
+    rate_budget = RateBudget(200, 60.0, "https://developers.freshdesk.com/api/#ratelimit")
+    rate_limit_headers = (RateHeaders(("X-RateLimit-Total",), ("X-RateLimit-Remaining",)),)
     config_model = FreshdeskConfig
     config: FreshdeskConfig
     page_max: ClassVar[int] = 100  # Freshdesk's per_page ceiling

@@ -13,6 +13,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, ClassVar, get_args
 
 import aiohttp
@@ -21,10 +22,13 @@ from multidict import CIMultiDictProxy
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential_jitter
 
+from connectors.etiquette import etiquette
+from connectors.governor import RateBudget, RateHeaders
 from connectors.hosts import check_base_url
 from errors import (
     AuthFailed,
     CRMError,
+    CRMUnavailable,
     InvalidConfig,
     MalformedAnswer,
     NotFound,
@@ -187,6 +191,10 @@ class UpstreamConnector:
     credential_check: ClassVar[CredentialCheck]
     # The wait a caller is told after a rate limit that came without one: the vendor's documented window.
     rate_limit_window_seconds: ClassVar[float] = 1.0
+    # The rate governor's inputs (connectors/governor.py): the published limit, and where the answers state it.
+    # None: the vendor publishes no limit, so GOVERNOR_DEFAULT_LIMIT_PER_MINUTE applies.
+    rate_budget: ClassVar[RateBudget | None] = None
+    rate_limit_headers: ClassVar[tuple[RateHeaders, ...]] = ()
 
     def __init__(self, config: VendorConfig, context: ConnectorContext) -> None:
         self.config = config
@@ -245,6 +253,13 @@ class UpstreamConnector:
             name: value.get_secret_value() if isinstance(value, SecretStr) else value for name, value in self.config
         }
         return fingerprint({"vendor": self.vendor, "base_url": self.base_url, **identity})
+
+    def etiquette_key(self) -> str:
+        """The rate governor's and circuit breaker's key: vendor, host and account (computed once per connector)."""
+        key = self.__dict__.get("_etiquette_key")
+        if key is None:
+            key = self.__dict__["_etiquette_key"] = f"{self.vendor}:{self.tenant_fingerprint()}"
+        return key
 
     def _credential_path(self) -> str:
         """The credential check's path for this config."""
@@ -387,8 +402,8 @@ class UpstreamConnector:
 
     def _may_retry(self, error: BaseException, idempotent: bool) -> bool:
         """Retry only known-retryable errors, only within the Retry-After cap, and a create only when safe."""
-        if not isinstance(error, CRMError) or not error.retryable:
-            return False
+        if not isinstance(error, CRMError) or not error.retryable or isinstance(error, CRMUnavailable):
+            return False  # the circuit breaker's answer is already the fast one: not retried against itself
         if error.retry_after is not None and error.retry_after > self.ctx.settings.retry_after_max_seconds:
             return False  # a long vendor pause goes back to the caller instead of holding the line
         return idempotent or error.request_not_processed
@@ -439,19 +454,24 @@ class UpstreamConnector:
             reraise=True,
         )
         attempt_no = 0
+        guard = etiquette(self.ctx.shared, self.ctx.settings)
         try:
             async for attempt in retrying:
                 with attempt:
                     attempt_no = attempt.retry_state.attempt_number
-                    response = await self._send_once(
-                        method,
-                        url,
-                        operation=operation,
-                        attempt=attempt_no,
-                        params=params,
-                        json=json,
-                        data=data,
-                        headers=headers,
+                    response = await guard.send(
+                        self,
+                        partial(
+                            self._send_once,
+                            method,
+                            url,
+                            operation=operation,
+                            attempt=attempt_no,
+                            params=params,
+                            json=json,
+                            data=data,
+                            headers=headers,
+                        ),
                     )
                     self._raise_for_status(response)
         except RateLimited as exc:

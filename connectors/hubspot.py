@@ -13,6 +13,7 @@ import orjson
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from connectors.base import MARKER_LINE, BaseCRMConnector, require, with_marker, without_marker
+from connectors.governor import RateBudget, RateHeaders
 from connectors.http import ConnectorContext, CredentialCheck, UpstreamResponse, VendorConfig, bearer_auth, parse_retry_after
 from errors import InvalidRequest
 from models import (
@@ -219,6 +220,18 @@ class HubSpotConnector(BaseCRMConnector):
         params={"limit": 1, "archived": "false"},
     )
     rate_limit_window_seconds = 10.0  # HubSpot's burst limit is a ten-second rolling window
+    # https://developers.hubspot.com/docs/api/usage-details: private apps 100 (Pro/Enterprise 190)
+    # per 10 s and a daily cap; the answer states both windows (the daily one's reset is not sent: a whole day assumed)
+    rate_budget = RateBudget(100, 10.0, "https://developers.hubspot.com/docs/api/usage-details")
+    rate_limit_headers = (
+        RateHeaders(
+            ("X-HubSpot-RateLimit-Max",),
+            ("X-HubSpot-RateLimit-Remaining",),
+            window="X-HubSpot-RateLimit-Interval-Milliseconds",
+            window_seconds=10.0,
+        ),
+        RateHeaders(("X-HubSpot-RateLimit-Daily",), ("X-HubSpot-RateLimit-Daily-Remaining",), window_seconds=86_400.0),
+    )
     config_model = HubSpotConfig
     config: HubSpotConfig
     search_page_max: ClassVar[int] = 100

@@ -11,6 +11,7 @@ from pydantic import SecretStr, field_validator, model_validator
 
 from connectors.base import MARKER_LINE, BaseCRMConnector, require, with_marker, without_marker
 from connectors.hosts import check_vendor_url
+from connectors.governor import RateBudget, RateHeaders
 from connectors.http import CredentialCheck, UpstreamResponse, VendorConfig, bearer_auth
 from errors import (
     AuthFailed,
@@ -203,6 +204,9 @@ class SalesforceConnector(BaseCRMConnector):
         "https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_limits.htm",
     )
     rate_limit_window_seconds = 60.0  # REQUEST_LIMIT_EXCEEDED names no wait; a minute keeps callers off it
+    # API requests per rolling 24 h (15,000 in a Developer Edition), stated as Sforce-Limit-Info (docs/upstream-etiquette.md)
+    rate_budget = RateBudget(15_000, 86_400.0, "https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/headers_api_usage.htm")
+    rate_limit_headers = (RateHeaders(usage="Sforce-Limit-Info", window_seconds=86_400.0),)
     config_model = SalesforceConfig
     config: SalesforceConfig
     customer_id_pattern: ClassVar[re.Pattern[str]] = SALESFORCE_ID

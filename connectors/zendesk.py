@@ -9,6 +9,7 @@ from pydantic import SecretStr, model_validator
 
 from connectors.base import BaseCRMConnector, require
 from connectors.hosts import check_dns_label
+from connectors.governor import RateBudget, RateHeaders
 from connectors.http import CredentialCheck, UpstreamResponse, VendorConfig, basic_auth, bearer_auth
 from errors import InvalidConfig, InvalidRequest
 from models import (
@@ -90,6 +91,11 @@ class ZendeskConnector(BaseCRMConnector):
     search_page_max: ClassVar[int] = 100
     vendor_dedupes_creates = True  # ticket creation honours Idempotency-Key
     rate_limit_window_seconds = 60.0  # Zendesk's limits are per minute (it normally sends Retry-After)
+    # https://developer.zendesk.com/api-reference/introduction/rate-limits/ (Team plan: 200 a minute, the lowest)
+    rate_budget = RateBudget(200, 60.0, "https://developer.zendesk.com/api-reference/introduction/rate-limits/")
+    rate_limit_headers = (
+        RateHeaders(("ratelimit-limit", "X-Rate-Limit"), ("ratelimit-remaining", "X-Rate-Limit-Remaining"), ("ratelimit-reset",)),
+    )
 
     def _vendor_url(self) -> str:
         """`https://{subdomain}.zendesk.com`, the subdomain being one DNS label."""
