@@ -10,7 +10,7 @@ from pydantic import SecretStr, model_validator
 from connectors.base import BaseCRMConnector, require
 from connectors.hosts import check_dns_label
 from connectors.http import CredentialCheck, UpstreamResponse, VendorConfig, basic_auth, bearer_auth
-from errors import InvalidConfig, InvalidRequest
+from errors import InvalidRequest
 from models import (
     Customer,
     Ticket,
@@ -94,7 +94,7 @@ class ZendeskConnector(BaseCRMConnector):
     def _vendor_url(self) -> str:
         """`https://{subdomain}.zendesk.com`, the subdomain being one DNS label."""
         if not self.config.subdomain:
-            raise InvalidConfig("invalid zendesk config: subdomain is required", crm_type=self.vendor)
+            raise self.missing_config("subdomain")
         return f"https://{check_dns_label(self.config.subdomain, 'subdomain', self.vendor)}.zendesk.com"
 
     async def _auth_headers(self) -> dict[str, str]:
