@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential_jitter
 
 from connectors.hosts import check_base_url
-from connectors.messages import config_error, host_label, timeout_message, where_to_set
+from connectors.messages import config_error, credentials_hint, host_label, timeout_message, where_to_set
 from errors import (
     AuthFailed,
     CRMError,
@@ -327,7 +327,7 @@ class UpstreamConnector:
         secrets = self._secrets()
         message, details = redact_secrets(message, secrets), redact_value(details, secrets)
         if error_type is AuthFailed or issubclass(error_type, AuthFailed):
-            message = f"{self.display_name} rejected the credentials: {message}"
+            message = f"{self.display_name} rejected the credentials: {message}; {credentials_hint(self.vendor, self.config)}"
         raise error_type(
             message,
             crm_type=self.vendor,

@@ -12,7 +12,7 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 
 from settings import Settings
 
@@ -36,6 +36,12 @@ def where_to_set(vendor: str, fields: Iterable[str], *, env_used: bool = True) -
     if names:
         where += f", or set {', '.join(names)} in the service's environment"
     return f"{where}, {SANDBOX_HINT}"
+
+
+def credentials_hint(vendor: str, config: BaseModel) -> str:
+    """Where refused credentials came from: the request's `config`, or the variables of the secrets in use."""
+    names = sorted(filter(None, (env_var(vendor, name) for name, value in config if isinstance(value, SecretStr))))
+    return f"check the credentials in the request's `config` or {', '.join(names) or 'the environment'}"
 
 
 def did_you_mean(key: str, valid: Collection[str]) -> str:

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from connectors.messages import host_label
 from connectors.salesforce import SalesforceConnector
 from connectors.zendesk import ZendeskConnector
-from errors import InvalidConfig, InvalidRequest, UpstreamTimeout, UpstreamUnreachable, UpstreamUnresolvable
+from errors import AuthFailed, InvalidConfig, InvalidRequest, UpstreamTimeout, UpstreamUnreachable, UpstreamUnresolvable
 from settings import Settings
 from tests.conftest import Service, error_of, sent
 
@@ -149,6 +149,14 @@ async def test_an_unreachable_host_is_named_and_retryable(zendesk, mock_http):
         await zendesk().get_ticket("7")
     assert caught.value.retryable is True
     assert caught.value.message == "could not connect to Zendesk at acme.zendesk.com:443: Connection refused"
+
+
+async def test_rejected_credentials_say_which_variables_to_check(zendesk, mock_http):
+    mock_http.get(TICKET, status=401, payload={"error": "Couldn't authenticate you"})
+    with pytest.raises(AuthFailed) as caught:
+        await zendesk().get_ticket("7")
+    assert caught.value.message.endswith("; check the credentials in the request's `config` or ZENDESK_API_TOKEN")
+    assert "tok123" not in caught.value.message
 
 
 def test_host_label_never_shows_credentials_or_query():
