@@ -158,6 +158,12 @@ class UpstreamUnreachable(UpstreamUnavailable):
     request_not_processed = True
 
 
+class UpstreamUnresolvable(UpstreamError):
+    """The vendor's host name does not resolve (DNS): a config typo, so retrying will not help; nothing was sent."""
+
+    request_not_processed = True
+
+
 class UpstreamRefused(UpstreamUnavailable):
     """The vendor turned the request away before doing any work (LiveChat service_unavailable): safe to resend."""
 

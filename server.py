@@ -62,7 +62,9 @@ from observability import (
     request_secrets_var,
 )
 from phone import parse_phone
+from request_errors import MethodNotAllowed, body_error, sent_crm_type
 from settings import Settings, get_settings
+from state import MemoryState
 from stores import close_shared_state, open_shared_state
 
 def error_response(error: CRMError, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -92,6 +94,17 @@ class BodyTooLarge(InvalidRequest):
     """The request body is larger than MAX_REQUEST_BODY_BYTES."""
 
     status_code = 413
+
+
+async def clear_service_memory(app_state: Any) -> None:
+    """The sandbox's /reset hook: forget idempotency keys, handoff call ids and cached callers (embedded stores).
+
+    Shared Redis state is left alone: another process may be using it, and a sandbox normally has none.
+    """
+    stores = [app_state.idempotency, getattr(app_state, "cache", None)]
+    for state in {id(s.state): s.state for s in stores if s is not None}.values():
+        if isinstance(state, MemoryState):
+            await state.close()  # empties it; the embedded store stays usable
 
 
 class NotReady(UpstreamUnavailable):
@@ -196,6 +209,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from sandbox import SANDBOX_CREDENTIALS, start_sandbox
 
         app.state.sandbox = await start_sandbox("127.0.0.1", settings.sandbox_port)
+        app.state.sandbox.reset_hooks.append(lambda: clear_service_memory(app.state))
         app.state.sandbox_urls = app.state.sandbox.urls
         app.state.allowed_hosts |= {host_of(app.state.sandbox.root)}
         # Sandbox credentials stand in where the environment has none, so `config` may be left out.
@@ -326,10 +340,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg"), "type": e.get("type")}
             for e in exc.errors()
         ]  # no `input`: it could echo a credential from `config`
+        crm_type = sent_crm_type(exc.body)
         if any(p["type"] in ("json_invalid", "model_attributes_type") for p in problems):
-            return error_response(InvalidRequest("the body is not a JSON object", details=problems))
+            return error_response(body_error(request, problems, crm_type))
         summary = "; ".join(f"{'.'.join(p['loc'][1:]) or 'body'}: {p['msg']}" for p in problems)
-        return error_response(ValidationFailed(f"invalid request: {summary}", details=problems))
+        return error_response(ValidationFailed(f"invalid request: {summary}", crm_type=crm_type, details=problems))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error_handler(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -337,6 +352,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return error_response(exc.__cause__)
         if exc.status_code == 404:
             return error_response(NotFound(f"no route {request.url.path}"))
+        if exc.status_code == 405:
+            allow = (exc.headers or {}).get("Allow", "")
+            hint = f"; use {' or '.join(m.strip() for m in allow.split(','))}" if allow else ""
+            error = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}{hint}")
+            return error_response(error, {"Allow": allow} if allow else None)
         error = InvalidRequest(str(exc.detail))
         response = error_response(error)
         response.status_code = exc.status_code
@@ -496,7 +516,10 @@ def main() -> None:
         settings = Settings()
     except ValidationError as exc:
         # Variable names and reasons only: pydantic's own text would echo the values, secrets included.
-        problems = "\n".join(f"  {'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        problems = "\n".join(
+            f"  {'.'.join(map(str, e['loc'])).upper() or 'SETTINGS'}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
         raise SystemExit(f"bad configuration:\n{problems}") from None
     try:
         CRMFactory.connector_class(settings.handoff_fallback_crm)

@@ -8,11 +8,27 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+import re
+
 from livechat_links import DEFAULT_TEMPLATE, check_url_template
 from models import TicketPriority, TicketStatus
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 HUBSPOT_API_VERSION_PATTERN = r"^(v3|\d{4}-(0[1-9]|1[0-2]))$"  # legacy `v3`, or a date version such as 2026-09
+_DNS_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def only_label(value: str | None, suffix: str, example: str, *, suffix_allowed: bool) -> str | None:
+    """A vendor tenant name that must be one DNS label: say which part to give when a whole host was pasted."""
+    if value is None:
+        return None
+    label = value.strip().lower()
+    label = label.removesuffix(suffix) if suffix_allowed else label
+    if _DNS_LABEL.fullmatch(label):
+        return label
+    first = label.split("://", 1)[-1].split(".", 1)[0]
+    hint = f" ({first!r} for {first}{suffix})" if _DNS_LABEL.fullmatch(first) else f" (e.g. {example!r})"
+    raise ValueError(f"give only the subdomain, one DNS label of letters, digits and hyphens{hint}")
 
 
 class Settings(BaseSettings):
@@ -165,6 +181,27 @@ class Settings(BaseSettings):
             value = value.get_secret_value()
         if isinstance(value, str):
             return [k.strip() for k in value.split(",") if k.strip()]
+        return value
+
+    @field_validator("zendesk_subdomain")
+    @classmethod
+    def _check_zendesk_subdomain(cls, value: str | None) -> str | None:
+        """`acme` of acme.zendesk.com (the connector takes one label): a host would otherwise fail on the first call."""
+        return only_label(value, ".zendesk.com", "acme", suffix_allowed=False)
+
+    @field_validator("freshdesk_domain")
+    @classmethod
+    def _check_freshdesk_domain(cls, value: str | None) -> str | None:
+        """`acme` or acme.freshdesk.com (the connector accepts both); anything else fails at start-up."""
+        only_label(value, ".freshdesk.com", "acme", suffix_allowed=True)
+        return value.strip() if value else value
+
+    @field_validator("salesforce_instance_url")
+    @classmethod
+    def _check_instance_url(cls, value: str | None) -> str | None:
+        """The org's https URL, e.g. https://acme.my.salesforce.com (the connector checks the domain)."""
+        if value is not None and not value.strip().startswith("https://"):
+            raise ValueError("give the org's https URL, e.g. https://acme.my.salesforce.com")
         return value
 
     @field_validator("default_phone_region")

@@ -28,6 +28,7 @@ def with_marker(text: str, marker: str | None) -> str:
 def without_marker(text: str) -> str:
     """A text field as the caller wrote it: a trailing marker line dropped."""
     return MARKER_LINE.sub("", text)
+NUMERIC_ID_FORM = "1 to 20 digits, e.g. 12345"  # what a caller is told a NUMERIC_ID looks like
 
 
 def require(mapping: Any, key: str, vendor: str) -> Any:
@@ -43,26 +44,34 @@ class BaseCRMConnector(UpstreamConnector, ABC):
     # Ids go into URL paths and queries, so each connector states their exact form (400 before any call).
     # True where the vendor itself dedupes creates by Idempotency-Key, so a repeat with the same key is safe.
     vendor_dedupes_creates: ClassVar[bool] = False
+    # Each pattern has, beside it, the words that tell a caller what the vendor's ids look like.
     customer_id_pattern: ClassVar[re.Pattern[str]] = NUMERIC_ID
+    customer_id_form: ClassVar[str] = NUMERIC_ID_FORM
     ticket_id_pattern: ClassVar[re.Pattern[str]] = NUMERIC_ID
     # How long after a create the vendor's marker search may still miss it (an eventually consistent index):
     # within it, not finding the marker proves nothing, so a repeat is refused rather than created again.
     marker_search_lag_seconds: ClassVar[float] = 0.0
+    ticket_id_form: ClassVar[str] = NUMERIC_ID_FORM
 
-    def _check_id(self, value: str, what: str, pattern: re.Pattern[str]) -> str:
-        """Validate an id before it enters a path, so it cannot address anything else."""
+    def _check_id(self, value: str, what: str, pattern: re.Pattern[str], form: str) -> str:
+        """Validate an id before it enters a path, so it cannot address anything else; say what a valid one is."""
         value = value.strip()
         if not pattern.fullmatch(value):
-            raise InvalidRequest(f"{what} {value!r} is not a valid {self.display_name} id", crm_type=self.vendor)
+            shown = repr(value) if len(value) <= 40 else repr(value[:40] + "…")
+            raise InvalidRequest(
+                f"{what} {shown} ({len(value)} characters) is not a valid {self.display_name} id: "
+                f"{self.display_name} {what}s are {form}",
+                crm_type=self.vendor,
+            )
         return value
 
     def customer_id(self, value: str) -> str:
         """A validated customer id."""
-        return self._check_id(value, "customer_id", self.customer_id_pattern)
+        return self._check_id(value, "customer_id", self.customer_id_pattern, self.customer_id_form)
 
     def ticket_id(self, value: str) -> str:
         """A validated ticket id."""
-        return self._check_id(value, "ticket_id", self.ticket_id_pattern)
+        return self._check_id(value, "ticket_id", self.ticket_id_pattern, self.ticket_id_form)
 
     def e164(self, stored: str | None) -> str | None:
         """A vendor-stored phone number in E.164 where possible."""

@@ -25,6 +25,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exp
 from connectors.etiquette import etiquette
 from connectors.governor import RateBudget, RateHeaders
 from connectors.hosts import check_base_url
+from connectors.messages import config_error, credentials_hint, host_label, timeout_message, where_to_set
 from errors import (
     AuthFailed,
     CRMError,
@@ -37,6 +38,7 @@ from errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
     UpstreamUnreachable,
+    UpstreamUnresolvable,
     ValidationFailed,
 )
 from idempotency import fingerprint
@@ -67,7 +69,13 @@ class Deadline:
     """The time left for one service request, shared by every upstream call it makes."""
 
     def __init__(self, seconds: float) -> None:
-        self.expires_at = time.monotonic() + seconds
+        self.seconds = seconds
+        self.started_at = time.monotonic()
+        self.expires_at = self.started_at + seconds
+
+    def elapsed(self) -> float:
+        """Seconds since the request began, for messages that report the time actually waited."""
+        return time.monotonic() - self.started_at
 
     def remaining(self) -> float:
         """Seconds left, never negative."""
@@ -227,12 +235,15 @@ class UpstreamConnector:
             config = cls.config_model.model_validate(merged)
         except ValidationError as exc:
             # Only field names and reasons: pydantic's own text would echo the (secret) input values.
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg'].removeprefix('Value error, ')}"
-                for e in exc.errors()
-            )
-            raise InvalidConfig(f"invalid {cls.vendor} config: {problems}", crm_type=cls.vendor) from None
+            own = (request_config or {}).keys() & (HOST_FIELDS | secret_fields(cls.config_model))
+            message = config_error(cls.vendor, cls.config_model, exc.errors(), env_used=not own)
+            raise InvalidConfig(message, crm_type=cls.vendor) from None
         return cls(config, context)
+
+    def missing_config(self, name: str) -> InvalidConfig:
+        """The error for a field the vendor URL needs (Zendesk's subdomain), saying where it can be given."""
+        where = where_to_set(self.vendor, [name])
+        return InvalidConfig(f"invalid {self.vendor} config: {name} is required; {where}", crm_type=self.vendor)
 
     def _vendor_url(self) -> str:
         """The vendor's real base URL for this config (after validating its host parts)."""
@@ -331,7 +342,7 @@ class UpstreamConnector:
         secrets = self._secrets()
         message, details = redact_secrets(message, secrets), redact_value(details, secrets)
         if error_type is AuthFailed or issubclass(error_type, AuthFailed):
-            message = f"{self.display_name} rejected the credentials: {message}"
+            message = f"{self.display_name} rejected the credentials: {message}; {credentials_hint(self.vendor, self.config)}"
         raise error_type(
             message,
             crm_type=self.vendor,
@@ -354,9 +365,13 @@ class UpstreamConnector:
     ) -> UpstreamResponse:
         """One attempt, bounded by what is left of the deadline; transport failures become contract errors."""
         remaining = self.ctx.deadline.remaining()
-        if remaining <= 0.01:
-            raise UpstreamTimeout(f"{self.display_name} did not answer within the deadline", crm_type=self.vendor)
         settings = self.ctx.settings
+        if remaining <= 0.01:
+            raise UpstreamTimeout(
+                f"{self.display_name} was not called again: the request's deadline ran out after "
+                f"{self.ctx.deadline.elapsed():.1f}s (REQUEST_DEADLINE_SECONDS={self.ctx.deadline.seconds:g})",
+                crm_type=self.vendor,
+            )
         timeout = aiohttp.ClientTimeout(
             total=min(settings.http_total_timeout_seconds, remaining),
             connect=min(settings.http_connect_timeout_seconds, remaining),
@@ -377,16 +392,30 @@ class UpstreamConnector:
                 payload = await resp.read()
                 return UpstreamResponse(resp.status, resp.headers, payload)
         except asyncio.TimeoutError:
-            raise UpstreamTimeout(
-                f"{self.display_name} did not answer within {timeout.total:.1f}s", crm_type=self.vendor
+            waited = time.perf_counter() - started
+            message = timeout_message(self.display_name, url, waited, attempt, self.ctx.deadline, settings)
+            raise UpstreamTimeout(message, crm_type=self.vendor) from None
+        except aiohttp.ClientConnectorDNSError:
+            # A name that does not resolve is a config typo (subdomain, domain, base_url): a retry cannot help.
+            raise UpstreamUnresolvable(
+                f"the host name of {self.display_name} ({host_label(url)}) does not resolve: check the configured "
+                "subdomain, domain or base_url",
+                crm_type=self.vendor,
             ) from None
-        except aiohttp.ClientConnectorError:
-            raise UpstreamUnreachable(f"could not connect to {self.display_name}", crm_type=self.vendor) from None
+        except aiohttp.ClientConnectorError as exc:
+            reason = f": {exc.strerror}" if exc.strerror else ""
+            raise UpstreamUnreachable(
+                f"could not connect to {self.display_name} at {host_label(url)}{reason}", crm_type=self.vendor
+            ) from None
         except (aiohttp.ClientPayloadError, aiohttp.ClientResponseError):
-            raise MalformedAnswer(f"{self.display_name} sent an answer that could not be read", crm_type=self.vendor) from None
+            raise MalformedAnswer(
+                f"{self.display_name} ({host_label(url)}) sent an answer that could not be read", crm_type=self.vendor
+            ) from None
         except aiohttp.ClientError:
             # Reset or dropped mid-request: the vendor may or may not have acted on it.
-            raise UpstreamUnavailable(f"{self.display_name} dropped the connection", crm_type=self.vendor) from None
+            raise UpstreamUnavailable(
+                f"{self.display_name} ({host_label(url)}) dropped the connection", crm_type=self.vendor
+            ) from None
         finally:
             log_event(
                 "upstream_call",

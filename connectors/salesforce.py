@@ -40,6 +40,9 @@ from tokens import token_store
 
 # 15-character ids are case-sensitive; the 18-character form adds a 3-character case checksum.
 SALESFORCE_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
+# The ID field type: 15 case-sensitive or 18 case-insensitive characters
+# (https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/field_types.htm#i1435616).
+SALESFORCE_ID_FORM = "15 or 18 letters and digits, e.g. 003000000000001AAA"
 # A field or relationship path (Tier__c, Account.Tier__c): the only shape a configured name may take in SOQL.
 FIELD_PATH = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,79}(?:\.[A-Za-z][A-Za-z0-9_]{0,79}){0,4}$")
 API_VERSION = re.compile(r"^v?([0-9]{2,3}\.[0-9])$")
@@ -210,12 +213,14 @@ class SalesforceConnector(BaseCRMConnector):
     config_model = SalesforceConfig
     config: SalesforceConfig
     customer_id_pattern: ClassVar[re.Pattern[str]] = SALESFORCE_ID
+    customer_id_form: ClassVar[str] = SALESFORCE_ID_FORM
     ticket_id_pattern: ClassVar[re.Pattern[str]] = SALESFORCE_ID
+    ticket_id_form: ClassVar[str] = SALESFORCE_ID_FORM
 
     def _vendor_url(self) -> str:
         """The org's instance: https on a Salesforce domain, unless an operator allowed the host."""
         if not self.config.instance_url:
-            raise InvalidConfig("invalid salesforce config: instance_url is required", crm_type=self.vendor)
+            raise self.missing_config("instance_url")
         try:
             return check_vendor_url(
                 self.config.instance_url,

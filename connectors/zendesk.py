@@ -11,7 +11,7 @@ from connectors.base import BaseCRMConnector, require
 from connectors.hosts import check_dns_label
 from connectors.governor import RateBudget, RateHeaders
 from connectors.http import CredentialCheck, UpstreamResponse, VendorConfig, basic_auth, bearer_auth
-from errors import InvalidConfig, InvalidRequest
+from errors import InvalidRequest
 from models import (
     Customer,
     Ticket,
@@ -100,7 +100,7 @@ class ZendeskConnector(BaseCRMConnector):
     def _vendor_url(self) -> str:
         """`https://{subdomain}.zendesk.com`, the subdomain being one DNS label."""
         if not self.config.subdomain:
-            raise InvalidConfig("invalid zendesk config: subdomain is required", crm_type=self.vendor)
+            raise self.missing_config("subdomain")
         return f"https://{check_dns_label(self.config.subdomain, 'subdomain', self.vendor)}.zendesk.com"
 
     async def _auth_headers(self) -> dict[str, str]:
