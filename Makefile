@@ -21,8 +21,8 @@ test: $(STAMP)  ## lint, then unit and integration tests (loopback only)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)  ## latency benchmark against the sandbox; figures go in the README
-	$(BIN)/python bench/bench.py
+bench: $(STAMP)  ## wrk: service vs fake upstream vs ordinary proxy (BENCH_ARGS=--quick); not part of test
+	$(BIN)/python bench/bench.py $(BENCH_ARGS)
 
 docker:
 	docker build -t connectors:latest .
