@@ -23,7 +23,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from connectors.hosts import host_of
 from crm import CRMFactory
-from deps import ERROR_RESPONSES, Context, IdempotencyKey, Store, open_crm, with_create_outcome, within_deadline
+from deps import (
+    ERROR_RESPONSES,
+    Context,
+    IdempotencyKey,
+    ORJSONRoute,
+    Store,
+    open_crm,
+    with_create_outcome,
+    within_deadline,
+)
 from errors import CRMError, InvalidRequest, NotFound, ValidationFailed
 from idempotency import InMemoryIdempotencyStore, fingerprint
 from livechat import router as handoff_router
@@ -125,7 +134,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """One pooled aiohttp session for the process, and the sandbox's emulators when in sandbox mode."""
     settings: Settings = app.state.settings
     connector = aiohttp.TCPConnector(
-        limit=settings.http_pool_limit, limit_per_host=settings.http_pool_limit_per_host, ttl_dns_cache=300
+        limit=settings.http_pool_limit,
+        limit_per_host=settings.http_pool_limit_per_host,
+        ttl_dns_cache=settings.http_dns_cache_seconds or None,
+        use_dns_cache=settings.http_dns_cache_seconds > 0,
     )
     app.state.http = aiohttp.ClientSession(connector=connector, raise_for_status=False, auto_decompress=True)
     app.state.shared = {}
@@ -169,7 +181,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         description="One API over Salesforce, Zendesk, HubSpot and Freshdesk, and live-agent handoff.",
         lifespan=lifespan,
+        # FastAPI's built-in OpenTelemetry hooks: nothing here configures a provider or reads them.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
+    app.router.route_class = ORJSONRoute  # request bodies parsed by orjson (livechat's router keeps its own)
     app.state.settings = settings
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_request_body_bytes)
 
@@ -267,8 +282,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+def worker_app() -> FastAPI:
+    """uvicorn's factory in each worker process (WORKERS > 1): settings and logging are set up per process."""
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)
+
+
 def main() -> None:
-    """`python server.py [--sandbox]`: serve on HOST:PORT."""
+    """`python server.py [--sandbox]`: serve on HOST:PORT with WORKERS processes."""
     import uvicorn
 
     parser = argparse.ArgumentParser(description="Connectors Service")
@@ -287,7 +309,11 @@ def main() -> None:
     except CRMError as exc:
         raise SystemExit(f"bad configuration:\n  HANDOFF_FALLBACK_CRM: {exc.message}") from None
     configure_logging(settings.log_level)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False)
+    serving = {"host": settings.host, "port": settings.port, "log_config": None, "access_log": False}
+    if settings.workers > 1:  # each worker is its own process with its own pool (and, in sandbox mode, emulators)
+        uvicorn.run("server:worker_app", factory=True, workers=settings.workers, **serving)
+    else:
+        uvicorn.run(create_app(settings), **serving)
 
 
 if __name__ == "__main__":

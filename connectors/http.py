@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -101,11 +102,49 @@ class UpstreamResponse:
 
 
 class VendorConfig(BaseModel):
-    """Base of each vendor's config model: request `config` merged over the environment."""
+    """Base of each vendor's config model: request `config` merged over the environment (frozen: it is shared)."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
 
     base_url: str | None = None
+
+
+def _secret_value(value: Any) -> Any:
+    """orjson's fallback for the cache key: a secret counts by its value (anything else is not cacheable)."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    raise TypeError
+
+
+class ConfigCache:
+    """Validated configs by (model, merged config): each tenant's config is validated once, then reused.
+
+    Bounded (least recently used goes first) so a stream of distinct tenants cannot grow it without end;
+    invalid configs are never stored, so each one still gets its 400.
+    """
+
+    def __init__(self, max_entries: int = 1024) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[Any, VendorConfig] = OrderedDict()
+
+    def validated(self, model: type[VendorConfig], merged: Mapping[str, Any]) -> VendorConfig:
+        """The model for `merged`, from the cache or validated now (pydantic's ValidationError passes through)."""
+        try:  # canonical JSON keeps `1`, `1.0` and `true` apart, and is one C call
+            key = (model, orjson.dumps(merged, default=_secret_value, option=orjson.OPT_SORT_KEYS))
+        except TypeError:  # a value JSON cannot hold: validate every time
+            return model.model_validate(merged)
+        config = self._entries.get(key)
+        if config is not None:
+            self._entries.move_to_end(key)
+            return config
+        config = model.model_validate(merged)
+        self._entries[key] = config
+        if len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+        return config
+
+
+CONFIGS = ConfigCache()
 
 
 def basic_auth(user: str, password: str) -> dict[str, str]:
@@ -150,7 +189,7 @@ class UpstreamConnector:
         merged = context.settings.vendor_defaults(cls.vendor, fields)
         merged.update({k: v for k, v in (request_config or {}).items() if v is not None})
         try:
-            config = cls.config_model.model_validate(merged)
+            config = CONFIGS.validated(cls.config_model, merged)
         except ValidationError as exc:
             # Only field names and reasons: pydantic's own text would echo the (secret) input values.
             problems = "; ".join(
@@ -322,6 +361,34 @@ class UpstreamConnector:
         """
         url = path if path.startswith(("http://", "https://")) else f"{self.base_url}{path}"
         safe = method == "GET" if idempotent is None else idempotent
+        attempt_no = 1
+
+        async def attempt(number: int) -> UpstreamResponse:
+            nonlocal attempt_no
+            attempt_no = number
+            response = await self._send_once(
+                method, url, operation=operation, attempt=number, params=params, json=json, data=data, headers=headers
+            )
+            self._raise_for_status(response)
+            return response
+
+        try:
+            try:  # the fast path: no retry machinery unless the first attempt fails
+                return await attempt(1)
+            except CRMError as error:
+                if not self._may_retry(error, safe):
+                    raise
+                first_failure = error
+            return await self._retry(attempt, first_failure, safe)
+        finally:
+            fields = request_fields_var.get()
+            if fields is not None:  # the request's access line reports how many retries it took
+                fields["retries"] = fields.get("retries", 0) + attempt_no - 1
+
+    async def _retry(
+        self, attempt: Callable[[int], Awaitable[UpstreamResponse]], first_failure: CRMError, safe: bool
+    ) -> UpstreamResponse:
+        """Tenacity from the first failure on: its attempt 1 replays that failure, so waits and stops are as before."""
         retrying = AsyncRetrying(
             retry=retry_if_exception(lambda e: self._may_retry(e, safe)),
             wait=self._wait_seconds,
@@ -329,26 +396,12 @@ class UpstreamConnector:
             sleep=self.ctx.sleep,
             reraise=True,
         )
-        attempt_no = 0
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    attempt_no = attempt.retry_state.attempt_number
-                    response = await self._send_once(
-                        method,
-                        url,
-                        operation=operation,
-                        attempt=attempt_no,
-                        params=params,
-                        json=json,
-                        data=data,
-                        headers=headers,
-                    )
-                    self._raise_for_status(response)
-        finally:
-            fields = request_fields_var.get()
-            if fields is not None:  # the request's access line reports how many retries it took
-                fields["retries"] = fields.get("retries", 0) + max(0, attempt_no - 1)
+        async for state in retrying:
+            with state:
+                number = state.retry_state.attempt_number
+                if number == 1:
+                    raise first_failure
+                response = await attempt(number)
         return response
 
     async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
