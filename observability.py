@@ -79,7 +79,7 @@ def format_traceback(exc: BaseException) -> str:
         message = _exception_text(error)
         parts.append(f"Traceback (most recent call last):\n{frames}{type(error).__qualname__}"
                      f"{': ' + message if message else ''}\n{link}")
-    return "".join(parts).rstrip("\n")
+    return mask_pii("".join(parts).rstrip("\n"))  # source lines shown can hold literals too
 
 
 class JSONFormatter(logging.Formatter):
