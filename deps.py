@@ -55,7 +55,12 @@ class ORJSONRoute(APIRoute):
 
 
 async def connector_context(request: Request) -> ConnectorContext:
-    """Everything a connector needs for this request, with a fresh deadline (async: no thread-pool hop)."""
+    """The `Context` dependency (async: no thread-pool hop); hot routes call context_of directly."""
+    return context_of(request)
+
+
+def context_of(request: Request) -> ConnectorContext:
+    """Everything a connector needs for this request, with a fresh deadline."""
     state = request.app.state
     return ConnectorContext(
         session=state.http,

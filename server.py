@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -25,10 +26,10 @@ from connectors.hosts import host_of
 from crm import CRMFactory
 from deps import (
     ERROR_RESPONSES,
-    Context,
     IdempotencyKey,
     ORJSONRoute,
     Store,
+    context_of,
     open_crm,
     with_create_outcome,
     within_deadline,
@@ -50,12 +51,19 @@ from observability import configure_logging, log_event, new_request_id, request_
 from phone import parse_phone
 from settings import Settings, get_settings
 
+class ContractJSONResponse(JSONResponse):
+    """Error bodies rendered by orjson (success bodies are already rendered by pydantic-core, FastAPI's default)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, default=str, option=orjson.OPT_NON_STR_KEYS)
+
+
 def error_response(error: CRMError, headers: dict[str, str] | None = None) -> JSONResponse:
     """The one place a CRMError becomes an HTTP answer."""
     extra = dict(headers or {})
     if error.retry_after is not None:
         extra["Retry-After"] = str(max(1, round(error.retry_after)))
-    return JSONResponse(error.to_body(request_id_var.get()), status_code=error.status_code, headers=extra)
+    return ContractJSONResponse(error.to_body(request_id_var.get()), status_code=error.status_code, headers=extra)
 
 
 class BodyTooLarge(InvalidRequest):
@@ -75,7 +83,12 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        offered = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), None)
+        offered, declared = None, b"0"
+        for name, value in scope["headers"]:  # one pass for the two headers read here
+            if name == b"x-request-id" and offered is None:
+                offered = value.decode("latin-1")
+            elif name == b"content-length" and declared == b"0":
+                declared = value
         request_id = new_request_id(offered)
         id_token = request_id_var.set(request_id)
         fields: dict[str, Any] = {}
@@ -102,7 +115,6 @@ class RequestContextMiddleware:
                 raise BodyTooLarge(f"the request body is larger than {self.max_body_bytes} bytes")
             return message
 
-        declared = next((v for k, v in scope["headers"] if k == b"content-length"), b"0")
         try:
             if int(declared or 0) > self.max_body_bytes:  # refused before a byte of it is read
                 raise BodyTooLarge(f"the request body is larger than {self.max_body_bytes} bytes")
@@ -115,7 +127,7 @@ class RequestContextMiddleware:
             if not response_started:
                 body = CRMError("internal error; the request id identifies it in the logs").to_body(request_id)
                 body["error"]["code"] = "internal_error"
-                await JSONResponse(body, status_code=500)(scope, receive, send_with_id)
+                await ContractJSONResponse(body, status_code=500)(scope, receive, send_with_id)
         finally:
             log_event(
                 "request",
@@ -229,30 +241,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"emulators": runner.urls, "control": f"{runner.root}/_sandbox", "credentials": runner.credentials}
 
     @app.post("/crm/customer", response_model=Customer, responses=ERROR_RESPONSES, tags=["crm"])
-    async def get_customer(body: CustomerRequest, ctx: Context) -> Customer:
+    async def get_customer(body: CustomerRequest, request: Request) -> Customer:
         """A customer by the CRM's own id."""
+        ctx = context_of(request)  # a plain call: no dependency to solve
         crm = open_crm(body, ctx, "get_customer")
         return await within_deadline(crm.get_customer(body.customer_id), ctx, crm.vendor)
 
     @app.post("/crm/customer/search", response_model=CustomerList, responses=ERROR_RESPONSES, tags=["crm"])
-    async def find_customers(body: CustomerSearchRequest, ctx: Context) -> CustomerList:
+    async def find_customers(body: CustomerSearchRequest, request: Request) -> CustomerList:
         """Caller-ID lookup: the phone in any spelling (normalized to E.164), or the email."""
+        ctx = context_of(request)
         crm = open_crm(body, ctx, "find_customers")
         phone = parse_phone(body.phone, ctx.settings.default_phone_region) if body.phone else None
         found = await within_deadline(crm.find_customers(phone=phone, email=body.email, limit=body.limit), ctx, crm.vendor)
         return CustomerList(customers=found)
 
     @app.post("/crm/ticket", response_model=Ticket, responses=ERROR_RESPONSES, tags=["crm"])
-    async def get_ticket(body: TicketRequest, ctx: Context) -> Ticket:
+    async def get_ticket(body: TicketRequest, request: Request) -> Ticket:
         """A ticket or case by id."""
+        ctx = context_of(request)
         crm = open_crm(body, ctx, "get_ticket")
         return await within_deadline(crm.get_ticket(body.ticket_id), ctx, crm.vendor)
 
     @app.post(
         "/crm/ticket/create", status_code=201, response_model=Ticket, responses=ERROR_RESPONSES, tags=["crm"]
     )
-    async def create_ticket(body: TicketCreateRequest, ctx: Context, store: Store, key: IdempotencyKey = None) -> Any:
+    async def create_ticket(body: TicketCreateRequest, request: Request, store: Store, key: IdempotencyKey = None) -> Any:
         """Create a ticket; with an Idempotency-Key it is created once however often the call is repeated."""
+        ctx = context_of(request)
         crm = open_crm(body, ctx, "create_ticket")
 
         async def create() -> tuple[int, Any]:
@@ -273,8 +289,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(data, status_code=status, headers={"Idempotent-Replayed": str(replayed).lower()})
 
     @app.post("/crm/ticket/update", response_model=Ticket, responses=ERROR_RESPONSES, tags=["crm"])
-    async def update_ticket(body: TicketUpdateRequest, ctx: Context) -> Ticket:
+    async def update_ticket(body: TicketUpdateRequest, request: Request) -> Ticket:
         """Change a ticket's fields, and add a public comment or (public false) an internal note."""
+        ctx = context_of(request)
         crm = open_crm(body, ctx, "update_ticket")
         return await within_deadline(crm.update_ticket(body), ctx, crm.vendor)
 

@@ -152,8 +152,9 @@ def lookup_body(upstream_port: int) -> str:
 class Bench:
     """Owns the processes of one benchmark run."""
 
-    def __init__(self, service_root: Path, log_dir: Path) -> None:
+    def __init__(self, service_root: Path, log_dir: Path, service_env: dict[str, str]) -> None:
         self.service_root = service_root
+        self.service_env = service_env
         self.log_dir = log_dir
         self.procs: list[subprocess.Popen[bytes]] = []
         self.upstreams = {delay: free_port() for delay in (0, 50)}
@@ -179,7 +180,7 @@ class Bench:
         port = free_port()
         hosts = ",".join(f"127.0.0.1:{p}" for p in self.upstreams.values())
         env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "LOG_LEVEL": "INFO", "SANDBOX": "false",
-               "CONNECTORS_ALLOWED_HOSTS": hosts, "WORKERS": str(workers)}
+               "CONNECTORS_ALLOWED_HOSTS": hosts, "WORKERS": str(workers), **self.service_env}
         proc = self.spawn([sys.executable, "server.py"], self.service_root, env, name=f"service-w{workers}")
         bodies = {delay: lookup_body(p) for delay, p in self.upstreams.items()}
         wait_until_up(port, "/crm/customer", "POST", bodies[0])
@@ -278,17 +279,22 @@ def main() -> None:
     parser.add_argument("--service-root", type=Path, default=ROOT, help="checkout whose server.py is measured")
     parser.add_argument("--label", default="", help="tag for the JSON file, e.g. before/after")
     parser.add_argument("--no-workers", action="store_true", help="skip the WORKERS=2 part")
+    parser.add_argument("--service-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra environment for the service (experiments, e.g. LOG_LEVEL=WARNING)")
+    parser.add_argument("--levels", default="1,16,128", help="requests in flight, comma-separated")
+    parser.add_argument("--delays", default="0,50", help="upstream delays in ms, from 0 and 50")
     args = parser.parse_args()
     rounds, seconds = (1, 1.0) if args.quick else (args.rounds, args.seconds)
     wrk = ensure_wrk()
     RESULTS.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    bench = Bench(args.service_root.resolve(), RESULTS)
+    bench = Bench(args.service_root.resolve(), RESULTS, dict(item.split("=", 1) for item in args.service_env))
     load_before = os.getloadavg()
     try:
         upstream = bench.start_upstreams()
         upstream_procs = {0: bench.procs[0], 50: bench.procs[1]}
-        plan = [(delay, conns) for delay in (0, 50) for conns in (1, 16, 128)]
+        levels = [int(n) for n in args.levels.split(",")]
+        plan = [(int(delay), conns) for delay in args.delays.split(",") for conns in levels]
         targets = [upstream, bench.start_service(1), bench.start_reference(1)]
         for target in targets[1:]:  # warm-up: caches, pools and the first-request imports
             run_wrk(wrk, target.port, target.method, target.path, target.bodies[0], 16, 1)
@@ -305,6 +311,7 @@ def main() -> None:
     finally:
         bench.stop()
     report = {"stamp": stamp, "label": args.label, "service_root": str(args.service_root), "rounds": rounds,
+              "service_env": bench.service_env,
               "seconds": seconds, "cpus": os.cpu_count(), "loadavg_before": load_before,
               "loadavg_after": os.getloadavg(), "medians": rows, "runs": runs}
     out = RESULTS / f"bench-{stamp}{'-' + args.label if args.label else ''}.json"
