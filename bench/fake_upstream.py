@@ -1,7 +1,9 @@
 """A fast fake Zendesk for the benchmark: raw asyncio HTTP/1.1 keep-alive, one ~1 KB user JSON, optional delay.
 
 It answers every request with the same `GET /api/v2/users/{id}.json?include=organizations` shape (user plus its
-sideloaded organization), so the upstream's own cost stays far below the service's. Usage:
+sideloaded organization), so the upstream's own cost stays far below the service's. The shape follows Zendesk's
+Show User (https://developer.zendesk.com/api-reference/ticketing/users/users/#show-user) with organizations
+sideloaded (https://developer.zendesk.com/documentation/ticketing/using-the-zendesk-api/side_loading/). Usage:
 `python bench/fake_upstream.py --port 9001 --delay-ms 50`.
 """
 
