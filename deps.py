@@ -6,7 +6,9 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Header, Request
+import orjson
+from fastapi import Depends, Header, Request, Response
+from fastapi.routing import APIRoute
 
 from audit import ID_FIELDS
 from connectors.http import ConnectorContext, Deadline
@@ -148,8 +150,34 @@ def error_responses(codes: tuple[str, ...]) -> dict[str, Any]:
     return dict(sorted(responses.items()))
 
 
+class ORJSONRequest(Request):
+    """A request whose JSON body is parsed by orjson (its JSONDecodeError is json's, so FastAPI's 422/400 hold)."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = orjson.loads(await self.body())
+        return self._json
+
+
+class ORJSONRoute(APIRoute):
+    """Routes that read their body with ORJSONRequest."""
+
+    def get_route_handler(self) -> Any:
+        handler = super().get_route_handler()
+
+        async def orjson_handler(request: Request) -> Response:
+            return await handler(ORJSONRequest(request.scope, request.receive))
+
+        return orjson_handler
+
+
 async def connector_context(request: Request) -> ConnectorContext:
-    """Everything a connector needs for this request, with a fresh deadline (async: no thread-pool hop)."""
+    """The `Context` dependency (async: no thread-pool hop); hot routes call context_of directly."""
+    return app_context(request.app.state)
+
+
+def context_of(request: Request) -> ConnectorContext:
+    """Everything a connector needs for this request, with a fresh deadline (a plain call: no dependency)."""
     return app_context(request.app.state)
 
 

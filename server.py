@@ -34,7 +34,19 @@ from connectors.etiquette import ETIQUETTE, Etiquette
 from connectors.hosts import host_of
 from connectors.http import ConnectorContext, UpstreamConnector
 from crm import CRMFactory
-from deps import ERROR_RESPONSES, ROUTE_ERRORS, Context, app_context, error_responses, IdempotencyKey, Store, open_crm, with_create_outcome, within_deadline
+from deps import (
+    ERROR_RESPONSES,
+    ROUTE_ERRORS,
+    IdempotencyKey,
+    ORJSONRoute,
+    Store,
+    app_context,
+    context_of,
+    error_responses,
+    open_crm,
+    with_create_outcome,
+    within_deadline,
+)
 from errors import CRMError, InvalidRequest, NotFound, UpstreamUnavailable, ValidationFailed
 from exactly_once import CreateOnce
 from idempotency import fingerprint
@@ -67,6 +79,13 @@ from settings import Settings, get_settings
 from state import MemoryState
 from stores import close_shared_state, open_shared_state
 
+class ContractJSONResponse(JSONResponse):
+    """Error bodies rendered by orjson (success bodies are already rendered by pydantic-core, FastAPI's default)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, default=str, option=orjson.OPT_NON_STR_KEYS)
+
+
 def error_response(error: CRMError, headers: dict[str, str] | None = None) -> JSONResponse:
     """The one place a CRMError becomes an HTTP answer."""
     extra = {**error.headers, **(headers or {})}
@@ -77,7 +96,7 @@ def error_response(error: CRMError, headers: dict[str, str] | None = None) -> JS
         fields["error_code"] = error.code
     if error.retry_after is not None:
         extra["Retry-After"] = str(max(1, round(error.retry_after)))
-    return JSONResponse(error.to_body(request_id_var.get()), status_code=error.status_code, headers=extra)
+    return ContractJSONResponse(error.to_body(request_id_var.get()), status_code=error.status_code, headers=extra)
 
 
 async def send_error(error: CRMError, scope: Scope, receive: Receive, send: Send) -> None:
@@ -125,7 +144,12 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        offered = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), None)
+        offered, declared = None, b"0"
+        for name, value in scope["headers"]:  # one pass for the two headers read here
+            if name == b"x-request-id" and offered is None:
+                offered = value.decode("latin-1")
+            elif name == b"content-length" and declared == b"0":
+                declared = value
         request_id = new_request_id(offered)
         id_token = request_id_var.set(request_id)
         fields: dict[str, Any] = {}
@@ -153,7 +177,6 @@ class RequestContextMiddleware:
                 raise BodyTooLarge(f"the request body is larger than {self.max_body_bytes} bytes")
             return message
 
-        declared = next((v for k, v in scope["headers"] if k == b"content-length"), b"0")
         try:
             if int(declared or 0) > self.max_body_bytes:  # refused before a byte of it is read
                 raise BodyTooLarge(f"the request body is larger than {self.max_body_bytes} bytes")
@@ -166,7 +189,7 @@ class RequestContextMiddleware:
             if not response_started:
                 body = CRMError("internal error; the request id identifies it in the logs").to_body(request_id)
                 body["error"]["code"] = fields["error_code"] = "internal_error"
-                await JSONResponse(body, status_code=500)(scope, receive, send_with_id)
+                await ContractJSONResponse(body, status_code=500)(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             log_event(
@@ -193,7 +216,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # The rate governor and circuit breaker: shared through the same Redis when there is one (app.state.states).
     app.state.shared[ETIQUETTE] = Etiquette(settings, shared=next(iter(app.state.states), None))
     connector = aiohttp.TCPConnector(
-        limit=settings.http_pool_limit, limit_per_host=settings.http_pool_limit_per_host, ttl_dns_cache=300
+        limit=settings.http_pool_limit,
+        limit_per_host=settings.http_pool_limit_per_host,
+        ttl_dns_cache=settings.http_dns_cache_seconds or None,
+        use_dns_cache=settings.http_dns_cache_seconds > 0,
     )
     app.state.http = aiohttp.ClientSession(
         connector=connector,
@@ -320,6 +346,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         telemetry=telemetry.get().fastapi_config(),
     )
+    app.router.route_class = ORJSONRoute  # request bodies parsed by orjson (livechat's router keeps its own)
     app.state.settings = settings
     app.state.api_keys = parse_keys(settings.connectors_api_keys)
     # Outermost last: request id and access line, then the caller's key, then the body's limits.
@@ -419,8 +446,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"emulators": runner.urls, "control": f"{runner.root}/_sandbox", "credentials": runner.credentials}
 
     @app.post("/crm/customer", response_model=Customer, responses=ERROR_RESPONSES, tags=["crm"])
-    async def get_customer(body: CustomerRequest, ctx: Context, request: Request) -> Any:
+    async def get_customer(body: CustomerRequest, request: Request) -> Any:
         """A customer by the CRM's own id (through the caller cache: X-Cache, Age)."""
+        ctx = context_of(request)  # a plain call: no dependency to solve
         crm = open_crm(body, ctx, "get_customer")
 
         async def load() -> bytes:
@@ -431,8 +459,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return await cached_answer(request, key, load)
 
     @app.post("/crm/customer/search", response_model=CustomerList, responses=ERROR_RESPONSES, tags=["crm"])
-    async def find_customers(body: CustomerSearchRequest, ctx: Context, request: Request) -> Any:
+    async def find_customers(body: CustomerSearchRequest, request: Request) -> Any:
         """Caller-ID lookup: the phone in any spelling (normalized to E.164), or the email (cached: X-Cache, Age)."""
+        ctx = context_of(request)
         crm = open_crm(body, ctx, "find_customers")
         phone = parse_phone(body.phone, ctx.settings.default_phone_region) if body.phone else None
 
@@ -445,18 +474,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return await cached_answer(request, cache_key(crm.tenant_fingerprint(), "find_customers", *query), load)
 
     @app.post("/crm/ticket", response_model=Ticket, responses=ERROR_RESPONSES, tags=["crm"])
-    async def get_ticket(body: TicketRequest, ctx: Context) -> Ticket:
+    async def get_ticket(body: TicketRequest, request: Request) -> Ticket:
         """A ticket or case by id."""
+        ctx = context_of(request)
         crm = open_crm(body, ctx, "get_ticket")
         return await within_deadline(crm.get_ticket(body.ticket_id), ctx, crm.vendor)
 
     @app.post(
         "/crm/ticket/create", status_code=201, response_model=Ticket, responses=ERROR_RESPONSES, tags=["crm"]
     )
-    async def create_ticket(
-        body: TicketCreateRequest, ctx: Context, store: Store, request: Request, key: IdempotencyKey = None
-    ) -> Any:
+    async def create_ticket(body: TicketCreateRequest, request: Request, store: Store, key: IdempotencyKey = None) -> Any:
         """Create a ticket; with an Idempotency-Key it is created once however often the call is repeated."""
+        ctx = context_of(request)
         crm = open_crm(body, ctx, "create_ticket")
 
         async def create() -> tuple[int, Any]:
@@ -488,8 +517,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(data, status_code=status, headers={"Idempotent-Replayed": str(replayed).lower()})
 
     @app.post("/crm/ticket/update", response_model=Ticket, responses=ERROR_RESPONSES, tags=["crm"])
-    async def update_ticket(body: TicketUpdateRequest, ctx: Context) -> Ticket:
+    async def update_ticket(body: TicketUpdateRequest, request: Request) -> Ticket:
         """Change a ticket's fields, and add a public comment or (public false) an internal note."""
+        ctx = context_of(request)
         crm = open_crm(body, ctx, "update_ticket")
         return await within_deadline(crm.update_ticket(body), ctx, crm.vendor)
 
@@ -498,8 +528,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+def worker_app() -> FastAPI:
+    """uvicorn's factory in each worker process (WORKERS > 1): settings and logging are set up per process."""
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)
+
+
 def main() -> None:
-    """`python server.py [--sandbox]`: serve on HOST:PORT."""
+    """`python server.py [--sandbox]`: serve on HOST:PORT with WORKERS processes."""
     import uvicorn
 
     parser = argparse.ArgumentParser(description="Connectors Service")
@@ -526,14 +563,17 @@ def main() -> None:
     except CRMError as exc:
         raise SystemExit(f"bad configuration:\n  HANDOFF_FALLBACK_CRM: {exc.message}") from None
     configure_logging(settings.log_level)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
+    serving = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": None,
+        "access_log": False,
         **uvicorn_options(settings),
-    )
+    }
+    if settings.workers > 1:  # each worker is its own process with its own pool (and, in sandbox mode, emulators)
+        uvicorn.run("server:worker_app", factory=True, workers=settings.workers, **serving)
+    else:
+        uvicorn.run(create_app(settings), **serving)
 
 
 if __name__ == "__main__":

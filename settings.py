@@ -53,8 +53,11 @@ class Settings(BaseSettings):
     retry_after_max_seconds: float = Field(
         5.0, ge=0, description="Longest vendor Retry-After we wait out; longer ones go back to the caller as 429."
     )
-    http_pool_limit: int = Field(100, ge=1)
-    http_pool_limit_per_host: int = Field(20, ge=1)
+    # One pool for every vendor; a per-host ceiling (0 = none) would cap a slow vendor at ceiling/latency req/s.
+    http_pool_limit: int = Field(1000, ge=1, description="Open upstream connections per process, all hosts.")
+    http_pool_limit_per_host: int = Field(0, ge=0, description="Per vendor host; 0 is no ceiling below HTTP_POOL_LIMIT.")
+    http_dns_cache_seconds: int = Field(300, ge=0, description="How long a resolved vendor host is reused.")
+    workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes `python server.py` starts.")
 
     # Upstream etiquette (docs/upstream-etiquette.md): the rate governor and the circuit breaker
     governor_enabled: bool = True

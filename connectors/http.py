@@ -11,6 +11,7 @@ import html
 import math
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -140,11 +141,49 @@ class CredentialCheck:
 
 
 class VendorConfig(BaseModel):
-    """Base of each vendor's config model: request `config` merged over the environment."""
+    """Base of each vendor's config model: request `config` merged over the environment (frozen: it is shared)."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
 
     base_url: str | None = None
+
+
+def _secret_value(value: Any) -> Any:
+    """orjson's fallback for the cache key: a secret counts by its value (anything else is not cacheable)."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    raise TypeError
+
+
+class ConfigCache:
+    """Validated configs by (model, merged config): each tenant's config is validated once, then reused.
+
+    Bounded (least recently used goes first) so a stream of distinct tenants cannot grow it without end;
+    invalid configs are never stored, so each one still gets its 400.
+    """
+
+    def __init__(self, max_entries: int = 1024) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[Any, VendorConfig] = OrderedDict()
+
+    def validated(self, model: type[VendorConfig], merged: Mapping[str, Any]) -> VendorConfig:
+        """The model for `merged`, from the cache or validated now (pydantic's ValidationError passes through)."""
+        try:  # canonical JSON keeps `1`, `1.0` and `true` apart, and is one C call
+            key = (model, orjson.dumps(merged, default=_secret_value, option=orjson.OPT_SORT_KEYS))
+        except TypeError:  # a value JSON cannot hold: validate every time
+            return model.model_validate(merged)
+        config = self._entries.get(key)
+        if config is not None:
+            self._entries.move_to_end(key)
+            return config
+        config = model.model_validate(merged)
+        self._entries[key] = config
+        if len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+        return config
+
+
+CONFIGS = ConfigCache()
 
 
 def basic_auth(user: str, password: str) -> dict[str, str]:
@@ -232,7 +271,7 @@ class UpstreamConnector:
         """Build the connector from `merged_config`, validated (field names and reasons only in errors)."""
         merged = cls.merged_config(request_config, context.settings)
         try:
-            config = cls.config_model.model_validate(merged)
+            config = CONFIGS.validated(cls.config_model, merged)
         except ValidationError as exc:
             # Only field names and reasons: pydantic's own text would echo the (secret) input values.
             own = (request_config or {}).keys() & (HOST_FIELDS | secret_fields(cls.config_model))
@@ -475,34 +514,35 @@ class UpstreamConnector:
         """
         url = path if path.startswith(("http://", "https://")) else f"{self.base_url}{path}"
         safe = method == "GET" if idempotent is None else idempotent
-        retrying = AsyncRetrying(
-            retry=retry_if_exception(lambda e: self._may_retry(e, safe)),
-            wait=self._wait_seconds,
-            stop=self._should_stop,
-            sleep=self.ctx.sleep,
-            reraise=True,
-        )
-        attempt_no = 0
-        guard = etiquette(self.ctx.shared, self.ctx.settings)
+        attempt_no = 1
+        guard = etiquette(self.ctx.shared, self.ctx.settings)  # the rate governor and the circuit breaker
+
+        async def attempt(number: int) -> UpstreamResponse:
+            nonlocal attempt_no
+            attempt_no = number
+            send = partial(
+                self._send_once,
+                method,
+                url,
+                operation=operation,
+                attempt=number,
+                params=params,
+                json=json,
+                data=data,
+                headers=headers,
+            )
+            response = await guard.send(self, send)
+            self._raise_for_status(response)
+            return response
+
         try:
-            async for attempt in retrying:
-                with attempt:
-                    attempt_no = attempt.retry_state.attempt_number
-                    response = await guard.send(
-                        self,
-                        partial(
-                            self._send_once,
-                            method,
-                            url,
-                            operation=operation,
-                            attempt=attempt_no,
-                            params=params,
-                            json=json,
-                            data=data,
-                            headers=headers,
-                        ),
-                    )
-                    self._raise_for_status(response)
+            try:  # the fast path: no retry machinery unless the first attempt fails
+                return await attempt(1)
+            except CRMError as error:
+                if not self._may_retry(error, safe):
+                    raise
+                first_failure = error
+            return await self._retry(attempt, first_failure, safe)
         except RateLimited as exc:
             if exc.retry_after is None:  # the vendor named no wait: tell the caller its documented window
                 exc.retry_after = self.rate_limit_window_seconds
@@ -511,7 +551,25 @@ class UpstreamConnector:
         finally:
             fields = request_fields_var.get()
             if fields is not None:  # the request's access line reports how many retries it took
-                fields["retries"] = fields.get("retries", 0) + max(0, attempt_no - 1)
+                fields["retries"] = fields.get("retries", 0) + attempt_no - 1
+
+    async def _retry(
+        self, attempt: Callable[[int], Awaitable[UpstreamResponse]], first_failure: CRMError, safe: bool
+    ) -> UpstreamResponse:
+        """Tenacity from the first failure on: its attempt 1 replays that failure, so waits and stops are as before."""
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(lambda e: self._may_retry(e, safe)),
+            wait=self._wait_seconds,
+            stop=self._should_stop,
+            sleep=self.ctx.sleep,
+            reraise=True,
+        )
+        async for state in retrying:
+            with state:
+                number = state.retry_state.attempt_number
+                if number == 1:
+                    raise first_failure
+                response = await attempt(number)
         return response
 
     async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
