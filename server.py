@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import audit
 import telemetry
+from connections import routes as connections_routes
 from auth import CallerAuthMiddleware, key_values, parse_keys, warn_if_open
 from cache import cache_key, cached_answer, forget_requester
 from connectors.hosts import host_of
@@ -206,6 +207,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     store = app.state.idempotency
     # Readiness hook: other stores (Redis, a database) add a named async check here; raising means not ready.
     app.state.readiness_checks = {"idempotency_store": lambda: store.lookup("_ready", "probe")}
+    await connections_routes.start(app)  # stored connections: migrations and key checks; refuses a wrong key
     vendors = sorted(configured_connectors(app_context(app.state)))
     # Start-up objects (modules, schemas, seed data) never die: keep them out of every future GC pass.
     gc.freeze()
@@ -220,6 +222,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await connections_routes.stop(app)
         await close_shared_state(app.state)
         await app.state.http.close()
         app.state.audit.close()
@@ -397,7 +400,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.post("/crm/customer", response_model=Customer, responses=ERROR_RESPONSES, tags=["crm"])
     async def get_customer(body: CustomerRequest, ctx: Context, request: Request) -> Any:
         """A customer by the CRM's own id (through the caller cache: X-Cache, Age)."""
-        crm = open_crm(body, ctx, "get_customer")
+        crm = await open_crm(body, ctx, "get_customer", request)
 
         async def load() -> bytes:
             found = await within_deadline(crm.get_customer(body.customer_id), ctx, crm.vendor)
@@ -409,7 +412,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.post("/crm/customer/search", response_model=CustomerList, responses=ERROR_RESPONSES, tags=["crm"])
     async def find_customers(body: CustomerSearchRequest, ctx: Context, request: Request) -> Any:
         """Caller-ID lookup: the phone in any spelling (normalized to E.164), or the email (cached: X-Cache, Age)."""
-        crm = open_crm(body, ctx, "find_customers")
+        crm = await open_crm(body, ctx, "find_customers", request)
         phone = parse_phone(body.phone, ctx.settings.default_phone_region) if body.phone else None
 
         async def load() -> bytes:
@@ -421,9 +424,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return await cached_answer(request, cache_key(crm.tenant_fingerprint(), "find_customers", *query), load)
 
     @app.post("/crm/ticket", response_model=Ticket, responses=ERROR_RESPONSES, tags=["crm"])
-    async def get_ticket(body: TicketRequest, ctx: Context) -> Ticket:
+    async def get_ticket(body: TicketRequest, ctx: Context, request: Request) -> Ticket:
         """A ticket or case by id."""
-        crm = open_crm(body, ctx, "get_ticket")
+        crm = await open_crm(body, ctx, "get_ticket", request)
         return await within_deadline(crm.get_ticket(body.ticket_id), ctx, crm.vendor)
 
     @app.post(
@@ -433,7 +436,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         body: TicketCreateRequest, ctx: Context, store: Store, request: Request, key: IdempotencyKey = None
     ) -> Any:
         """Create a ticket; with an Idempotency-Key it is created once however often the call is repeated."""
-        crm = open_crm(body, ctx, "create_ticket")
+        crm = await open_crm(body, ctx, "create_ticket", request)
 
         async def create() -> tuple[int, Any]:
             try:
@@ -458,12 +461,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(data, status_code=status, headers={"Idempotent-Replayed": str(replayed).lower()})
 
     @app.post("/crm/ticket/update", response_model=Ticket, responses=ERROR_RESPONSES, tags=["crm"])
-    async def update_ticket(body: TicketUpdateRequest, ctx: Context) -> Ticket:
+    async def update_ticket(body: TicketUpdateRequest, ctx: Context, request: Request) -> Ticket:
         """Change a ticket's fields, and add a public comment or (public false) an internal note."""
-        crm = open_crm(body, ctx, "update_ticket")
+        crm = await open_crm(body, ctx, "update_ticket", request)
         return await within_deadline(crm.update_ticket(body), ctx, crm.vendor)
 
     app.include_router(handoff_router)
+    app.include_router(connections_routes.router)
     document(app)
     return app
 
