@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import re
 import secrets
 import sqlite3
 import time
@@ -269,6 +270,11 @@ class ConnectionManager:
             raise StateUnavailable("the connection store did not answer; repeat the request") from None
 
 
+def safe_url(url: str) -> str:
+    """A database URL without its password, for messages."""
+    return re.sub(r"://([^:/@]*):[^@]*@", r"://\1:***@", url)
+
+
 def merged(current: Mapping[str, Any], patch: Mapping[str, Any] | None) -> dict[str, Any]:
     """A JSON merge patch one level deep: keys replaced, a null value removes the key."""
     result = dict(current)
@@ -301,7 +307,10 @@ async def open_connections(
         raise StartupRefused(str(exc)) from None
     store = open_store(url or DEFAULT_DATABASE_URL, settings.database_pool_size)
     try:
-        await store.open()
+        try:
+            await store.open()
+        except STORE_ERRORS as exc:
+            raise StartupRefused(f"the connection store {safe_url(url or DEFAULT_DATABASE_URL)} cannot be opened: {exc}") from None
         stored_check, count = await store.get_meta(KEY_CHECK), await store.count()
         if (keyring is None or keyring.ephemeral) and count:
             raise StartupRefused(

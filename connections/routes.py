@@ -5,19 +5,21 @@ Reads never show a secret: only which credential fields are set, each with a fin
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 
 from admin import AdminCaller
 from audit import note
-from connections.manager import ConnectionManager, open_connections
+from connections.manager import ConnectionManager, StartupRefused, open_connections
 from connections.schemas import ConnectionCheck, ConnectionCreate, ConnectionList, ConnectionUpdate, ConnectionView
 from connectors.http import StoredConfig, UpstreamConnector
 from crm import CRMFactory
 from deps import ERROR_RESPONSES, app_context
 from errors import UnsupportedCRM
 from livechat import HANDOFF_CONNECTORS
+from observability import log_event
 
 router = APIRouter(prefix="/connections", tags=["connections"], responses=ERROR_RESPONSES)
 
@@ -38,7 +40,11 @@ async def start(app: FastAPI) -> None:
     def probe(cls: type[UpstreamConnector], config: dict[str, Any]) -> None:
         cls.from_request(StoredConfig(config), app_context(app.state))  # the host guard, before anything is stored
 
-    manager = await open_connections(app.state.settings, vendor_class, probe)
+    try:
+        manager = await open_connections(app.state.settings, vendor_class, probe)
+    except StartupRefused as exc:
+        log_event("startup_refused", logging.ERROR, detail=str(exc))  # the reason, as one line, before the traceback
+        raise
     app.state.connections = manager
     app.state.readiness_checks["connections_store"] = manager.store.ping
 
