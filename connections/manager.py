@@ -14,6 +14,7 @@ import sqlite3
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -270,6 +271,11 @@ class ConnectionManager:
             raise StateUnavailable("the connection store did not answer; repeat the request") from None
 
 
+def default_file_exists() -> bool:
+    """Whether the default SQLite file is there (it may hold connections a missing key would orphan)."""
+    return Path(DEFAULT_DATABASE_URL.removeprefix("sqlite:///")).exists()
+
+
 def safe_url(url: str) -> str:
     """A database URL without its password, for messages."""
     return re.sub(r"://([^:/@]*):[^@]*@", r"://\1:***@", url)
@@ -305,6 +311,8 @@ async def open_connections(
             url = url or MEMORY_DATABASE_URL
     except KeyProblem as exc:
         raise StartupRefused(str(exc)) from None
+    if keyring is None and url is None and not default_file_exists():
+        url = MEMORY_DATABASE_URL  # nothing stored and nothing can be without a key: no file on a read-only disk
     store = open_store(url or DEFAULT_DATABASE_URL, settings.database_pool_size)
     try:
         try:

@@ -154,3 +154,17 @@ async def test_a_store_that_cannot_be_opened_refuses_to_start_without_showing_th
     with pytest.raises(StartupRefused, match=r"svc:\*\*\*@127\.0\.0\.1") as raised:
         await opened(tmp_path, database_url=url, connections_encryption_key=generate_key())
     assert "hunter2" not in str(raised.value)
+
+
+async def test_without_a_key_or_database_url_no_file_is_created(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a fresh machine (or a read-only image): the default ./data must not be made
+    manager = await open_connections(make_settings(sandbox=False), vendor_class)
+    assert manager.keyring is None and not (tmp_path / "data").exists()
+    await manager.store.close()
+    key = generate_key()
+    manager = await open_connections(make_settings(sandbox=False, connections_encryption_key=key), vendor_class)
+    assert (tmp_path / "data" / "connectors.db").exists()  # with a key: the default file
+    await manager.create(ConnectionCreate(crm_type="zendesk", display_name="Acme", credentials=ZENDESK))
+    await manager.store.close()
+    with pytest.raises(StartupRefused, match="1 stored connection"):  # and then the key goes missing
+        await open_connections(make_settings(sandbox=False), vendor_class)
