@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from typing import Annotated, Any, TypeVar
 
 import orjson
@@ -11,9 +11,9 @@ from fastapi import Depends, Header, Request, Response
 from fastapi.routing import APIRoute
 
 from audit import ID_FIELDS
-from connectors.http import ConnectorContext, Deadline
+from connectors.http import ConnectorContext, Deadline, StoredConfig
 from crm import BaseCRMConnector, CRMFactory
-from errors import CRMError, UpstreamTimeout, UpstreamUnavailable
+from errors import CRMError, InvalidRequest, UpstreamTimeout, UpstreamUnavailable
 from idempotency import IdempotencyStore
 from models import CRMRequest, ErrorResponse
 from observability import request_fields_var
@@ -24,7 +24,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": text}
     for status, text in {
         400: "invalid_request, unsupported_crm or invalid_config",
-        404: "not_found",
+        404: "not_found or connection_not_found",
         409: "idempotency_conflict",
         422: "validation_error",
         429: "rate_limited",
@@ -53,6 +53,7 @@ ERROR_EXAMPLES: dict[str, tuple[int, dict[str, Any]]] = {
         400, _error("invalid_config", "subdomain must be a single DNS label (letters, digits, hyphens)", "zendesk")
     ),
     "not_found": (404, _error("not_found", "Not found", "zendesk", upstream_status=404)),
+    "connection_not_found": (404, _error("connection_not_found", "no connection conn_7d2a4b9e0c1f")),
     "method_not_allowed": (405, _error("invalid_request", "Method Not Allowed")),
     "idempotency_conflict": (
         409, _error("idempotency_conflict", "this Idempotency-Key was already used with a different request body")
@@ -114,7 +115,8 @@ ERROR_EXAMPLES: dict[str, tuple[int, dict[str, Any]]] = {
 
 # Which errors each endpoint can answer with: reads never conflict on a key or fail a handoff.
 READ_ERRORS = (
-    "invalid_request", "unsupported_crm", "invalid_config", "not_found", "method_not_allowed", "payload_too_large",
+    "invalid_request", "unsupported_crm", "invalid_config", "not_found", "connection_not_found", "method_not_allowed",
+    "payload_too_large",
     "validation_error", "rate_limited", "internal_error", "crm_auth_failed", "crm_error", "crm_timeout",
     "crm_unavailable",
 )  # fmt: skip
@@ -212,13 +214,31 @@ IdempotencyKey = Annotated[
 ]
 
 
-def open_crm(body: CRMRequest, ctx: ConnectorContext, operation: str) -> BaseCRMConnector:
+async def request_config(
+    request: Request, vendor: str | None, config: dict[str, Any] | None, connection_id: str | None, kind: str
+) -> tuple[str, Mapping[str, Any] | None]:
+    """(vendor, config) for a request: its own `config`, or its stored connection's (not merged with the environment).
+
+    The one place a request's connection is resolved (once; the manager caches decrypted configs briefly).
+    """
+    if connection_id is None:
+        return vendor or "", config
+    stored, stored_config = await request.app.state.connections.resolve(connection_id, kind)
+    if vendor is not None and vendor.strip().lower() != stored:
+        raise InvalidRequest(f"connection {connection_id} is a {stored} connection, not {vendor}", crm_type=stored)
+    return stored, StoredConfig(stored_config)
+
+
+async def open_crm(body: CRMRequest, ctx: ConnectorContext, operation: str, request: Request) -> BaseCRMConnector:
     """The connector for a request, noting crm_type and operation for the access log."""
     fields = request_fields_var.get()
     if fields is not None:
         fields.update(crm_type=body.crm_type, operation=operation)
         fields.update({name: value for name in ID_FIELDS if (value := getattr(body, name, None)) is not None})
-    return CRMFactory.create(body.crm_type, body.config, ctx)
+    crm_type, config = await request_config(request, body.crm_type, body.config, body.connection_id, "crm")
+    if fields is not None:
+        fields["crm_type"] = crm_type
+    return CRMFactory.create(crm_type, config, ctx)
 
 
 async def within_deadline(work: Awaitable[T], ctx: ConnectorContext, crm_type: str) -> T:

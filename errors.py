@@ -205,3 +205,23 @@ class CRMUnavailable(CRMError):
     code = "crm_unavailable"
     retryable = True
     request_not_processed = True
+
+
+class ConnectionNotFound(NotFound):
+    """No stored connection has this id (or it was deleted)."""
+
+    code = "connection_not_found"
+
+
+class ConnectionConflict(CRMError):
+    """A connection id already exists, or another admin changed the connection at the same moment."""
+
+    status_code = 409
+    code = "connection_conflict"
+
+
+class ConnectionsUnavailable(CRMError):
+    """Stored connections cannot be used here: no CONNECTIONS_ENCRYPTION_KEY, or the store did not answer."""
+
+    status_code = 503
+    code = "connections_unavailable"

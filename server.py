@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import audit
 import telemetry
+from connections import routes as connections_routes
 from auth import CallerAuthMiddleware, key_values, parse_keys, warn_if_open
 from cache import cache_key, cached_answer, forget_requester
 from connectors.etiquette import ETIQUETTE, Etiquette
@@ -250,6 +251,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     store = app.state.idempotency
     # Readiness hook: other stores (Redis, a database) add a named async check here; raising means not ready.
     app.state.readiness_checks = {"idempotency_store": lambda: store.lookup("_ready", "probe")}
+    await connections_routes.start(app)  # stored connections: migrations and key checks; refuses a wrong key
     vendors = sorted(configured_connectors(app_context(app.state)))
     # Start-up objects (modules, schemas, seed data) never die: keep them out of every future GC pass.
     gc.freeze()
@@ -264,6 +266,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await connections_routes.stop(app)
         await close_shared_state(app.state)
         await app.state.http.close()
         app.state.audit.close()
@@ -448,8 +451,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.post("/crm/customer", response_model=Customer, responses=ERROR_RESPONSES, tags=["crm"])
     async def get_customer(body: CustomerRequest, request: Request) -> Any:
         """A customer by the CRM's own id (through the caller cache: X-Cache, Age)."""
-        ctx = context_of(request)  # a plain call: no dependency to solve
-        crm = open_crm(body, ctx, "get_customer")
+        ctx = context_of(request)
+        crm = await open_crm(body, ctx, "get_customer", request)
 
         async def load() -> bytes:
             found = await within_deadline(crm.get_customer(body.customer_id), ctx, crm.vendor)
@@ -462,7 +465,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def find_customers(body: CustomerSearchRequest, request: Request) -> Any:
         """Caller-ID lookup: the phone in any spelling (normalized to E.164), or the email (cached: X-Cache, Age)."""
         ctx = context_of(request)
-        crm = open_crm(body, ctx, "find_customers")
+        crm = await open_crm(body, ctx, "find_customers", request)
         phone = parse_phone(body.phone, ctx.settings.default_phone_region) if body.phone else None
 
         async def load() -> bytes:
@@ -477,7 +480,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def get_ticket(body: TicketRequest, request: Request) -> Ticket:
         """A ticket or case by id."""
         ctx = context_of(request)
-        crm = open_crm(body, ctx, "get_ticket")
+        crm = await open_crm(body, ctx, "get_ticket", request)
         return await within_deadline(crm.get_ticket(body.ticket_id), ctx, crm.vendor)
 
     @app.post(
@@ -486,7 +489,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def create_ticket(body: TicketCreateRequest, request: Request, store: Store, key: IdempotencyKey = None) -> Any:
         """Create a ticket; with an Idempotency-Key it is created once however often the call is repeated."""
         ctx = context_of(request)
-        crm = open_crm(body, ctx, "create_ticket")
+        crm = await open_crm(body, ctx, "create_ticket", request)
 
         async def create() -> tuple[int, Any]:
             try:
@@ -520,10 +523,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def update_ticket(body: TicketUpdateRequest, request: Request) -> Ticket:
         """Change a ticket's fields, and add a public comment or (public false) an internal note."""
         ctx = context_of(request)
-        crm = open_crm(body, ctx, "update_ticket")
+        crm = await open_crm(body, ctx, "update_ticket", request)
         return await within_deadline(crm.update_ticket(body), ctx, crm.vendor)
 
     app.include_router(handoff_router)
+    app.include_router(connections_routes.router)
     document(app)
     return app
 

@@ -103,6 +103,14 @@ class Settings(BaseSettings):
     graceful_shutdown_seconds: int = Field(15, ge=1)
     audit_log: str = Field("stdout", min_length=1, description="Audit trail: stdout, a file path, or off.")
 
+    # Stored connections (docs/connections.md): unset DATABASE_URL is sqlite:///./data/connectors.db
+    database_url: SecretStr | None = None  # secret: a postgresql:// URL may hold a password
+    database_pool_size: int = Field(5, ge=1, le=100)
+    connections_encryption_key: SecretStr | None = None  # Fernet key; python -m connections generate-key
+    connections_encryption_key_previous: SecretStr | None = None  # still decrypts, during a rotation
+    connections_cache_ttl_seconds: float = Field(5.0, ge=0, description="Replicas see another's change this late.")
+    connections_cache_max_entries: int = Field(1000, ge=1)
+
     # Zendesk
     zendesk_subdomain: str | None = None
     zendesk_email: str | None = None

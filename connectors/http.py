@@ -186,6 +186,10 @@ class ConfigCache:
 CONFIGS = ConfigCache()
 
 
+class StoredConfig(dict[str, Any]):
+    """A stored connection's whole config: used as is, never merged with the environment's values."""
+
+
 def basic_auth(user: str, password: str) -> dict[str, str]:
     """An HTTP Basic Authorization header."""
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
@@ -259,6 +263,8 @@ class UpstreamConnector:
         for this vendor: it brings its own. So the operator's secrets never go to a host a request chose, nor
         pair with a caller's own secret; non-secret options and ids (email, client_id, tier_field) still merge.
         """
+        if isinstance(request_config, StoredConfig):
+            return dict(request_config)
         given = {k: v for k, v in (request_config or {}).items() if v is not None}
         secrets = secret_fields(cls.config_model)
         env = settings.vendor_defaults(cls.vendor, frozenset(cls.config_model.model_fields))

@@ -227,3 +227,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 
 WIRE_AUDIT = pytest.StashKey[tuple[int, list[str]]]()
+
+
+# --- stored connections: a real PostgreSQL for the store tests (tests/pg_server.py) --------------------
+
+from tests.pg_server import postgres_server  # noqa: E402,F401  (fixture)
