@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import audit
+import events
 import telemetry
 from auth import CallerAuthMiddleware, key_values, parse_keys, warn_if_open
 from cache import cache_key, cached_answer, forget_requester
@@ -34,6 +35,7 @@ from connectors.hosts import host_of
 from connectors.http import ConnectorContext, UpstreamConnector
 from crm import CRMFactory
 from deps import ERROR_RESPONSES, ROUTE_ERRORS, Context, app_context, error_responses, IdempotencyKey, Store, open_crm, with_create_outcome, within_deadline
+from events.routes import router as events_router
 from errors import CRMError, InvalidRequest, NotFound, UpstreamUnavailable, ValidationFailed
 from idempotency import fingerprint
 from limits import BodyLimitMiddleware, uvicorn_options
@@ -206,6 +208,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     store = app.state.idempotency
     # Readiness hook: other stores (Redis, a database) add a named async check here; raising means not ready.
     app.state.readiness_checks = {"idempotency_store": lambda: store.lookup("_ready", "probe")}
+    await events.open_events(app.state, app.state.settings)  # the event queue, its readiness check and worker
     vendors = sorted(configured_connectors(app_context(app.state)))
     # Start-up objects (modules, schemas, seed data) never die: keep them out of every future GC pass.
     gc.freeze()
@@ -220,6 +223,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await events.close_events(app.state, settings)  # first: deliveries in flight use the session
         await close_shared_state(app.state)
         await app.state.http.close()
         app.state.audit.close()
@@ -464,6 +468,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return await within_deadline(crm.update_ticket(body), ctx, crm.vendor)
 
     app.include_router(handoff_router)
+    app.include_router(events_router)
     document(app)
     return app
 
