@@ -82,8 +82,12 @@ class Worker:
         subs = [sub for sub in await self.bus.all() if sub.enabled]
         for entry, event_id, body in entries:
             lanes: list[str] = []
-            if body is not None:
-                event = Event.model_validate_json(body)
+            try:
+                event = Event.model_validate_json(body) if body is not None else None
+            except ValueError:  # written by a different version: acknowledged, not left to block the stream
+                log_event("event_unreadable", logging.ERROR, event_id=event_id)
+                event = None
+            if event is not None:
                 lanes = [lane_of(sub.id, event.ordering_key()) for sub in subs if event.type in sub.events]
             await self.queue.fan_out(entry, lanes, event_id, self.clock())
         return len(entries)
@@ -163,6 +167,8 @@ class Worker:
                     metrics.depth(await self.queue.depth())
             except CRMError as exc:  # Redis away: keep trying at the poll interval
                 log_event("event_worker_waiting", logging.WARNING, detail=exc.message)
+            except Exception:  # a bug must not end deliveries for the life of the process
+                logging.getLogger("connectors").exception("event worker round failed")
             if self._stopping:
                 break
             waits = {asyncio.create_task(self.bus.published.wait()), asyncio.create_task(self.sleep(self.config.poll_seconds))}

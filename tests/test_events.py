@@ -297,3 +297,13 @@ def test_the_envelope_holds_the_object_its_type_names():
     assert event.ordering_key() == "default|zendesk|ticket|42"
     with pytest.raises(ValueError):
         Event(type=EventType.customer_updated, vendor="zendesk", object_id="1", data=event.data)
+
+
+async def test_an_unreadable_intake_entry_is_acknowledged_not_left_to_block(queue, subscriber, http_session):
+    worker = make_worker(queue, http_session, Clock())
+    await subscribe(worker, subscriber.url)
+    await queue.add("evt_broken", None, b'{"not": "an envelope"}')
+    good = ticket_event()
+    await worker.bus.publish(good)
+    await drain(worker)
+    assert subscriber.delivered() == [good.id] and await queue.depth() == 0
