@@ -23,8 +23,8 @@ class Queue(Protocol):
         """Queue a published event (True), or drop it as a duplicate of a dedupe key seen before (False)."""
         ...
 
-    async def take(self, consumer: str, count: int) -> list[tuple[str, str, bytes | None]]:
-        """New intake entries for this consumer, and entries another consumer left pending too long.
+    async def take(self, consumer: str, count: int, claim: bool = True) -> list[tuple[str, str, bytes | None]]:
+        """New intake entries for this consumer, and (`claim`) entries another consumer left pending too long.
 
         Each is (entry id, event id, body), the body None once expired.
         """
@@ -112,7 +112,7 @@ class MemoryQueue:
         self._intake.append((str(next(self._entries)), event_id))
         return True
 
-    async def take(self, consumer: str, count: int) -> list[tuple[str, str, bytes | None]]:
+    async def take(self, consumer: str, count: int, claim: bool = True) -> list[tuple[str, str, bytes | None]]:
         # One process: an entry is fanned out in the same step that takes it, so nothing is left pending.
         taken = [self._intake.popleft() for _ in range(min(count, len(self._intake)))]
         return [(entry, event_id, self._bodies.get(event_id)) for entry, event_id in taken]

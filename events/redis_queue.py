@@ -145,12 +145,14 @@ class RedisQueue:
                 raise StateUnavailable(f"the event queue is unavailable ({type(exc).__name__}); retry shortly") from None
         self._group_ready = True
 
-    async def take(self, consumer: str, count: int) -> list[tuple[str, str, bytes | None]]:
+    async def take(self, consumer: str, count: int, claim: bool = True) -> list[tuple[str, str, bytes | None]]:
         await self._ensure_group()
         stream = self._key("stream")
-        _, claimed, _ = await self._call(
-            self._client.xautoclaim(stream, GROUP, consumer, self.claim_idle_ms, start_id="0-0", count=count)
-        )
+        claimed: list[Any] = []
+        if claim:
+            _, claimed, _ = await self._call(
+                self._client.xautoclaim(stream, GROUP, consumer, self.claim_idle_ms, start_id="0-0", count=count)
+            )
         fresh = await self._call(self._client.xreadgroup(GROUP, consumer, {stream: ">"}, count=count))
         entries = list(claimed) + [entry for _, batch in fresh or [] for entry in batch]
         found = [(entry_id.decode(), fields[b"id"].decode()) for entry_id, fields in entries if fields]

@@ -74,9 +74,9 @@ class Worker:
         base = self.config.schedule[attempts]
         return max(0.0, base * (1 + self.config.jitter * (2 * self.rand() - 1)))
 
-    async def fan_out(self) -> int:
-        """Put newly published events (and any a crashed replica left pending) into each subscriber's lane."""
-        entries = await self.queue.take(self.consumer, FAN_OUT_BATCH)
+    async def fan_out(self, claim: bool = True) -> int:
+        """Put newly published events (and with `claim`, any a crashed replica left pending) into subscribers' lanes."""
+        entries = await self.queue.take(self.consumer, FAN_OUT_BATCH, claim)
         if not entries:
             return 0
         subs = [sub for sub in await self.bus.all() if sub.enabled]
@@ -153,17 +153,21 @@ class Worker:
 
     async def run(self) -> None:
         """Loop until stopped: keep up to `concurrency` deliveries in flight; idle, wait for a publish or the poll."""
-        last_depth = float("-inf")
+        last_poll, backlog = float("-inf"), False
         while not self._stopping:
-            self.bus.published.clear()
+            # The stream is read on a local publish, while a batch came back full, and at each poll (other
+            # replicas' events, crashed consumers' entries): not after every delivery.
+            polling = time.monotonic() - last_poll >= self.config.poll_seconds
             try:
-                await self.fan_out()
+                if polling or backlog or self.bus.published.is_set():
+                    self.bus.published.clear()
+                    backlog = await self.fan_out(claim=polling) >= FAN_OUT_BATCH
                 for lane in await self._lease(self.config.concurrency - len(self._inflight)):
                     task = asyncio.create_task(self._deliver_safely(lane))
                     self._inflight.add(task)
                     task.add_done_callback(self._inflight.discard)
-                if self.clock() - last_depth >= self.config.poll_seconds:
-                    last_depth = self.clock()
+                if polling:
+                    last_poll = time.monotonic()
                     metrics.depth(await self.queue.depth())
             except CRMError as exc:  # Redis away: keep trying at the poll interval
                 log_event("event_worker_waiting", logging.WARNING, detail=exc.message)
@@ -183,10 +187,11 @@ class Worker:
         """Stop taking work, let deliveries in flight finish for up to `timeout`, cancel the rest (their lanes come due again)."""
         self._stopping = True
         self.bus.published.set()
+        deadline = time.monotonic() + timeout  # one bound for the loop and the deliveries together
         if self._task is not None:
             await asyncio.wait([self._task], timeout=timeout)
         if self._inflight:
-            _, late = await asyncio.wait(set(self._inflight), timeout=timeout)
+            _, late = await asyncio.wait(set(self._inflight), timeout=max(0.0, deadline - time.monotonic()))
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
