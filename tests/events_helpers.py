@@ -47,16 +47,18 @@ class Subscriber:
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
         status = self.plan.pop(0) if self.plan else 200
-        self.received.append({"headers": dict(request.headers), "body": body, "status": status,
-                              "event": orjson.loads(body)})
+        record = {"headers": dict(request.headers), "body": body, "status": status, "event": orjson.loads(body),
+                  "answered": False}
+        self.received.append(record)
         self.arrived.set()
         if self.hold is not None:
             await self.hold.wait()
+        record["answered"] = True
         return web.Response(status=status)
 
     def delivered(self) -> list[str]:
-        """Event ids of the 2xx answers, in arrival order."""
-        return [r["event"]["id"] for r in self.received if 200 <= r["status"] < 300]
+        """Event ids of the 2xx answers sent, in arrival order."""
+        return [r["event"]["id"] for r in self.received if r["answered"] and 200 <= r["status"] < 300]
 
 
 @pytest.fixture(name="subscriber")

@@ -15,6 +15,7 @@ from events.delivery import check_subscriber_url
 from events.envelope import Event, EventType
 from events.signing import sign
 from events.worker import WorkerConfig
+from models import Customer, HandoffResponse
 from tests.events_helpers import (
     CONFIG,
     Clock,
@@ -297,6 +298,11 @@ def test_the_envelope_holds_the_object_its_type_names():
     assert event.ordering_key() == "default|zendesk|ticket|42"
     with pytest.raises(ValueError):
         Event(type=EventType.customer_updated, vendor="zendesk", object_id="1", data=event.data)
+    handoff = Event.of(EventType.handoff_queued, HandoffResponse(handoff_id="PJ0M", status="queued", queue_position=2),
+                       vendor="livechat", vendor_event_id="lc-1")
+    assert handoff.object_id == "PJ0M" and handoff.data["handoff"]["queue_position"] == 2
+    customer = Event.of(EventType.customer_updated, Customer(id="501", name="Maria"), vendor="hubspot", connection_id="acme")
+    assert customer.ordering_key() == "acme|hubspot|customer|501" and customer.dedupe_key() is None
 
 
 async def test_an_unreadable_intake_entry_is_acknowledged_not_left_to_block(queue, subscriber, http_session):
@@ -307,3 +313,23 @@ async def test_an_unreadable_intake_entry_is_acknowledged_not_left_to_block(queu
     await worker.bus.publish(good)
     await drain(worker)
     assert subscriber.delivered() == [good.id] and await queue.depth() == 0
+
+
+async def test_stop_is_bounded_by_a_hung_subscriber_and_the_delivery_comes_due_again(queue, subscriber, http_session):
+    clock = Clock()
+    first = make_worker(queue, http_session, clock)
+    await subscribe(first, subscriber.url)
+    event = ticket_event()
+    await first.bus.publish(event)
+    gate = subscriber.hold = asyncio.Event()  # never answers while the first worker runs
+    first.start()
+    await subscriber.arrived.wait()
+    await first.stop(timeout=0.05)  # the bound: the hung delivery is cancelled, nothing recorded
+    assert first._task is not None and first._task.done() and not first._inflight
+    subscriber.hold = None
+    second = make_worker(queue, http_session, clock)
+    assert await drain(second) == 0  # still leased by the first
+    clock.advance(CONFIG.lease_seconds)
+    assert await drain(second) == 1
+    assert subscriber.delivered() == [event.id] and len(subscriber.received) == 2  # the hung try was never answered
+    gate.set()  # the abandoned request's handler may end now
