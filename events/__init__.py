@@ -52,8 +52,10 @@ def worker_config(settings: Settings) -> WorkerConfig:
 async def open_queue(settings: Settings) -> Queue:
     """Redis Streams when REDIS_URL is set (checked now: fail fast), else the embedded queue (not durable: said so)."""
     if not settings.redis_url:
-        log_event("event_queue", logging.WARNING, backend="memory",
-                  detail="events are queued in this process's memory and lost on restart; set REDIS_URL for a durable queue")
+        detail = "events are queued in this process's memory and lost on restart; set REDIS_URL for a durable queue"
+        if getattr(settings, "workers", 1) > 1:
+            detail += "; with WORKERS>1 each worker has its own subscriptions too"
+        log_event("event_queue", logging.WARNING, backend="memory", detail=detail)
         return MemoryQueue()
     url = settings.redis_url.get_secret_value()
     queue = RedisQueue(url, dedupe_ttl=settings.events_dedupe_ttl_seconds, retention=settings.events_retention_seconds,

@@ -4,7 +4,8 @@ Every replica's worker reads the intake stream with XREADGROUP (one consumer eac
 consumer left pending past the idle timeout (it crashed between reading and fanning out). Each step that changes
 more than one key is one Lua script, so a crash leaves either all of it or none (fan-out and XACK together;
 a lane's pop, its dead letter and the next due time together). Keys are built inside the scripts from one prefix:
-a single Redis (or a primary with replicas), not Redis Cluster.
+a single Redis (or a primary with replicas), not Redis Cluster. Commands as documented at
+https://redis.io/docs/latest/commands/ (xreadgroup, xautoclaim, xack, eval); XAUTOCLAIM needs Redis 6.2 or later.
 """
 
 from __future__ import annotations
