@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import audit
+import events
 import telemetry
 from connections import routes as connections_routes
 from auth import CallerAuthMiddleware, key_values, parse_keys, warn_if_open
@@ -48,6 +49,7 @@ from deps import (
     with_create_outcome,
     within_deadline,
 )
+from events.routes import router as events_router
 from errors import CRMError, InvalidRequest, NotFound, UpstreamUnavailable, ValidationFailed
 from exactly_once import CreateOnce
 from idempotency import fingerprint
@@ -252,6 +254,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Readiness hook: other stores (Redis, a database) add a named async check here; raising means not ready.
     app.state.readiness_checks = {"idempotency_store": lambda: store.lookup("_ready", "probe")}
     await connections_routes.start(app)  # stored connections: migrations and key checks; refuses a wrong key
+    await events.open_events(app.state, app.state.settings)  # the event queue, its readiness check and worker
     vendors = sorted(configured_connectors(app_context(app.state)))
     # Start-up objects (modules, schemas, seed data) never die: keep them out of every future GC pass.
     gc.freeze()
@@ -266,6 +269,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await events.close_events(app.state, settings)  # first: deliveries in flight use the session
         await connections_routes.stop(app)
         await close_shared_state(app.state)
         await app.state.http.close()
@@ -528,6 +532,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(handoff_router)
     app.include_router(connections_routes.router)
+    app.include_router(events_router)
     document(app)
     return app
 

@@ -111,6 +111,21 @@ class Settings(BaseSettings):
     connections_cache_ttl_seconds: float = Field(5.0, ge=0, description="Replicas see another's change this late.")
     connections_cache_max_entries: int = Field(1000, ge=1)
 
+    # Events to subscribers (docs/events.md): Standard Webhooks deliveries, queued in Redis (REDIS_URL) or memory.
+    # Seconds before each attempt after a failure (the Standard Webhooks schedule, ~27 h); then a dead letter.
+    events_retry_schedule_seconds: list[float] = Field(
+        default_factory=lambda: [0, 5, 300, 1800, 7200, 18000, 36000, 36000], min_length=1, max_length=50
+    )
+    events_retry_jitter: float = Field(0.2, ge=0, le=1, description="Each retry wait varies by up to this share.")
+    events_delivery_timeout_seconds: float = Field(5.0, gt=0, le=60, description="One delivery attempt.")
+    events_concurrency: int = Field(16, ge=1, le=1000, description="Deliveries in flight per process.")
+    events_poll_seconds: float = Field(1.0, gt=0, description="An idle worker looks for due retries this often.")
+    events_dedupe_ttl_seconds: int = Field(7 * 86400, ge=60, description="A vendor event id is remembered this long.")
+    events_retention_seconds: int = Field(14 * 86400, ge=3600, description="A queued event's body is kept this long.")
+    events_claim_idle_seconds: float = Field(60.0, gt=0, description="Then another replica claims a crashed one's intake.")
+    events_shutdown_seconds: float = Field(5.0, gt=0, description="Deliveries in flight may finish this long at shutdown.")
+    events_worker: bool = Field(True, description="Run the delivery worker in this process.")
+
     # Zendesk
     zendesk_subdomain: str | None = None
     zendesk_email: str | None = None
