@@ -18,11 +18,13 @@ COPY requirements.txt .
 ARG PIP_INDEX_URL
 RUN pip install --no-cache-dir -r requirements.txt
 
-COPY *.py ./
-COPY connectors/ connectors/
-COPY sandbox/ sandbox/
+# The service's modules and packages; .dockerignore keeps tests, docs, the benchmark and local state out.
+COPY . .
 
-RUN useradd --system --uid 10001 --no-create-home connectors
+# data/ holds the embedded SQLite store of connections (mount a volume there, or set DATABASE_URL).
+RUN useradd --system --uid 10001 --no-create-home connectors \
+    && mkdir -p /app/data && chown 10001 /app/data
+VOLUME ["/app/data"]
 USER 10001
 
 EXPOSE 8090

@@ -22,8 +22,8 @@ test: $(STAMP)  ## lint (ruff, hadolint), then unit and integration tests (loopb
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)  ## latency benchmark against the sandbox; figures go in the README
-	$(BIN)/python bench/bench.py
+bench: $(STAMP)  ## wrk: service vs fake upstream vs ordinary proxy (BENCH_ARGS=--quick); not part of test
+	$(BIN)/python bench/bench.py $(BENCH_ARGS)
 
 docker:  ## PYTHON_IMAGE=<mirror>/python:3.11-slim where Docker Hub is not reachable
 	docker build --build-arg PYTHON_IMAGE=$${PYTHON_IMAGE:-python:3.11-slim} --build-arg BUILD_SHA=$$(git rev-parse --short HEAD 2>/dev/null || echo dev) -t connectors:latest .

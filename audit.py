@@ -17,7 +17,7 @@ import orjson
 from observability import mask_pii, request_fields_var
 
 # Request fields that name records; a value that is an email (a caller's mistake) is masked.
-ID_FIELDS = ("customer_id", "ticket_id", "handoff_id")
+ID_FIELDS = ("customer_id", "ticket_id", "handoff_id", "connection_id")
 
 
 class AuditFormatter(logging.Formatter):

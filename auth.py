@@ -20,6 +20,9 @@ from errors import CRMError, Unauthorized
 from observability import log_event, request_fields_var
 
 OPEN_PATHS = frozenset({"/health"})  # liveness probes carry no key
+# Routes with their own authentication: the admin API (admin keys, admin.py), vendors' webhooks (the vendor's
+# signature) and OAuth redirects (a signed state). A caller's key opens none of them.
+OWN_AUTH_PREFIXES = ("/connections", "/subscriptions", "/webhooks/", "/oauth/")
 _KEY_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
 
@@ -87,7 +90,8 @@ class CallerAuthMiddleware:
         self.send_error = send_error
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.keys or scope["path"] in OPEN_PATHS:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not self.keys or path in OPEN_PATHS or path.startswith(OWN_AUTH_PREFIXES):
             await self.app(scope, receive, send)
             return
         key = presented_key(scope["headers"])

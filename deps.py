@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Header, Request
+import orjson
+from fastapi import Depends, Header, Request, Response
+from fastapi.routing import APIRoute
 
 from audit import ID_FIELDS
-from connectors.http import ConnectorContext, Deadline
+from connectors.http import ConnectorContext, Deadline, StoredConfig
 from crm import BaseCRMConnector, CRMFactory
-from errors import CRMError, UpstreamTimeout, UpstreamUnavailable
+from errors import CRMError, InvalidRequest, UpstreamTimeout, UpstreamUnavailable
 from idempotency import IdempotencyStore
 from models import CRMRequest, ErrorResponse, expand_examples
 from observability import request_fields_var
@@ -23,11 +25,12 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": text}
     for status, text in {
         400: "invalid_request, unsupported_crm or invalid_config",
-        404: "not_found",
+        404: "not_found or connection_not_found",
         409: "idempotency_conflict",
         422: "validation_error",
         429: "rate_limited",
         502: "crm_auth_failed, crm_error or handoff_failed",
+        503: "crm_unavailable (the circuit breaker is open for this vendor account)",
         504: "crm_timeout",
     }.items()
 }
@@ -54,6 +57,7 @@ ERROR_EXAMPLES: dict[str, tuple[int, dict[str, Any]]] = {
         400, _error("invalid_config", "subdomain must be a single DNS label (letters, digits, hyphens)", "zendesk")
     ),
     "not_found": (404, _error("not_found", "Not found", "zendesk", upstream_status=404)),
+    "connection_not_found": (404, _error("connection_not_found", "no connection conn_7d2a4b9e0c1f")),
     "method_not_allowed": (405, _error("invalid_request", "Method Not Allowed")),
     "idempotency_conflict": (
         409, _error("idempotency_conflict", "this Idempotency-Key was already used with a different request body")
@@ -100,12 +104,25 @@ ERROR_EXAMPLES: dict[str, tuple[int, dict[str, Any]]] = {
         ),
     ),
     "crm_timeout": (504, _error("crm_timeout", "Salesforce did not answer within 8.0s", "salesforce", True)),
+    "crm_unavailable": (
+        503,
+        _error(
+            "crm_unavailable",
+            "Zendesk is failing, so this account's calls are paused (circuit breaker): nothing was sent; retry in 30s",
+            "zendesk",
+            True,
+            retry_after_seconds=30.0,
+            details={"created": False, "breaker": "open"},
+        ),
+    ),
 }
 
 # Which errors each endpoint can answer with: reads never conflict on a key or fail a handoff.
 READ_ERRORS = (
-    "invalid_request", "unsupported_crm", "invalid_config", "not_found", "method_not_allowed", "payload_too_large",
+    "invalid_request", "unsupported_crm", "invalid_config", "not_found", "connection_not_found", "method_not_allowed",
+    "payload_too_large",
     "validation_error", "rate_limited", "internal_error", "crm_auth_failed", "crm_error", "crm_timeout",
+    "crm_unavailable",
 )  # fmt: skip
 CREATE_ERRORS = (*READ_ERRORS, "idempotency_conflict")
 ROUTE_ERRORS: dict[str, tuple[str, ...]] = {
@@ -139,8 +156,34 @@ def error_responses(codes: tuple[str, ...]) -> dict[str, Any]:
     return dict(sorted(responses.items()))
 
 
+class ORJSONRequest(Request):
+    """A request whose JSON body is parsed by orjson (its JSONDecodeError is json's, so FastAPI's 422/400 hold)."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = orjson.loads(await self.body())
+        return self._json
+
+
+class ORJSONRoute(APIRoute):
+    """Routes that read their body with ORJSONRequest."""
+
+    def get_route_handler(self) -> Any:
+        handler = super().get_route_handler()
+
+        async def orjson_handler(request: Request) -> Response:
+            return await handler(ORJSONRequest(request.scope, request.receive))
+
+        return orjson_handler
+
+
 async def connector_context(request: Request) -> ConnectorContext:
-    """Everything a connector needs for this request, with a fresh deadline (async: no thread-pool hop)."""
+    """The `Context` dependency (async: no thread-pool hop); hot routes call context_of directly."""
+    return app_context(request.app.state)
+
+
+def context_of(request: Request) -> ConnectorContext:
+    """Everything a connector needs for this request, with a fresh deadline (a plain call: no dependency)."""
     return app_context(request.app.state)
 
 
@@ -175,13 +218,31 @@ IdempotencyKey = Annotated[
 ]
 
 
-def open_crm(body: CRMRequest, ctx: ConnectorContext, operation: str) -> BaseCRMConnector:
+async def request_config(
+    request: Request, vendor: str | None, config: dict[str, Any] | None, connection_id: str | None, kind: str
+) -> tuple[str, Mapping[str, Any] | None]:
+    """(vendor, config) for a request: its own `config`, or its stored connection's (not merged with the environment).
+
+    The one place a request's connection is resolved (once; the manager caches decrypted configs briefly).
+    """
+    if connection_id is None:
+        return vendor or "", config
+    stored, stored_config = await request.app.state.connections.resolve(connection_id, kind)
+    if vendor is not None and vendor.strip().lower() != stored:
+        raise InvalidRequest(f"connection {connection_id} is a {stored} connection, not {vendor}", crm_type=stored)
+    return stored, StoredConfig(stored_config)
+
+
+async def open_crm(body: CRMRequest, ctx: ConnectorContext, operation: str, request: Request) -> BaseCRMConnector:
     """The connector for a request, noting crm_type and operation for the access log."""
     fields = request_fields_var.get()
     if fields is not None:
         fields.update(crm_type=body.crm_type, operation=operation)
         fields.update({name: value for name in ID_FIELDS if (value := getattr(body, name, None)) is not None})
-    return CRMFactory.create(body.crm_type, body.config, ctx)
+    crm_type, config = await request_config(request, body.crm_type, body.config, body.connection_id, "crm")
+    if fields is not None:
+        fields["crm_type"] = crm_type
+    return CRMFactory.create(crm_type, config, ctx)
 
 
 async def within_deadline(work: Awaitable[T], ctx: ConnectorContext, crm_type: str) -> T:
@@ -193,13 +254,19 @@ async def within_deadline(work: Awaitable[T], ctx: ConnectorContext, crm_type: s
         raise UpstreamTimeout("the request did not finish within its deadline", crm_type=crm_type) from None
 
 
-def with_create_outcome(error: CRMError, what: str, vendor_dedupes: bool) -> CRMError:
-    """Tell the caller whether a failed create may still have happened, so nothing is doubled or lost."""
+def with_create_outcome(error: CRMError, what: str, repeat_safe: bool) -> CRMError:
+    """Tell the caller whether a failed create may still have happened, so nothing is doubled or lost.
+
+    `repeat_safe`: a repeat with the same key cannot double it (the vendor dedupes, or exactly_once.py looks
+    for the first attempt's marker). An error that already says whether it created is left as it is.
+    """
+    if isinstance(error.details, dict) and "created" in error.details:
+        return error
     if isinstance(error, (UpstreamTimeout, UpstreamUnavailable)) and not error.request_not_processed:
         advice = (
             "repeat the call with the same Idempotency-Key to get exactly one"
-            if vendor_dedupes
-            else "this vendor takes no idempotency key, so look for it before creating it again"
+            if repeat_safe
+            else "no Idempotency-Key was given, so look for it before creating it again"
         )
         error.message += f"; the {what} may or may not have been created: {advice}"
         created: bool | str = "unknown"

@@ -65,6 +65,13 @@ class Unauthorized(InvalidRequest):
     headers = {"WWW-Authenticate": "Bearer"}
 
 
+class AdminDisabled(CRMError):
+    """The admin API is closed: no CONNECTORS_ADMIN_KEYS are set and the service is not in sandbox mode."""
+
+    status_code = 403
+    code = "admin_disabled"
+
+
 class RequestTimeout(InvalidRequest):
     """The client did not send its whole request (headers or body) within the read timeout."""
 
@@ -97,6 +104,12 @@ class IdempotencyConflict(CRMError):
 
     status_code = 409
     code = "idempotency_conflict"
+
+
+class OutcomeStillUnknown(IdempotencyConflict):
+    """A repeat of a create whose first outcome is unknown, and the vendor cannot yet tell: ask again later."""
+
+    retryable = True
 
 
 class ValidationFailed(CRMError):
@@ -145,6 +158,12 @@ class UpstreamUnreachable(UpstreamUnavailable):
     request_not_processed = True
 
 
+class UpstreamUnresolvable(UpstreamError):
+    """The vendor's host name does not resolve (DNS): a config typo, so retrying will not help; nothing was sent."""
+
+    request_not_processed = True
+
+
 class UpstreamRefused(UpstreamUnavailable):
     """The vendor turned the request away before doing any work (LiveChat service_unavailable): safe to resend."""
 
@@ -177,3 +196,32 @@ class StateUnavailable(CRMError):
     code = "state_unavailable"
     retryable = True
     request_not_processed = True
+
+
+class CRMUnavailable(CRMError):
+    """The circuit breaker is open for this vendor account: answered at once, nothing sent (so nothing created)."""
+
+    status_code = 503
+    code = "crm_unavailable"
+    retryable = True
+    request_not_processed = True
+
+
+class ConnectionNotFound(NotFound):
+    """No stored connection has this id (or it was deleted)."""
+
+    code = "connection_not_found"
+
+
+class ConnectionConflict(CRMError):
+    """A connection id already exists, or another admin changed the connection at the same moment."""
+
+    status_code = 409
+    code = "connection_conflict"
+
+
+class ConnectionsUnavailable(CRMError):
+    """Stored connections cannot be used here: no CONNECTIONS_ENCRYPTION_KEY, or the store did not answer."""
+
+    status_code = 503
+    code = "connections_unavailable"

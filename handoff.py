@@ -16,6 +16,7 @@ from connectors.http import ConnectorContext, Deadline
 from crm import CRMFactory
 from deps import with_create_outcome, within_deadline
 from errors import CRMError, HandoffFailed, InvalidRequest
+from exactly_once import CreateOnce
 from idempotency import IdempotencyStore, fingerprint
 from handoff_text import Urgency, callback_number, e164_or_none, fit_text, handoff_tags, summary_text, transcript_lines
 from models import HandoffContext, HandoffFallback, HandoffRequest, HandoffResponse, HandoffStatus, TicketCreateRequest
@@ -50,7 +51,7 @@ class Handoff:
 
         async def answer() -> tuple[int, Any]:
             """The handoff's answer as the idempotency store keeps it."""
-            return 201, (await self.run(request.context, urgency)).body()
+            return 201, (await self.run(store, request.context, urgency)).body()
 
         async def by_call() -> tuple[int, Any]:
             """The handoff once per call id."""
@@ -66,7 +67,7 @@ class Handoff:
         status, data, replayed = await store.run(f"handoff:{tenant}", key, fingerprint(payload), by_call)
         return status, data, replayed or any(replays)
 
-    async def run(self, context: HandoffContext, urgency: Urgency) -> HandoffResponse:
+    async def run(self, store: IdempotencyStore, context: HandoffContext, urgency: Urgency) -> HandoffResponse:
         """The chat vendor's handoff, or (when no agent can take it or the vendor fails) the fallback ticket."""
         attempt = ChatAttempt()
         try:
@@ -82,7 +83,7 @@ class Handoff:
             )
             if attempt.chat_id:
                 attempt.closed = await self.full.close(attempt.chat_id)
-            return await self.fallback(context, urgency, cause, attempt)
+            return await self.fallback(store, context, urgency, cause, attempt)
 
     def ticket_key(self, context: HandoffContext) -> str:
         """The fallback ticket's idempotency key, from the call id: a retried handoff never makes two tickets."""
@@ -111,20 +112,20 @@ class Handoff:
         )
 
     async def fallback(
-        self, context: HandoffContext, urgency: Urgency, cause: CRMError, attempt: ChatAttempt
+        self, store: IdempotencyStore, context: HandoffContext, urgency: Urgency, cause: CRMError, attempt: ChatAttempt
     ) -> HandoffResponse:
         """The ticket in the fallback CRM; if that fails too, a handoff_failed that says what exists."""
         reason = self.full.failure_reason(cause)
         try:
             crm = CRMFactory.create(self.fallback_crm, None, self.ctx)
             request = self.ticket(context, urgency, cause, attempt)
-            ticket = await within_deadline(
-                crm.create_ticket(request, idempotency_key=self.ticket_key(context)), self.ctx, crm.vendor
-            )
+            key = self.ticket_key(context)
+            # The same exactly-once create as /crm/ticket/create; any body for this call id is the same ticket.
+            once = CreateOnce(crm, self.ctx, store, f"ticket_create:{crm.tenant_fingerprint()}", key, fingerprint(key))
+            ticket = await once.run(request)
         except CRMError as failed:
             # A ticket create that timed out or was cut off may still have happened: say so, never "nothing".
-            dedupes = CRMFactory.connector_class(self.fallback_crm).vendor_dedupes_creates
-            created = with_create_outcome(failed, "ticket", dedupes).details["created"]
+            created = with_create_outcome(failed, "ticket", repeat_safe=True).details["created"]
             ticket = "no ticket was created" if created is False else "the ticket may exist (see above)"
             if attempt.chat_id:
                 state = "closed again" if attempt.closed else "is still open"

@@ -51,6 +51,18 @@ class IdempotencyStore(Protocol):
         """A stored answer, if any (used to find a handoff again by call id)."""
         ...
 
+    async def remember_unknown(self, scope: str, key: str, record: dict[str, Any]) -> None:
+        """Note a create whose outcome is unknown (fingerprint, marker, when), so a repeat looks before creating."""
+        ...
+
+    async def unknown_outcome(self, scope: str, key: str) -> dict[str, Any] | None:
+        """The record `remember_unknown` kept for this key, if any."""
+        ...
+
+    async def forget_unknown(self, scope: str, key: str) -> None:
+        """The outcome is known now (found, or created again)."""
+        ...
+
 
 def compact(body: Any, max_bytes: int) -> Any:
     """The answer as kept for replays: whole when small, else long texts cut, else its top-level scalars (id...)."""
@@ -123,6 +135,19 @@ class StateIdempotencyStore:
         if record is None or "status" not in record:
             return None
         return StoredAnswer(record["fp"], record["status"], record["body"])
+
+    async def remember_unknown(self, scope: str, key: str, record: dict[str, Any]) -> None:
+        """Kept as long as answers are: beside the key's slot, which a failure frees for the repeat."""
+        await self.state.set(f"{self._slot(scope, key)}:unknown", orjson.dumps(record), self.ttl)
+
+    async def unknown_outcome(self, scope: str, key: str) -> dict[str, Any] | None:
+        """The unknown-outcome record of this key, if any."""
+        raw = await self.state.get(f"{self._slot(scope, key)}:unknown")
+        return orjson.loads(raw) if raw is not None else None
+
+    async def forget_unknown(self, scope: str, key: str) -> None:
+        """Drop the unknown-outcome record."""
+        await self.state.delete(f"{self._slot(scope, key)}:unknown")
 
     async def run(
         self, scope: str, key: str, fingerprint: str, operation: Callable[[], Awaitable[tuple[int, Any]]]

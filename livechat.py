@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from connectors.chat import ChatConnector
 from connectors.http import ConnectorContext
-from deps import ERROR_RESPONSES, Context, IdempotencyKey, Store, within_deadline
+from deps import ERROR_RESPONSES, Context, IdempotencyKey, Store, request_config, within_deadline
 from errors import ValidationFailed
 from handoff import Handoff, current_state
 from livechat_connector import LiveChatConnector  # noqa: F401 (re-exported)
@@ -38,10 +37,11 @@ HANDOFF_ERRORS: dict[int | str, dict[str, Any]] = {
 router = APIRouter(tags=["handoff"])
 
 
-def open_chat(
-    chat_type: str, config: Mapping[str, Any] | None, ctx: ConnectorContext, operation: str
+async def open_chat(
+    body: HandoffRequest | HandoffStatusRequest, ctx: ConnectorContext, operation: str, request: Request
 ) -> ChatConnector:
     """The chat connector for a request (a 400 listing the supported chat types otherwise), noted for the access log."""
+    chat_type, config = await request_config(request, body.chat_type, body.config, body.connection_id, "chat")
     fields = request_fields_var.get()
     if fields is not None:
         fields.update(crm_type=chat_type, operation=operation)
@@ -61,17 +61,19 @@ def urgency_of(value: str) -> Urgency:
 
 
 @router.post("/handoff/create", status_code=201, response_model=HandoffResponse, responses=HANDOFF_ERRORS)
-async def create_handoff(body: HandoffRequest, ctx: Context, store: Store, key: IdempotencyKey = None) -> JSONResponse:
+async def create_handoff(
+    body: HandoffRequest, ctx: Context, store: Store, request: Request, key: IdempotencyKey = None
+) -> JSONResponse:
     """Hand the caller to a live agent with the whole context, or to a fallback ticket; once per key and call id."""
-    livechat = open_chat(body.chat_type, body.config, ctx, "create_handoff")
+    livechat = await open_chat(body, ctx, "create_handoff", request)
     urgency = urgency_of(body.context.urgency)
     status, data, replayed = await observe_handoff(Handoff(livechat, ctx).once(store, body, urgency, key))
     return JSONResponse(data, status_code=status, headers={"Idempotent-Replayed": str(replayed).lower()})
 
 
 @router.post("/handoff/status", response_model=HandoffResponse, responses=HANDOFF_ERRORS)
-async def handoff_status(body: HandoffStatusRequest, ctx: Context) -> JSONResponse:
+async def handoff_status(body: HandoffStatusRequest, ctx: Context, request: Request) -> JSONResponse:
     """Where a handoff is now: assigned with the agent, queued with position and wait, closed, or its ticket."""
-    livechat = open_chat(body.chat_type, body.config, ctx, "handoff_status")
+    livechat = await open_chat(body, ctx, "handoff_status", request)
     state = await within_deadline(current_state(livechat, body.handoff_id.strip(), ctx), ctx, livechat.vendor)
     return JSONResponse(state.body())

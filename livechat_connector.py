@@ -197,6 +197,9 @@ class LiveChatConnector(ChatConnector):
         json={},
     )
     rate_limit_window_seconds = 10.0  # LiveChat documents no Retry-After for too_many_requests
+    # LiveChat documents no rate-limit numbers or headers for the v3.6 Web API, only the `too_many_requests` error
+    # (https://platform.text.com/docs/messaging/agent-chat-api): rate_budget stays None, so the governor counts
+    # calls against GOVERNOR_DEFAULT_LIMIT_PER_MINUTE.
     config_model = LiveChatConfig
     config: LiveChatConfig
     emulator = "sandbox.livechat:LiveChatEmulator"

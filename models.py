@@ -131,13 +131,34 @@ CONFIG_DESCRIPTION = (
 )
 
 
+CONNECTION_ID = Field(
+    None,
+    pattern=r"^[A-Za-z0-9_-]{1,64}$",
+    description="A stored connection (POST /connections) instead of `config`; its type may then be left out.",
+)
+
+
+def one_source(body: Any, type_field: str) -> None:
+    """`config` or `connection_id`, not both; the vendor type is needed unless a connection names it."""
+    if body.connection_id is not None and body.config is not None:
+        raise ValueError("give config or connection_id, not both")
+    if body.connection_id is None and getattr(body, type_field) is None:
+        raise ValueError(f"give {type_field} (or a connection_id)")
+
+
 class CRMRequest(BaseModel):
     """Fields every CRM request carries."""
 
     model_config = ConfigDict(extra="forbid")
 
-    crm_type: str = Field(description="salesforce, zendesk, hubspot or freshdesk.", max_length=50)
+    crm_type: str | None = Field(None, description="salesforce, zendesk, hubspot or freshdesk.", max_length=50)
     config: dict[str, Any] | None = Field(None, description=CONFIG_DESCRIPTION, max_length=50)
+    connection_id: str | None = CONNECTION_ID
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CRMRequest:
+        one_source(self, "crm_type")
+        return self
 
 
 class CustomerRequest(CRMRequest):
@@ -341,9 +362,15 @@ class HandoffRequest(BaseModel):
         },
     )
 
-    chat_type: str = Field(description="livechat.", max_length=50)
+    chat_type: str | None = Field(None, description="livechat.", max_length=50)
     context: HandoffContext
     config: dict[str, Any] | None = Field(None, description=CONFIG_DESCRIPTION, max_length=50)
+    connection_id: str | None = CONNECTION_ID
+
+    @model_validator(mode="after")
+    def _one_source(self) -> HandoffRequest:
+        one_source(self, "chat_type")
+        return self
 
 
 class HandoffStatusRequest(BaseModel):
@@ -354,9 +381,15 @@ class HandoffStatusRequest(BaseModel):
         json_schema_extra={"example": {"chat_type": "livechat", "handoff_id": "PJ0MRSHTDG"}},
     )
 
-    chat_type: str = Field(description="livechat.", max_length=50)
+    chat_type: str | None = Field(None, description="livechat.", max_length=50)
     handoff_id: str = Field(min_length=1, max_length=200, description="A chat id, or ticket:<crm>:<id> after a fallback.")
     config: dict[str, Any] | None = Field(None, description=CONFIG_DESCRIPTION, max_length=50)
+    connection_id: str | None = CONNECTION_ID
+
+    @model_validator(mode="after")
+    def _one_source(self) -> HandoffStatusRequest:
+        one_source(self, "chat_type")
+        return self
 
 
 class HandoffFallback(BaseModel):

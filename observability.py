@@ -6,12 +6,15 @@ import base64
 import logging
 import re
 import sys
+import threading
 import time
+import traceback
 import uuid
 from contextvars import ContextVar
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 # Mutable per-request fields (crm_type, operation, retries) the access log line picks up at the end.
@@ -27,7 +30,10 @@ REDACTED = "[redacted]"
 
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _EMAIL = re.compile(r"([A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]*@([A-Za-z0-9.\-]+)")
-_PHONE = re.compile(r"\+?\d[\d\s().\-]{6,}\d")
+# An IPv4 address (with its port) is matched first and kept as it is, so `127.0.0.1:8090` stays readable;
+# whatever else looks like a phone number is masked.
+_IP_OR_PHONE = re.compile(r"(?<![\d.])(\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?)(?![\d.])|(\+?\d[\d\s().\-]{6,}\d)")
+_MAYBE_PII = re.compile(r"[\d@]")  # text without a digit or an @ has nothing to mask
 
 logger = logging.getLogger("connectors")
 
@@ -39,10 +45,50 @@ def new_request_id(offered: str | None) -> str:
     return uuid.uuid4().hex
 
 
+def _mask_phone(match: re.Match[str]) -> str:
+    """Keep an IP address; mask a phone number to its last 4 digits."""
+    if match.group(1):
+        return match.group(1)
+    return "***" + re.sub(r"\D", "", match.group(2))[-4:]
+
+
 def mask_pii(text: str) -> str:
-    """Mask emails (a***@domain) and phone numbers (keep the last 4 digits) inside free text."""
+    """Mask emails (a***@domain) and phone numbers (keep the last 4 digits) inside free text; IPs stay."""
+    if not _MAYBE_PII.search(text):
+        return text
     text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
-    return _PHONE.sub(lambda m: "***" + re.sub(r"\D", "", m.group(0))[-4:], text)
+    return _IP_OR_PHONE.sub(_mask_phone, text)
+
+
+def _exception_text(exc: BaseException) -> str:
+    """An exception's message, safe to log: pydantic's own text would echo the (secret) input values."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors())
+    return mask_pii(str(exc))
+
+
+def format_traceback(exc: BaseException) -> str:
+    """The whole traceback, causes first as Python prints it, with each message made safe to log."""
+    chain: list[tuple[BaseException, str]] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    link = ""
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        chain.append((current, link))
+        if current.__cause__ is not None:
+            current, link = current.__cause__, "\nThe above exception was the direct cause of the following exception:\n\n"
+        elif current.__context__ is not None and not current.__suppress_context__:
+            current, link = current.__context__, "\nDuring handling of the above exception, another exception occurred:\n\n"
+        else:
+            current = None
+    parts: list[str] = []
+    for error, link in reversed(chain):
+        frames = "".join(traceback.format_tb(error.__traceback__))
+        message = _exception_text(error)
+        parts.append(f"Traceback (most recent call last):\n{frames}{type(error).__qualname__}"
+                     f"{': ' + message if message else ''}\n{link}")
+    return mask_pii("".join(parts).rstrip("\n"))  # source lines shown can hold literals too
 
 
 def secret_forms(value: str) -> set[str]:
@@ -102,18 +148,34 @@ def redact_value(value: Any, secrets: Any = ()) -> Any:
 class JSONFormatter(logging.Formatter):
     """One JSON object per line: easy for log shippers, and values are masked on the way out."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._second = -1
+        self._second_text = ""
+
+    def _timestamp(self, created: float) -> str:
+        """ISO 8601 UTC with milliseconds; the seconds part is formatted once per second, not per line."""
+        second = int(created)
+        if second != self._second:  # a benign race across threads: both compute the same text
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        return f"{self._second_text}.{int((created - second) * 1000):03d}Z"
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "ts": self._timestamp(record.created),
             "level": record.levelname.lower(),
             "event": record.getMessage(),
             "request_id": request_id_var.get(),
         }
+        if record.name != "connectors":  # uvicorn, asyncio, warnings...: say who wrote it
+            entry["logger"] = record.name
         fields = getattr(record, "fields", None)
         if fields:
             entry.update(fields)
-        if record.exc_info and record.levelno >= logging.ERROR:
+        if record.exc_info and record.exc_info[1] is not None:
             entry["exception"] = record.exc_info[0].__name__ if record.exc_info[0] else None
+            entry["traceback"] = format_traceback(record.exc_info[1])
         # Only free text can carry personal data (vendor error messages); structured fields are ids and numbers.
         for key in ("event", "detail", "message"):
             if isinstance(entry.get(key), str):
@@ -121,20 +183,32 @@ class JSONFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
+def _log_uncaught(exc_type: type[BaseException], exc: BaseException, tb: Any) -> None:
+    """sys.excepthook: an uncaught exception as a JSON line, not Python's plain-text dump on stderr."""
+    logging.getLogger("connectors").critical("uncaught exception", exc_info=(exc_type, exc, tb))
+
+
 def configure_logging(level: str) -> None:
-    """Route the service's and uvicorn's logs through the JSON formatter, once."""
+    """Route every log in the process (ours, uvicorn's, asyncio's and uvloop's, warnings) through the JSON formatter."""
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JSONFormatter())
-    for name in ("connectors", "uvicorn", "uvicorn.error"):
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in ("connectors", "uvicorn", "uvicorn.error", "asyncio"):
         log = logging.getLogger(name)
-        log.handlers[:] = [handler]
+        log.handlers[:] = []
         log.setLevel(level)
-        log.propagate = False
-    JSONFormatter.converter = time.gmtime
+        log.propagate = True
     logging.getLogger("uvicorn.access").disabled = True  # our access line replaces it
+    logging.captureWarnings(True)
+    sys.excepthook = _log_uncaught
+    threading.excepthook = lambda args: _log_uncaught(args.exc_type, args.exc_value or Exception(), args.exc_traceback)
+    # Thread, process and multiprocessing names are looked up for every record and no line carries them.
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
 
 
 def log_event(event: str, level: int = logging.INFO, **fields: Any) -> None:
-    """Write one structured line with the current request id."""
+    """Write one structured line with the current request id (no caller lookup: the event names the place)."""
     if logger.isEnabledFor(level):
-        logger.log(level, event, extra={"fields": fields})
+        logger.handle(logger.makeRecord(logger.name, level, "", 0, event, (), None, extra={"fields": fields}))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 
 import phonenumbers
 
@@ -22,7 +23,7 @@ class PhoneQuery:
         """E.164 without the plus: 971501234567."""
         return self.e164.lstrip("+")
 
-    @property
+    @cached_property
     def variants(self) -> tuple[str, ...]:
         """Common stored spellings, most canonical first (for vendors whose filters match exactly)."""
         number = phonenumbers.parse(self.e164)
@@ -38,8 +39,9 @@ class PhoneQuery:
         return tuple(dict.fromkeys(forms))
 
 
+@lru_cache(maxsize=4096)  # callers call again; a PhoneQuery is immutable, so one per spelling is shared
 def parse_phone(raw: str, region: str) -> PhoneQuery:
-    """Parse a caller's number (any common spelling; national ones in `region`) or raise a 400."""
+    """Parse a caller's number (any common spelling; national ones in `region`) or raise a 400 (never cached)."""
     try:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException:
@@ -57,6 +59,14 @@ def to_e164(stored: str | None, region: str) -> str | None:
     """A stored number in E.164 where it parses, else as stored (so nothing the vendor held is lost)."""
     if not stored:
         return stored
+    return _stored_e164(stored, region)
+
+
+# Every returned record's number is normalised, and the same numbers come back call after call (the caller's
+# own, searched and then mapped): parse each spelling once. Bounded, and only strings are kept.
+@lru_cache(maxsize=8192)
+def _stored_e164(stored: str, region: str) -> str:
+    """to_e164 for a non-empty number."""
     try:
         number = phonenumbers.parse(stored, region)
     except phonenumbers.NumberParseException:

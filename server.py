@@ -27,14 +27,32 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import audit
+import events
 import telemetry
+from connections import routes as connections_routes
 from auth import CallerAuthMiddleware, key_values, parse_keys, warn_if_open
 from cache import cache_key, cached_answer, forget_requester
+from connectors.etiquette import ETIQUETTE, Etiquette
 from connectors.hosts import host_of
 from connectors.http import ConnectorContext, UpstreamConnector
 from crm import CRMFactory
-from deps import ERROR_RESPONSES, REQUEST_EXAMPLES, ROUTE_ERRORS, Context, app_context, error_responses, IdempotencyKey, Store, open_crm, with_create_outcome, within_deadline
+from deps import (
+    ERROR_RESPONSES,
+    REQUEST_EXAMPLES,
+    ROUTE_ERRORS,
+    IdempotencyKey,
+    ORJSONRoute,
+    Store,
+    app_context,
+    context_of,
+    error_responses,
+    open_crm,
+    with_create_outcome,
+    within_deadline,
+)
+from events.routes import router as events_router
 from errors import CRMError, InvalidRequest, NotFound, UpstreamUnavailable, ValidationFailed
+from exactly_once import CreateOnce
 from idempotency import fingerprint
 from limits import BodyLimitMiddleware, uvicorn_options
 from livechat import router as handoff_router
@@ -59,8 +77,17 @@ from observability import (
 )
 from phone import parse_phone
 from registry import all_connectors
+from request_errors import MethodNotAllowed, body_error, sent_crm_type
 from settings import Settings, get_settings
+from state import MemoryState
 from stores import close_shared_state, open_shared_state
+
+class ContractJSONResponse(JSONResponse):
+    """Error bodies rendered by orjson (success bodies are already rendered by pydantic-core, FastAPI's default)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, default=str, option=orjson.OPT_NON_STR_KEYS)
+
 
 def error_response(error: CRMError, headers: dict[str, str] | None = None) -> JSONResponse:
     """The one place a CRMError becomes an HTTP answer."""
@@ -72,7 +99,7 @@ def error_response(error: CRMError, headers: dict[str, str] | None = None) -> JS
         fields["error_code"] = error.code
     if error.retry_after is not None:
         extra["Retry-After"] = str(max(1, round(error.retry_after)))
-    return JSONResponse(error.to_body(request_id_var.get()), status_code=error.status_code, headers=extra)
+    return ContractJSONResponse(error.to_body(request_id_var.get()), status_code=error.status_code, headers=extra)
 
 
 async def send_error(error: CRMError, scope: Scope, receive: Receive, send: Send) -> None:
@@ -89,6 +116,17 @@ class BodyTooLarge(InvalidRequest):
     """The request body is larger than MAX_REQUEST_BODY_BYTES."""
 
     status_code = 413
+
+
+async def clear_service_memory(app_state: Any) -> None:
+    """The sandbox's /reset hook: forget idempotency keys, handoff call ids and cached callers (embedded stores).
+
+    Shared Redis state is left alone: another process may be using it, and a sandbox normally has none.
+    """
+    stores = [app_state.idempotency, getattr(app_state, "cache", None)]
+    for state in {id(s.state): s.state for s in stores if s is not None}.values():
+        if isinstance(state, MemoryState):
+            await state.close()  # empties it; the embedded store stays usable
 
 
 class NotReady(UpstreamUnavailable):
@@ -109,7 +147,12 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        offered = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), None)
+        offered, declared = None, b"0"
+        for name, value in scope["headers"]:  # one pass for the two headers read here
+            if name == b"x-request-id" and offered is None:
+                offered = value.decode("latin-1")
+            elif name == b"content-length" and declared == b"0":
+                declared = value
         request_id = new_request_id(offered)
         id_token = request_id_var.set(request_id)
         fields: dict[str, Any] = {}
@@ -137,7 +180,6 @@ class RequestContextMiddleware:
                 raise BodyTooLarge(f"the request body is larger than {self.max_body_bytes} bytes")
             return message
 
-        declared = next((v for k, v in scope["headers"] if k == b"content-length"), b"0")
         try:
             if int(declared or 0) > self.max_body_bytes:  # refused before a byte of it is read
                 raise BodyTooLarge(f"the request body is larger than {self.max_body_bytes} bytes")
@@ -150,7 +192,7 @@ class RequestContextMiddleware:
             if not response_started:
                 body = CRMError("internal error; the request id identifies it in the logs").to_body(request_id)
                 body["error"]["code"] = fields["error_code"] = "internal_error"
-                await JSONResponse(body, status_code=500)(scope, receive, send_with_id)
+                await ContractJSONResponse(body, status_code=500)(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             log_event(
@@ -174,8 +216,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     app.state.shared = {}
     await open_shared_state(app.state, settings)  # the cache, idempotency and token stores: memory or Redis
+    # The rate governor and circuit breaker: shared through the same Redis when there is one (app.state.states).
+    app.state.shared[ETIQUETTE] = Etiquette(settings, shared=next(iter(app.state.states), None))
     connector = aiohttp.TCPConnector(
-        limit=settings.http_pool_limit, limit_per_host=settings.http_pool_limit_per_host, ttl_dns_cache=300
+        limit=settings.http_pool_limit,
+        limit_per_host=settings.http_pool_limit_per_host,
+        ttl_dns_cache=settings.http_dns_cache_seconds or None,
+        use_dns_cache=settings.http_dns_cache_seconds > 0,
     )
     app.state.http = aiohttp.ClientSession(
         connector=connector,
@@ -191,6 +238,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from sandbox import SANDBOX_CREDENTIALS, start_sandbox
 
         app.state.sandbox = await start_sandbox("127.0.0.1", settings.sandbox_port)
+        app.state.sandbox.reset_hooks.append(lambda: clear_service_memory(app.state))
         app.state.sandbox_urls = app.state.sandbox.urls
         app.state.allowed_hosts |= {host_of(app.state.sandbox.root)}
         # Sandbox credentials stand in where the environment has none, so `config` may be left out.
@@ -205,6 +253,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     store = app.state.idempotency
     # Readiness hook: other stores (Redis, a database) add a named async check here; raising means not ready.
     app.state.readiness_checks = {"idempotency_store": lambda: store.lookup("_ready", "probe")}
+    await connections_routes.start(app)  # stored connections: migrations and key checks; refuses a wrong key
+    await events.open_events(app.state, app.state.settings)  # the event queue, its readiness check and worker
     vendors = sorted(configured_connectors(app_context(app.state)))
     # Start-up objects (modules, schemas, seed data) never die: keep them out of every future GC pass.
     gc.freeze()
@@ -219,6 +269,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await events.close_events(app.state, settings)  # first: deliveries in flight use the session
+        await connections_routes.stop(app)
         await close_shared_state(app.state)
         await app.state.http.close()
         app.state.audit.close()
@@ -300,6 +352,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         telemetry=telemetry.get().fastapi_config(),
     )
+    app.router.route_class = ORJSONRoute  # request bodies parsed by orjson (livechat's router keeps its own)
     app.state.settings = settings
     app.state.api_keys = parse_keys(settings.connectors_api_keys)
     # Outermost last: request id and access line, then the caller's key, then the body's limits.
@@ -320,10 +373,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg"), "type": e.get("type")}
             for e in exc.errors()
         ]  # no `input`: it could echo a credential from `config`
+        crm_type = sent_crm_type(exc.body)
         if any(p["type"] in ("json_invalid", "model_attributes_type") for p in problems):
-            return error_response(InvalidRequest("the body is not a JSON object", details=problems))
+            return error_response(body_error(request, problems, crm_type))
         summary = "; ".join(f"{'.'.join(p['loc'][1:]) or 'body'}: {p['msg']}" for p in problems)
-        return error_response(ValidationFailed(f"invalid request: {summary}", details=problems))
+        return error_response(ValidationFailed(f"invalid request: {summary}", crm_type=crm_type, details=problems))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error_handler(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -331,6 +385,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return error_response(exc.__cause__)
         if exc.status_code == 404:
             return error_response(NotFound(f"no route {request.url.path}"))
+        if exc.status_code == 405:
+            allow = (exc.headers or {}).get("Allow", "")
+            hint = f"; use {' or '.join(m.strip() for m in allow.split(','))}" if allow else ""
+            error = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}{hint}")
+            return error_response(error, {"Allow": allow} if allow else None)
         error = InvalidRequest(str(exc.detail))
         response = error_response(error)
         response.status_code = exc.status_code
@@ -393,9 +452,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"emulators": runner.urls, "control": f"{runner.root}/_sandbox", "credentials": runner.credentials}
 
     @app.post("/crm/customer", response_model=Customer, responses=ERROR_RESPONSES, tags=["crm"])
-    async def get_customer(body: CustomerRequest, ctx: Context, request: Request) -> Any:
+    async def get_customer(body: CustomerRequest, request: Request) -> Any:
         """A customer by the CRM's own id (through the caller cache: X-Cache, Age)."""
-        crm = open_crm(body, ctx, "get_customer")
+        ctx = context_of(request)
+        crm = await open_crm(body, ctx, "get_customer", request)
 
         async def load() -> bytes:
             found = await within_deadline(crm.get_customer(body.customer_id), ctx, crm.vendor)
@@ -405,9 +465,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return await cached_answer(request, key, load)
 
     @app.post("/crm/customer/search", response_model=CustomerList, responses=ERROR_RESPONSES, tags=["crm"])
-    async def find_customers(body: CustomerSearchRequest, ctx: Context, request: Request) -> Any:
+    async def find_customers(body: CustomerSearchRequest, request: Request) -> Any:
         """Caller-ID lookup: the phone in any spelling (normalized to E.164), or the email (cached: X-Cache, Age)."""
-        crm = open_crm(body, ctx, "find_customers")
+        ctx = context_of(request)
+        crm = await open_crm(body, ctx, "find_customers", request)
         phone = parse_phone(body.phone, ctx.settings.default_phone_region) if body.phone else None
 
         async def load() -> bytes:
@@ -419,27 +480,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return await cached_answer(request, cache_key(crm.tenant_fingerprint(), "find_customers", *query), load)
 
     @app.post("/crm/ticket", response_model=Ticket, responses=ERROR_RESPONSES, tags=["crm"])
-    async def get_ticket(body: TicketRequest, ctx: Context) -> Ticket:
+    async def get_ticket(body: TicketRequest, request: Request) -> Ticket:
         """A ticket or case by id."""
-        crm = open_crm(body, ctx, "get_ticket")
+        ctx = context_of(request)
+        crm = await open_crm(body, ctx, "get_ticket", request)
         return await within_deadline(crm.get_ticket(body.ticket_id), ctx, crm.vendor)
 
     @app.post(
         "/crm/ticket/create", status_code=201, response_model=Ticket, responses=ERROR_RESPONSES, tags=["crm"]
     )
-    async def create_ticket(
-        body: TicketCreateRequest, ctx: Context, store: Store, request: Request, key: IdempotencyKey = None
-    ) -> Any:
+    async def create_ticket(body: TicketCreateRequest, request: Request, store: Store, key: IdempotencyKey = None) -> Any:
         """Create a ticket; with an Idempotency-Key it is created once however often the call is repeated."""
-        crm = open_crm(body, ctx, "create_ticket")
+        ctx = context_of(request)
+        crm = await open_crm(body, ctx, "create_ticket", request)
 
         async def create() -> tuple[int, Any]:
             try:
                 ticket = await within_deadline(
-                    crm.create_ticket(body, idempotency_key=key or uuid.uuid4().hex), ctx, crm.vendor
+                    crm.create_ticket(body, idempotency_key=uuid.uuid4().hex), ctx, crm.vendor
                 )
             except CRMError as exc:
-                raise with_create_outcome(exc, "ticket", crm.vendor_dedupes_creates) from None
+                raise with_create_outcome(exc, "ticket", repeat_safe=False) from None
             return 201, ticket.model_dump(mode="json")
 
         try:
@@ -447,8 +508,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 status, data, replayed = *(await create()), False
             else:
                 scope = f"ticket_create:{crm.tenant_fingerprint()}"
-                payload = body.model_dump(mode="json", exclude={"config"})
-                status, data, replayed = await store.run(scope, key, fingerprint(payload), create)
+                body_fp = fingerprint(body.model_dump(mode="json", exclude={"config"}))
+                once = CreateOnce(crm, ctx, store, scope, key, body_fp)
+
+                async def create_once() -> tuple[int, Any]:
+                    return 201, (await once.run(body)).model_dump(mode="json")
+
+                status, data, replayed = await store.run(scope, key, body_fp, create_once)
+                replayed = replayed or once.recovered  # the ticket an earlier, unanswered attempt made
                 if replayed:
                     telemetry.record_replay("ticket_create")
         finally:
@@ -456,18 +523,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(data, status_code=status, headers={"Idempotent-Replayed": str(replayed).lower()})
 
     @app.post("/crm/ticket/update", response_model=Ticket, responses=ERROR_RESPONSES, tags=["crm"])
-    async def update_ticket(body: TicketUpdateRequest, ctx: Context) -> Ticket:
+    async def update_ticket(body: TicketUpdateRequest, request: Request) -> Ticket:
         """Change a ticket's fields, and add a public comment or (public false) an internal note."""
-        crm = open_crm(body, ctx, "update_ticket")
+        ctx = context_of(request)
+        crm = await open_crm(body, ctx, "update_ticket", request)
         return await within_deadline(crm.update_ticket(body), ctx, crm.vendor)
 
     app.include_router(handoff_router)
+    app.include_router(connections_routes.router)
+    app.include_router(events_router)
     document(app)
     return app
 
 
+def worker_app() -> FastAPI:
+    """uvicorn's factory in each worker process (WORKERS > 1): settings and logging are set up per process."""
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)
+
+
 def main() -> None:
-    """`python server.py [--sandbox]`: serve on HOST:PORT."""
+    """`python server.py [--sandbox]`: serve on HOST:PORT with WORKERS processes."""
     import uvicorn
 
     parser = argparse.ArgumentParser(description="Connectors Service")
@@ -484,21 +561,27 @@ def main() -> None:
         settings = Settings()
     except ValidationError as exc:
         # Variable names and reasons only: pydantic's own text would echo the values, secrets included.
-        problems = "\n".join(f"  {'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        problems = "\n".join(
+            f"  {'.'.join(map(str, e['loc'])).upper() or 'SETTINGS'}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
         raise SystemExit(f"bad configuration:\n{problems}") from None
     try:
         CRMFactory.connector_class(settings.handoff_fallback_crm)
     except CRMError as exc:
         raise SystemExit(f"bad configuration:\n  HANDOFF_FALLBACK_CRM: {exc.message}") from None
     configure_logging(settings.log_level)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
+    serving = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": None,
+        "access_log": False,
         **uvicorn_options(settings),
-    )
+    }
+    if settings.workers > 1:  # each worker is its own process with its own pool (and, in sandbox mode, emulators)
+        uvicorn.run("server:worker_app", factory=True, workers=settings.workers, **serving)
+    else:
+        uvicorn.run(create_app(settings), **serving)
 
 
 if __name__ == "__main__":

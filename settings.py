@@ -34,8 +34,26 @@ class ServiceSettings(BaseSettings):
     retry_after_max_seconds: float = Field(
         5.0, ge=0, description="Longest vendor Retry-After we wait out; longer ones go back to the caller as 429."
     )
-    http_pool_limit: int = Field(100, ge=1)
-    http_pool_limit_per_host: int = Field(20, ge=1)
+    # One pool for every vendor; a per-host ceiling (0 = none) would cap a slow vendor at ceiling/latency req/s.
+    http_pool_limit: int = Field(1000, ge=1, description="Open upstream connections per process, all hosts.")
+    http_pool_limit_per_host: int = Field(0, ge=0, description="Per vendor host; 0 is no ceiling below HTTP_POOL_LIMIT.")
+    http_dns_cache_seconds: int = Field(300, ge=0, description="How long a resolved vendor host is reused.")
+    workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes `python server.py` starts.")
+
+    # Upstream etiquette (docs/upstream-etiquette.md): the rate governor and the circuit breaker
+    governor_enabled: bool = True
+    governor_low_water_ratio: float = Field(
+        0.2, ge=0, lt=1, description="Below this share of a rate window left, calls are spread over the time left."
+    )
+    governor_default_limit_per_minute: int = Field(
+        600, ge=1, description="Calls a minute per account for a vendor that publishes no limit (LiveChat)."
+    )
+    breaker_enabled: bool = True
+    breaker_failure_threshold: int = Field(5, ge=1, description="Consecutive outages (5xx, timeouts) that open it.")
+    breaker_failure_ratio: float = Field(0.5, gt=0, le=1, description="Or this share of failed calls in the window...")
+    breaker_min_calls: int = Field(10, ge=1, description="...once the window holds at least this many calls.")
+    breaker_window_seconds: float = Field(60.0, gt=0, description="Counts older than this are forgotten.")
+    breaker_open_seconds: float = Field(30.0, gt=0, description="Open this long, then one probe goes through.")
 
     # Safety and behaviour
     max_request_body_bytes: int = Field(2 * 1024 * 1024, ge=1024, description="Larger bodies are refused with 413.")
@@ -57,12 +75,37 @@ class ServiceSettings(BaseSettings):
 
     # Caller authentication: comma-separated keys, each `id:key` or a bare key (its id is a hash prefix).
     connectors_api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    # The admin API (/connections, /subscriptions): its own keys, same form; none of the callers' keys opens it.
+    connectors_admin_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     # Slow clients: headers and body must arrive within these bounds; shutdown waits at most this long.
     header_read_timeout_seconds: float = Field(10.0, gt=0)
     body_read_timeout_seconds: float = Field(15.0, gt=0)
     keep_alive_timeout_seconds: int = Field(5, ge=1)
     graceful_shutdown_seconds: int = Field(15, ge=1)
     audit_log: str = Field("stdout", min_length=1, description="Audit trail: stdout, a file path, or off.")
+
+    # Stored connections (docs/connections.md): unset DATABASE_URL is sqlite:///./data/connectors.db
+    database_url: SecretStr | None = None  # secret: a postgresql:// URL may hold a password
+    database_pool_size: int = Field(5, ge=1, le=100)
+    connections_encryption_key: SecretStr | None = None  # Fernet key; python -m connections generate-key
+    connections_encryption_key_previous: SecretStr | None = None  # still decrypts, during a rotation
+    connections_cache_ttl_seconds: float = Field(5.0, ge=0, description="Replicas see another's change this late.")
+    connections_cache_max_entries: int = Field(1000, ge=1)
+
+    # Events to subscribers (docs/events.md): Standard Webhooks deliveries, queued in Redis (REDIS_URL) or memory.
+    # Seconds before each attempt after a failure (the Standard Webhooks schedule, ~27 h); then a dead letter.
+    events_retry_schedule_seconds: list[float] = Field(
+        default_factory=lambda: [0, 5, 300, 1800, 7200, 18000, 36000, 36000], min_length=1, max_length=50
+    )
+    events_retry_jitter: float = Field(0.2, ge=0, le=1, description="Each retry wait varies by up to this share.")
+    events_delivery_timeout_seconds: float = Field(5.0, gt=0, le=60, description="One delivery attempt.")
+    events_concurrency: int = Field(16, ge=1, le=1000, description="Deliveries in flight per process.")
+    events_poll_seconds: float = Field(1.0, gt=0, description="An idle worker looks for due retries this often.")
+    events_dedupe_ttl_seconds: int = Field(7 * 86400, ge=60, description="A vendor event id is remembered this long.")
+    events_retention_seconds: int = Field(14 * 86400, ge=3600, description="A queued event's body is kept this long.")
+    events_claim_idle_seconds: float = Field(60.0, gt=0, description="Then another replica claims a crashed one's intake.")
+    events_shutdown_seconds: float = Field(5.0, gt=0, description="Deliveries in flight may finish this long at shutdown.")
+    events_worker: bool = Field(True, description="Run the delivery worker in this process.")
 
     # Human handoff
     handoff_fallback_crm: str = Field("zendesk", description="CRM that gets a ticket when no live agent can take a call.")
@@ -78,7 +121,7 @@ class ServiceSettings(BaseSettings):
             return [h.strip().lower() for h in value.split(",") if h.strip()]
         return value
 
-    @field_validator("connectors_api_keys", mode="before")
+    @field_validator("connectors_api_keys", "connectors_admin_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
         """Accept a comma-separated list; the values stay secret (never in a repr or a log)."""
@@ -134,7 +177,8 @@ def _vendor_field(config_model: type[BaseModel], name: str) -> tuple[Any, Any]:
             problems = [e for e in exc.errors() if e["loc"][:1] == (name,)]
             if problems:
                 raise ValueError("; ".join(e["msg"].removeprefix("Value error, ") for e in problems)) from None
-        return value
+        env_check = config_model.env_checks.get(name)  # type: ignore[attr-defined]
+        return env_check(value) if env_check else value
 
     default = None if info.is_required() else info.get_default(call_default_factory=True)
     field_type = Annotated[annotation | None, *info.metadata, AfterValidator(check)]  # type: ignore[valid-type]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -15,6 +16,20 @@ from phone import PhoneQuery, to_e164
 
 # ASCII digits only: `\d` also matches Arabic-Indic and other Unicode digits, which no vendor id holds.
 NUMERIC_ID = re.compile(r"[0-9]{1,20}", re.ASCII)
+# A creation marker: one word (no separators, so every vendor's search takes it as one token or tag).
+MARKER = re.compile(r"idem[0-9a-f]{24}")
+MARKER_LINE = re.compile(r"\n*\[ref (idem[0-9a-f]{24})\]\s*$")  # how it ends a text field
+
+
+def with_marker(text: str, marker: str | None) -> str:
+    """A text field that ends with the marker line (unchanged without a marker)."""
+    return f"{text}\n\n[ref {marker}]" if marker else text
+
+
+def without_marker(text: str) -> str:
+    """A text field as the caller wrote it: a trailing marker line dropped."""
+    return MARKER_LINE.sub("", text)
+NUMERIC_ID_FORM = "1 to 20 digits, e.g. 12345"  # what a caller is told a NUMERIC_ID looks like
 
 
 def require(mapping: Any, key: str, vendor: str) -> Any:
@@ -30,25 +45,36 @@ class BaseCRMConnector(UpstreamConnector, ABC):
     # Ids go into URL paths and queries, so each connector states their exact form (400 before any call).
     # True where the vendor itself dedupes creates by Idempotency-Key, so a repeat with the same key is safe.
     vendor_dedupes_creates: ClassVar[bool] = False
+    # Each pattern has, beside it, the words that tell a caller what the vendor's ids look like.
     customer_id_pattern: ClassVar[re.Pattern[str]] = NUMERIC_ID
+    customer_id_form: ClassVar[str] = NUMERIC_ID_FORM
     ticket_id_pattern: ClassVar[re.Pattern[str]] = NUMERIC_ID
     # The emulator's seed (the caller Ahmed and one open ticket, in the vendor's ids): the OpenAPI examples.
     sandbox_seed: ClassVar[Mapping[str, str]] = {}
+    # How long after a create the vendor's marker search may still miss it (an eventually consistent index):
+    # within it, not finding the marker proves nothing, so a repeat is refused rather than created again.
+    marker_search_lag_seconds: ClassVar[float] = 0.0
+    ticket_id_form: ClassVar[str] = NUMERIC_ID_FORM
 
-    def _check_id(self, value: str, what: str, pattern: re.Pattern[str]) -> str:
-        """Validate an id before it enters a path, so it cannot address anything else."""
+    def _check_id(self, value: str, what: str, pattern: re.Pattern[str], form: str) -> str:
+        """Validate an id before it enters a path, so it cannot address anything else; say what a valid one is."""
         value = value.strip()
         if not pattern.fullmatch(value):
-            raise InvalidRequest(f"{what} {value!r} is not a valid {self.display_name} id", crm_type=self.vendor)
+            shown = repr(value) if len(value) <= 40 else repr(value[:40] + "…")
+            raise InvalidRequest(
+                f"{what} {shown} ({len(value)} characters) is not a valid {self.display_name} id: "
+                f"{self.display_name} {what}s are {form}",
+                crm_type=self.vendor,
+            )
         return value
 
     def customer_id(self, value: str) -> str:
         """A validated customer id."""
-        return self._check_id(value, "customer_id", self.customer_id_pattern)
+        return self._check_id(value, "customer_id", self.customer_id_pattern, self.customer_id_form)
 
     def ticket_id(self, value: str) -> str:
         """A validated ticket id."""
-        return self._check_id(value, "ticket_id", self.ticket_id_pattern)
+        return self._check_id(value, "ticket_id", self.ticket_id_pattern, self.ticket_id_form)
 
     def e164(self, stored: str | None) -> str | None:
         """A vendor-stored phone number in E.164 where possible."""
@@ -74,6 +100,16 @@ class BaseCRMConnector(UpstreamConnector, ABC):
             "tags": update.tags,
         }
         return {fields[name]: value for name, value in values.items() if value is not None and name in fields}
+
+    def creation_marker(self, key: str) -> str | None:
+        """The word a create writes into its record, so a lost answer can be found; None where the vendor dedupes."""
+        if self.vendor_dedupes_creates:
+            return None
+        return "idem" + hashlib.sha256(f"{self.tenant_fingerprint()}:{key}".encode()).hexdigest()[:24]
+
+    async def find_created(self, marker: str, ticket: TicketCreateRequest) -> str | None:
+        """The id of the ticket an earlier create wrote `marker` into, or None (the vendor has none)."""
+        return None
 
     @abstractmethod
     async def get_customer(self, customer_id: str) -> Customer:
@@ -123,8 +159,10 @@ class BaseCRMConnector(UpstreamConnector, ABC):
         """The ticket or case with this id."""
 
     @abstractmethod
-    async def create_ticket(self, ticket: TicketCreateRequest, *, idempotency_key: str) -> Ticket:
-        """Create a ticket once; vendors that take an idempotency key get this one."""
+    async def create_ticket(
+        self, ticket: TicketCreateRequest, *, idempotency_key: str, marker: str | None = None
+    ) -> Ticket:
+        """Create a ticket once; vendors that take an idempotency key get this one; `marker` goes into the record."""
 
     @abstractmethod
     async def update_ticket(self, update: TicketUpdateRequest) -> Ticket:

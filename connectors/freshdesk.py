@@ -8,10 +8,11 @@ from typing import Any, ClassVar
 
 from pydantic import SecretStr
 
-from connectors.base import BaseCRMConnector, require
-from connectors.hosts import check_dns_label
+from connectors.base import MARKER, BaseCRMConnector, require
+from connectors.hosts import check_dns_label, only_label
 from connectors import auth
 from connectors.auth import Auth
+from connectors.governor import RateBudget, RateHeaders
 from connectors.http import CredentialCheck, UpstreamResponse, VendorConfig
 from errors import MalformedAnswer, NotFound, ValidationFailed
 from models import (
@@ -82,6 +83,9 @@ class FreshdeskConfig(VendorConfig):
     domain: str
     api_key: SecretStr
 
+    # `acme` or acme.freshdesk.com (the connector accepts both); anything else fails at start-up.
+    env_checks = {"domain": lambda value: only_label(value, ".freshdesk.com", "acme", suffix_allowed=True) and value.strip()}
+
 
 class FreshdeskConnector(BaseCRMConnector):
     """Freshdesk: contacts are customers, tickets are tickets, a comment is a note."""
@@ -90,12 +94,16 @@ class FreshdeskConnector(BaseCRMConnector):
     display_name = "Freshdesk"
     credential_check = CredentialCheck("GET", "/api/v2/agents/me", "https://developers.freshdesk.com/api/#me")
     rate_limit_window_seconds = 60.0  # Freshdesk's limits are per minute (it normally sends Retry-After)
+    # https://developers.freshdesk.com/api/#ratelimit: per minute by plan (Growth 200, the lowest paid); no reset header
+    rate_budget = RateBudget(200, 60.0, "https://developers.freshdesk.com/api/#ratelimit")
+    rate_limit_headers = (RateHeaders(("X-RateLimit-Total",), ("X-RateLimit-Remaining",)),)
     config_model = FreshdeskConfig
     config: FreshdeskConfig
     emulator = "sandbox.freshdesk:FreshdeskEmulator"
     sandbox_credentials = {"domain": "sandbox.freshdesk.com", "api_key": "sandbox-key"}
     sandbox_seed = {"customer_id": "1001", "ticket_id": "54321", "phone": "+971501234567"}
     page_max: ClassVar[int] = 100  # Freshdesk's per_page ceiling
+    marker_search_lag_seconds: ClassVar[float] = 60.0  # the filter API is an index; its delay is undocumented
     # Exact-match filters tried at once: a few, not all 14 spellings x fields, to spare the rate limit.
     filters_at_once: ClassVar[int] = 4
 
@@ -166,7 +174,7 @@ class FreshdeskConnector(BaseCRMConnector):
         ticket_id = require(ticket, "id", self.vendor)
         status, priority, source = ticket.get("status"), ticket.get("priority"), ticket.get("source")
         metadata = {
-            "tags": ticket.get("tags") or [],
+            "tags": [tag for tag in ticket.get("tags") or [] if not MARKER.fullmatch(tag)],
             "vendor_status": status,
             "vendor_priority": priority,
             "source": source,
@@ -279,11 +287,27 @@ class FreshdeskConnector(BaseCRMConnector):
             "Freshdesk needs a requester: give customer_id, customer_email or customer_phone", crm_type=self.vendor
         )
 
-    async def create_ticket(self, ticket: TicketCreateRequest, *, idempotency_key: str) -> Ticket:
+    async def find_created(self, marker: str, ticket: TicketCreateRequest) -> str | None:
+        """The filter API, `GET /search/tickets?query="tag:'<marker>'"`: the ticket tagged with the marker.
+
+        The filter API reads a search index that trails writes, hence `marker_search_lag_seconds`.
+        Docs: https://developers.freshdesk.com/api/#filter_tickets
+        """
+        data = await self._json(
+            "GET", "/api/v2/search/tickets", params={"query": f"\"tag:'{marker}'\""}, operation="create_ticket"
+        )
+        for record in require(data, "results", self.vendor):
+            if marker in (record.get("tags") or []):
+                return str(require(record, "id", self.vendor))
+        return None
+
+    async def create_ticket(
+        self, ticket: TicketCreateRequest, *, idempotency_key: str, marker: str | None = None
+    ) -> Ticket:
         """`POST /tickets` → 201 bare ticket, as a phone ticket.
 
         Freshdesk takes no idempotency key, so `_request` resends the create only where Freshdesk cannot
-        have received it (429, refused connection); the service's own Idempotency-Key store covers replays.
+        have received it (429, refused connection); the marker is a tag, where `find_created` looks for it.
         """
         body: dict[str, Any] = {
             "subject": ticket.subject,
@@ -291,7 +315,7 @@ class FreshdeskConnector(BaseCRMConnector):
             "status": STATUS_TO_FRESHDESK[ticket.status or DEFAULT_STATUS],
             "priority": PRIORITY_TO_FRESHDESK[ticket.priority or DEFAULT_PRIORITY],
             "source": SOURCE_PHONE,
-            "tags": ticket.tags,
+            "tags": [*ticket.tags, marker] if marker else ticket.tags,
             **await self._requester(ticket),
         }
         body.update({key: ticket.metadata[key] for key in CREATE_PASSTHROUGH if key in ticket.metadata})

@@ -16,6 +16,21 @@ from errors import InvalidConfig
 _DNS_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 # A top-level label is letters (or an IDNA xn-- form): a numeric or hex last label means the resolver
 # would read the name as an IPv4 address (2130706433, 0x7f.1, 127.1).
+
+
+def only_label(value: str | None, suffix: str, example: str, *, suffix_allowed: bool) -> str | None:
+    """A vendor tenant name that must be one DNS label: say which part to give when a whole host was pasted."""
+    if value is None:
+        return None
+    label = value.strip().lower()
+    label = label.removesuffix(suffix) if suffix_allowed else label
+    if _DNS_LABEL.fullmatch(label):
+        return label
+    first = label.split("://", 1)[-1].split(".", 1)[0]
+    hint = f" ({first!r} for {first}{suffix})" if _DNS_LABEL.fullmatch(first) else f" (e.g. {example!r})"
+    raise ValueError(f"give only the subdomain, one DNS label of letters, digits and hyphens{hint}")
+
+
 _TLD = re.compile(r"[a-z]{2,63}|xn--[a-z0-9-]{1,59}")
 _PATH = re.compile(r"(?:/[A-Za-z0-9._~-]*)*")
 _PRINTABLE_ASCII = re.compile(r"[\x21-\x7e]*")

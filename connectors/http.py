@@ -10,8 +10,10 @@ import html
 import math
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, get_args
 
 import functools
@@ -24,10 +26,14 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exp
 
 from connectors import auth
 from connectors.auth import Auth
+from connectors.etiquette import etiquette
+from connectors.governor import RateBudget, RateHeaders
 from connectors.hosts import check_base_url
+from connectors.messages import config_error, credentials_hint, host_label, timeout_message, where_to_set
 from errors import (
     AuthFailed,
     CRMError,
+    CRMUnavailable,
     InvalidConfig,
     MalformedAnswer,
     NotFound,
@@ -36,6 +42,7 @@ from errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
     UpstreamUnreachable,
+    UpstreamUnresolvable,
     SessionExpired,
     ValidationFailed,
 )
@@ -69,7 +76,13 @@ class Deadline:
     """The time left for one service request, shared by every upstream call it makes."""
 
     def __init__(self, seconds: float) -> None:
-        self.expires_at = time.monotonic() + seconds
+        self.seconds = seconds
+        self.started_at = time.monotonic()
+        self.expires_at = self.started_at + seconds
+
+    def elapsed(self) -> float:
+        """Seconds since the request began, for messages that report the time actually waited."""
+        return time.monotonic() - self.started_at
 
     def remaining(self) -> float:
         """Seconds left, never negative."""
@@ -161,11 +174,57 @@ class CredentialCheck:
 
 
 class VendorConfig(BaseModel):
-    """Base of each vendor's config model: request `config` merged over the environment."""
+    """Base of each vendor's config model: request `config` merged over the environment (frozen: it is shared)."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+    # Start-up checks of a field's environment value ({VENDOR}_{FIELD}), beyond the model's own validators:
+    # each returns the value to keep (normalised) or raises ValueError saying what to give. Requests keep
+    # the connector's own checks when it is built.
+    env_checks: ClassVar[Mapping[str, Callable[[Any], Any]]] = {}
 
     base_url: str | None = None
+
+
+def _secret_value(value: Any) -> Any:
+    """orjson's fallback for the cache key: a secret counts by its value (anything else is not cacheable)."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    raise TypeError
+
+
+class ConfigCache:
+    """Validated configs by (model, merged config): each tenant's config is validated once, then reused.
+
+    Bounded (least recently used goes first) so a stream of distinct tenants cannot grow it without end;
+    invalid configs are never stored, so each one still gets its 400.
+    """
+
+    def __init__(self, max_entries: int = 1024) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[Any, VendorConfig] = OrderedDict()
+
+    def validated(self, model: type[VendorConfig], merged: Mapping[str, Any]) -> VendorConfig:
+        """The model for `merged`, from the cache or validated now (pydantic's ValidationError passes through)."""
+        try:  # canonical JSON keeps `1`, `1.0` and `true` apart, and is one C call
+            key = (model, orjson.dumps(merged, default=_secret_value, option=orjson.OPT_SORT_KEYS))
+        except TypeError:  # a value JSON cannot hold: validate every time
+            return model.model_validate(merged)
+        config = self._entries.get(key)
+        if config is not None:
+            self._entries.move_to_end(key)
+            return config
+        config = model.model_validate(merged)
+        self._entries[key] = config
+        if len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+        return config
+
+
+CONFIGS = ConfigCache()
+
+
+class StoredConfig(dict[str, Any]):
+    """A stored connection's whole config: used as is, never merged with the environment's values."""
 
 
 def basic_auth(user: str, password: str) -> dict[str, str]:
@@ -229,6 +288,10 @@ class UpstreamConnector:
     # sandbox-mode service uses when neither the environment nor the request gives any.
     emulator: ClassVar[str | None] = None
     sandbox_credentials: ClassVar[Mapping[str, str]] = {}
+    # The rate governor's inputs (connectors/governor.py): the published limit, and where the answers state it.
+    # None: the vendor publishes no limit, so GOVERNOR_DEFAULT_LIMIT_PER_MINUTE applies.
+    rate_budget: ClassVar[RateBudget | None] = None
+    rate_limit_headers: ClassVar[tuple[RateHeaders, ...]] = ()
 
     def __init__(self, config: VendorConfig, context: ConnectorContext) -> None:
         self.config = config
@@ -247,6 +310,8 @@ class UpstreamConnector:
         for this vendor: it brings its own. So the operator's secrets never go to a host a request chose, nor
         pair with a caller's own secret; non-secret options and ids (email, client_id, tier_field) still merge.
         """
+        if isinstance(request_config, StoredConfig):
+            return dict(request_config)
         given = {k: v for k, v in (request_config or {}).items() if v is not None}
         secrets = secret_fields(cls.config_model)
         env = settings.vendor_defaults(cls.vendor, frozenset(cls.config_model.model_fields))
@@ -259,15 +324,18 @@ class UpstreamConnector:
         """Build the connector from `merged_config`, validated (field names and reasons only in errors)."""
         merged = cls.merged_config(request_config, context.settings)
         try:
-            config = cls.config_model.model_validate(merged)
+            config = CONFIGS.validated(cls.config_model, merged)
         except ValidationError as exc:
             # Only field names and reasons: pydantic's own text would echo the (secret) input values.
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg'].removeprefix('Value error, ')}"
-                for e in exc.errors()
-            )
-            raise InvalidConfig(f"invalid {cls.vendor} config: {problems}", crm_type=cls.vendor) from None
+            own = (request_config or {}).keys() & (HOST_FIELDS | secret_fields(cls.config_model))
+            message = config_error(cls.vendor, cls.config_model, exc.errors(), env_used=not own)
+            raise InvalidConfig(message, crm_type=cls.vendor) from None
         return cls(config, context)
+
+    def missing_config(self, name: str) -> InvalidConfig:
+        """The error for a field the vendor URL needs (Zendesk's subdomain), saying where it can be given."""
+        where = where_to_set(self.vendor, [name])
+        return InvalidConfig(f"invalid {self.vendor} config: {name} is required; {where}", crm_type=self.vendor)
 
     def _vendor_url(self) -> str:
         """The vendor's real base URL for this config (after validating its host parts)."""
@@ -290,6 +358,13 @@ class UpstreamConnector:
             if name not in self.tuning_fields
         }
         return fingerprint({"vendor": self.vendor, "base_url": self.base_url, **identity})
+
+    def etiquette_key(self) -> str:
+        """The rate governor's and circuit breaker's key: vendor, host and account (computed once per connector)."""
+        key = self.__dict__.get("_etiquette_key")
+        if key is None:
+            key = self.__dict__["_etiquette_key"] = f"{self.vendor}:{self.tenant_fingerprint()}"
+        return key
 
     def _credential_path(self) -> str:
         """The credential check's path for this config."""
@@ -373,7 +448,7 @@ class UpstreamConnector:
         secrets = self._secrets()
         message, details = redact_secrets(message, secrets), redact_value(details, secrets)
         if error_type is AuthFailed or issubclass(error_type, AuthFailed):
-            message = f"{self.display_name} rejected the credentials: {message}"
+            message = f"{self.display_name} rejected the credentials: {message}; {credentials_hint(self.vendor, self.config)}"
         raise error_type(
             message,
             crm_type=self.vendor,
@@ -397,9 +472,13 @@ class UpstreamConnector:
     ) -> UpstreamResponse:
         """One attempt, bounded by what is left of the deadline; transport failures become contract errors."""
         remaining = self.ctx.deadline.remaining()
-        if remaining <= 0.01:
-            raise UpstreamTimeout(f"{self.display_name} did not answer within the deadline", crm_type=self.vendor)
         settings = self.ctx.settings
+        if remaining <= 0.01:
+            raise UpstreamTimeout(
+                f"{self.display_name} was not called again: the request's deadline ran out after "
+                f"{self.ctx.deadline.elapsed():.1f}s (REQUEST_DEADLINE_SECONDS={self.ctx.deadline.seconds:g})",
+                crm_type=self.vendor,
+            )
         timeout = aiohttp.ClientTimeout(
             total=min(settings.http_total_timeout_seconds, remaining),
             connect=min(settings.http_connect_timeout_seconds, remaining),
@@ -421,16 +500,30 @@ class UpstreamConnector:
             status = response.status
             return response
         except asyncio.TimeoutError:
-            raise UpstreamTimeout(
-                f"{self.display_name} did not answer within {timeout.total:.1f}s", crm_type=self.vendor
+            waited = time.perf_counter() - started
+            message = timeout_message(self.display_name, url, waited, attempt, self.ctx.deadline, settings)
+            raise UpstreamTimeout(message, crm_type=self.vendor) from None
+        except aiohttp.ClientConnectorDNSError:
+            # A name that does not resolve is a config typo (subdomain, domain, base_url): a retry cannot help.
+            raise UpstreamUnresolvable(
+                f"the host name of {self.display_name} ({host_label(url)}) does not resolve: check the configured "
+                "subdomain, domain or base_url",
+                crm_type=self.vendor,
             ) from None
-        except aiohttp.ClientConnectorError:
-            raise UpstreamUnreachable(f"could not connect to {self.display_name}", crm_type=self.vendor) from None
+        except aiohttp.ClientConnectorError as exc:
+            reason = f": {exc.strerror}" if exc.strerror else ""
+            raise UpstreamUnreachable(
+                f"could not connect to {self.display_name} at {host_label(url)}{reason}", crm_type=self.vendor
+            ) from None
         except (aiohttp.ClientPayloadError, aiohttp.ClientResponseError):
-            raise MalformedAnswer(f"{self.display_name} sent an answer that could not be read", crm_type=self.vendor) from None
+            raise MalformedAnswer(
+                f"{self.display_name} ({host_label(url)}) sent an answer that could not be read", crm_type=self.vendor
+            ) from None
         except aiohttp.ClientError:
             # Reset or dropped mid-request: the vendor may or may not have acted on it.
-            raise UpstreamUnavailable(f"{self.display_name} dropped the connection", crm_type=self.vendor) from None
+            raise UpstreamUnavailable(
+                f"{self.display_name} ({host_label(url)}) dropped the connection", crm_type=self.vendor
+            ) from None
         finally:
             log_event(
                 "upstream_call",
@@ -446,8 +539,8 @@ class UpstreamConnector:
 
     def _may_retry(self, error: BaseException, idempotent: bool) -> bool:
         """Retry only known-retryable errors, only within the Retry-After cap, and a create only when safe."""
-        if not isinstance(error, CRMError) or not error.retryable:
-            return False
+        if not isinstance(error, CRMError) or not error.retryable or isinstance(error, CRMUnavailable):
+            return False  # the circuit breaker's answer is already the fast one: not retried against itself
         if error.retry_after is not None and error.retry_after > self.ctx.settings.retry_after_max_seconds:
             return False  # a long vendor pause goes back to the caller instead of holding the line
         return idempotent or error.request_not_processed
@@ -504,30 +597,36 @@ class UpstreamConnector:
         """
         url = path if path.startswith(("http://", "https://")) else f"{self.base_url}{path}"
         safe = method == "GET" if idempotent is None else idempotent
-        retrying = AsyncRetrying(
-            retry=retry_if_exception(lambda e: self._may_retry(e, safe)),
-            wait=self._wait_seconds,
-            stop=self._should_stop,
-            sleep=self.ctx.sleep,
-            reraise=True,
-        )
-        attempt_no = 0
+        attempt_no = 1
+        guard = etiquette(self.ctx.shared, self.ctx.settings)  # the rate governor and the circuit breaker
+
+        async def attempt(number: int) -> UpstreamResponse:
+            nonlocal attempt_no
+            attempt_no = number
+            send = partial(
+                self._send_once,
+                method,
+                url,
+                operation=operation,
+                attempt=number,
+                params=params,
+                json=json,
+                data=data,
+                headers=headers,
+                authenticate=authenticate,
+            )
+            response = await guard.send(self, send)
+            self._raise_for_status(response)
+            return response
+
         try:
-            async for attempt in retrying:
-                with attempt:
-                    attempt_no = attempt.retry_state.attempt_number
-                    response = await self._send_once(
-                        method,
-                        url,
-                        operation=operation,
-                        attempt=attempt_no,
-                        params=params,
-                        json=json,
-                        data=data,
-                        headers=headers,
-                        authenticate=authenticate,
-                    )
-                    self._raise_for_status(response)
+            try:  # the fast path: no retry machinery unless the first attempt fails
+                return await attempt(1)
+            except CRMError as error:
+                if not self._may_retry(error, safe):
+                    raise
+                first_failure = error
+            return await self._retry(attempt, first_failure, safe)
         except RateLimited as exc:
             if exc.retry_after is None:  # the vendor named no wait: tell the caller its documented window
                 exc.retry_after = self.rate_limit_window_seconds
@@ -536,7 +635,25 @@ class UpstreamConnector:
         finally:
             fields = request_fields_var.get()
             if fields is not None:  # the request's access line reports how many retries it took
-                fields["retries"] = fields.get("retries", 0) + max(0, attempt_no - 1)
+                fields["retries"] = fields.get("retries", 0) + attempt_no - 1
+
+    async def _retry(
+        self, attempt: Callable[[int], Awaitable[UpstreamResponse]], first_failure: CRMError, safe: bool
+    ) -> UpstreamResponse:
+        """Tenacity from the first failure on: its attempt 1 replays that failure, so waits and stops are as before."""
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(lambda e: self._may_retry(e, safe)),
+            wait=self._wait_seconds,
+            stop=self._should_stop,
+            sleep=self.ctx.sleep,
+            reraise=True,
+        )
+        async for state in retrying:
+            with state:
+                number = state.retry_state.attempt_number
+                if number == 1:
+                    raise first_failure
+                response = await attempt(number)
         return response
 
     async def _json(self, method: str, path: str, **kwargs: Any) -> Any:

@@ -12,9 +12,10 @@ from typing import Any, ClassVar
 import orjson
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from connectors.base import BaseCRMConnector, require
 from connectors import auth
 from connectors.auth import Auth
+from connectors.base import MARKER_LINE, BaseCRMConnector, require, with_marker, without_marker
+from connectors.governor import RateBudget, RateHeaders
 from connectors.http import ConnectorContext, CredentialCheck, UpstreamResponse, VendorConfig, parse_retry_after
 from errors import InvalidRequest
 from models import (
@@ -221,6 +222,18 @@ class HubSpotConnector(BaseCRMConnector):
         params={"limit": 1, "archived": "false"},
     )
     rate_limit_window_seconds = 10.0  # HubSpot's burst limit is a ten-second rolling window
+    # https://developers.hubspot.com/docs/api/usage-details: private apps 100 (Pro/Enterprise 190)
+    # per 10 s and a daily cap; the answer states both windows (the daily one's reset is not sent: a whole day assumed)
+    rate_budget = RateBudget(100, 10.0, "https://developers.hubspot.com/docs/api/usage-details")
+    rate_limit_headers = (
+        RateHeaders(
+            ("X-HubSpot-RateLimit-Max",),
+            ("X-HubSpot-RateLimit-Remaining",),
+            window="X-HubSpot-RateLimit-Interval-Milliseconds",
+            window_seconds=10.0,
+        ),
+        RateHeaders(("X-HubSpot-RateLimit-Daily",), ("X-HubSpot-RateLimit-Daily-Remaining",), window_seconds=86_400.0),
+    )
     config_model = HubSpotConfig
     config: HubSpotConfig
     emulator = "sandbox.hubspot:HubSpotEmulator"
@@ -228,6 +241,7 @@ class HubSpotConnector(BaseCRMConnector):
     sandbox_credentials = {"api_key": "sandbox-token", "tier_property": "customer_tier"}
     sandbox_seed = {"customer_id": "12345", "ticket_id": "3001", "phone": "+971501234567"}
     search_page_max: ClassVar[int] = 100
+    marker_search_lag_seconds: ClassVar[float] = 60.0  # search is an index, not read-after-write
 
     def __init__(self, config: HubSpotConfig, context: ConnectorContext) -> None:
         """The stage table both ways, the config's overrides merged over HubSpot's default pipeline."""
@@ -345,7 +359,7 @@ class HubSpotConnector(BaseCRMConnector):
         return Ticket(
             id=str(require(ticket, "id", self.vendor)),
             subject=props.get("subject") or "",
-            description=props.get("content") or "",
+            description=without_marker(props.get("content") or ""),
             status=self.status_for.get(stage or "", TicketStatus.open),
             priority=PRIORITY_FROM_HUBSPOT.get(priority or "", TicketPriority.medium),  # unset: medium
             customer_id=contacts[0] if contacts else None,
@@ -446,16 +460,41 @@ class HubSpotConnector(BaseCRMConnector):
             return ticket.description
         return f"{ticket.description}\n\nCaller: {', '.join(caller)}"
 
-    async def create_ticket(self, ticket: TicketCreateRequest, *, idempotency_key: str) -> Ticket:
+    async def find_created(self, marker: str, ticket: TicketCreateRequest) -> str | None:
+        """`POST .../objects/tickets/search`: `content` CONTAINS_TOKEN the marker (the marker is one token).
+
+        The search index may trail writes (not documented as read-after-write), hence `marker_search_lag_seconds`.
+        Docs: https://developers.hubspot.com/docs/api-reference/2026-03/crm/search-the-crm
+        """
+        data = await self._json(
+            "POST",
+            self._path("objects", "tickets/search"),
+            json={
+                "filterGroups": [{"filters": [{"propertyName": "content", "operator": "CONTAINS_TOKEN", "value": marker}]}],
+                "properties": ["content"],
+                "limit": 10,
+            },
+            idempotent=True,  # a search changes nothing
+            operation="create_ticket",
+        )
+        for record in require(data, "results", self.vendor):
+            found = MARKER_LINE.search((record.get("properties") or {}).get("content") or "")
+            if found and found.group(1) == marker:
+                return str(require(record, "id", self.vendor))
+        return None
+
+    async def create_ticket(
+        self, ticket: TicketCreateRequest, *, idempotency_key: str, marker: str | None = None
+    ) -> Ticket:
         """`POST .../objects/tickets` → 201, associated to the contact.
 
         HubSpot takes no idempotency key here, so `_request` repeats the create only where HubSpot cannot have
-        received it (429, no connection); the service's own Idempotency-Key store covers caller retries.
+        received it (429, no connection); the marker ends `content`, where `find_created` searches for it.
         """
         contact_id = await self._contact_for(ticket)
         properties = {
             "subject": ticket.subject,
-            "content": self._content(ticket, contact_id),
+            "content": with_marker(self._content(ticket, contact_id), marker),
             "hs_pipeline": self.config.pipeline,
             "hs_pipeline_stage": self.stage_for[ticket.status or TicketStatus.new],
         }

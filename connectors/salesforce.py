@@ -8,10 +8,11 @@ from typing import Any, ClassVar
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from connectors.base import BaseCRMConnector, require
+from connectors.base import MARKER_LINE, BaseCRMConnector, require, with_marker, without_marker
 from connectors.hosts import check_vendor_url
 from connectors.auth import Auth, OAuthAuth, OAuthToken
 from connectors.http import ConnectorContext, CredentialCheck, UpstreamResponse, VendorConfig
+from connectors.governor import RateBudget, RateHeaders
 from errors import (
     AuthFailed,
     CRMError,
@@ -39,6 +40,9 @@ from tokens import token_store
 
 # 15-character ids are case-sensitive; the 18-character form adds a 3-character case checksum.
 SALESFORCE_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
+# The ID field type: 15 case-sensitive or 18 case-insensitive characters
+# (https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/field_types.htm#i1435616).
+SALESFORCE_ID_FORM = "15 or 18 letters and digits, e.g. 003000000000001AAA"
 # A field or relationship path (Tier__c, Account.Tier__c): the only shape a configured name may take in SOQL.
 FIELD_PATH = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,79}(?:\.[A-Za-z][A-Za-z0-9_]{0,79}){0,4}$")
 API_VERSION = re.compile(r"^v?([0-9]{2,3}\.[0-9])$")
@@ -157,8 +161,18 @@ def error_text(error: Mapping[str, Any]) -> str:
 
 
 
+def _https_instance_url(value: str) -> str:
+    """A start-up check: the instance URL an operator set must be an https URL."""
+    if not value.strip().startswith("https://"):
+        raise ValueError("give the org's https URL, e.g. https://acme.my.salesforce.com")
+    return value
+
+
 class SalesforceConfig(VendorConfig):
     """`instance_url` plus an `access_token`, or `client_id` + `client_secret`, or `refresh_token` + `client_id`."""
+
+    # The org's https URL, e.g. https://acme.my.salesforce.com (the connector checks the domain when it is built).
+    env_checks = {"instance_url": lambda value: _https_instance_url(value)}
 
     instance_url: str | None = None
     access_token: SecretStr | None = None
@@ -212,6 +226,9 @@ class SalesforceConnector(BaseCRMConnector):
         "https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_limits.htm",
     )
     rate_limit_window_seconds = 60.0  # REQUEST_LIMIT_EXCEEDED names no wait; a minute keeps callers off it
+    # API requests per rolling 24 h (15,000 in a Developer Edition), stated as Sforce-Limit-Info (docs/upstream-etiquette.md)
+    rate_budget = RateBudget(15_000, 86_400.0, "https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/headers_api_usage.htm")
+    rate_limit_headers = (RateHeaders(usage="Sforce-Limit-Info", window_seconds=86_400.0),)
     config_model = SalesforceConfig
     config: SalesforceConfig
     error_codes = ERROR_CODES
@@ -226,7 +243,9 @@ class SalesforceConnector(BaseCRMConnector):
     }
     sandbox_seed = {"customer_id": "003000000000001AAA", "ticket_id": "500000000000001AAA", "phone": "(+971) 50-123-4567"}
     customer_id_pattern: ClassVar[re.Pattern[str]] = SALESFORCE_ID
+    customer_id_form: ClassVar[str] = SALESFORCE_ID_FORM
     ticket_id_pattern: ClassVar[re.Pattern[str]] = SALESFORCE_ID
+    ticket_id_form: ClassVar[str] = SALESFORCE_ID_FORM
 
     def __init__(self, config: SalesforceConfig, context: ConnectorContext) -> None:
         """The picklist tables, this org's overrides (request config over SALESFORCE_*_MAP) merged once."""
@@ -239,7 +258,7 @@ class SalesforceConnector(BaseCRMConnector):
     def _vendor_url(self) -> str:
         """The org's instance: https on a Salesforce domain, unless an operator allowed the host."""
         if not self.config.instance_url:
-            raise InvalidConfig("invalid salesforce config: instance_url is required", crm_type=self.vendor)
+            raise self.missing_config("instance_url")
         try:
             return check_vendor_url(
                 self.config.instance_url,
@@ -361,7 +380,7 @@ class SalesforceConnector(BaseCRMConnector):
         return Ticket(
             id=str(require(case, "Id", self.vendor)),
             subject=case.get("Subject") or "",
-            description=case.get("Description") or "",
+            description=without_marker(case.get("Description") or ""),
             status=status or (TicketStatus.closed if case.get("IsClosed") else TicketStatus.open),
             priority=priorities.get(case.get("Priority") or "", TicketPriority.medium),
             customer_id=case.get("ContactId"),
@@ -449,14 +468,35 @@ class SalesforceConnector(BaseCRMConnector):
         }
         return {k: v for k, v in supplied.items() if v}
 
-    async def create_ticket(self, ticket: TicketCreateRequest, *, idempotency_key: str) -> Ticket:
+    async def find_created(self, marker: str, ticket: TicketCreateRequest) -> str | None:
+        """SOQL for Cases with this exact Subject, newest first; the one whose Description ends with the marker.
+
+        Case.Description is a long text area, which SOQL cannot filter on, so the filterable Subject narrows the
+        query and the marker is checked here. SOQL reads the database itself, so an empty answer proves absence.
+        Docs: https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_query.htm and
+        https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/sforce_api_objects_case.htm
+        """
+        soql = (
+            f"SELECT Id, Description FROM Case WHERE Subject = {soql_quote(ticket.subject)} "
+            "ORDER BY CreatedDate DESC LIMIT 200"
+        )
+        for case in await self._query(soql, "create_ticket"):
+            found = MARKER_LINE.search(case.get("Description") or "")
+            if found and found.group(1) == marker:
+                return str(require(case, "Id", self.vendor))
+        return None
+
+    async def create_ticket(
+        self, ticket: TicketCreateRequest, *, idempotency_key: str, marker: str | None = None
+    ) -> Ticket:
         """`POST /sobjects/Case` (201 `{"id","success","errors"}`), then the Case read back.
 
-        Salesforce takes no idempotency key, so the create is retried only where it cannot have arrived.
+        Salesforce takes no idempotency key, so the create is retried only where it cannot have arrived; the
+        marker ends the Description, where `find_created` looks for it after a lost answer.
         """
         body: dict[str, Any] = {
             "Subject": ticket.subject,
-            "Description": ticket.description,
+            "Description": with_marker(ticket.description, marker),
             "Origin": "Phone",  # the voice platform's calls
             **self._case_fields(ticket.status, ticket.priority),
             **await self._contact_of(ticket),

@@ -7,11 +7,12 @@ from typing import Any, ClassVar
 from pydantic import SecretStr, model_validator
 
 from connectors.base import BaseCRMConnector, require
-from connectors.hosts import check_dns_label
+from connectors.hosts import check_dns_label, only_label
 from connectors import auth
 from connectors.auth import Auth
 from connectors.http import CredentialCheck, UpstreamResponse, VendorConfig
-from errors import InvalidConfig, InvalidRequest
+from errors import InvalidRequest
+from connectors.governor import RateBudget, RateHeaders
 from models import (
     Customer,
     Ticket,
@@ -65,6 +66,9 @@ UPDATE_FIELDS: dict[str, str] = {"status": "status", "priority": "priority", "su
 class ZendeskConfig(VendorConfig):
     """`subdomain` plus either `email` + `api_token` (Basic) or `oauth_token` (Bearer)."""
 
+    # `acme` of acme.zendesk.com (the connector takes one label): a host would otherwise fail on the first call.
+    env_checks = {"subdomain": lambda value: only_label(value, ".zendesk.com", "acme", suffix_allowed=False)}
+
     subdomain: str | None = None
     email: str | None = None
     api_token: SecretStr | None = None
@@ -96,11 +100,16 @@ class ZendeskConnector(BaseCRMConnector):
     search_page_max: ClassVar[int] = 100
     vendor_dedupes_creates = True  # ticket creation honours Idempotency-Key
     rate_limit_window_seconds = 60.0  # Zendesk's limits are per minute (it normally sends Retry-After)
+    # https://developer.zendesk.com/api-reference/introduction/rate-limits/ (Team plan: 200 a minute, the lowest)
+    rate_budget = RateBudget(200, 60.0, "https://developer.zendesk.com/api-reference/introduction/rate-limits/")
+    rate_limit_headers = (
+        RateHeaders(("ratelimit-limit", "X-Rate-Limit"), ("ratelimit-remaining", "X-Rate-Limit-Remaining"), ("ratelimit-reset",)),
+    )
 
     def _vendor_url(self) -> str:
         """`https://{subdomain}.zendesk.com`, the subdomain being one DNS label."""
         if not self.config.subdomain:
-            raise InvalidConfig("invalid zendesk config: subdomain is required", crm_type=self.vendor)
+            raise self.missing_config("subdomain")
         return f"https://{check_dns_label(self.config.subdomain, 'subdomain', self.vendor)}.zendesk.com"
 
     def _auth(self) -> Auth:
@@ -251,7 +260,9 @@ class ZendeskConnector(BaseCRMConnector):
             return {"requester": {"name": ticket.customer_name}}
         return {}  # Zendesk then makes the authenticated agent the requester
 
-    async def create_ticket(self, ticket: TicketCreateRequest, *, idempotency_key: str) -> Ticket:
+    async def create_ticket(
+        self, ticket: TicketCreateRequest, *, idempotency_key: str, marker: str | None = None
+    ) -> Ticket:
         """`POST /tickets.json` with Idempotency-Key, so a retry can never open a second ticket."""
         body: dict[str, Any] = {
             "subject": ticket.subject,

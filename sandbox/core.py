@@ -7,13 +7,15 @@ import base64
 import re
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 import orjson
 from aiohttp import web
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# How `lose_answer` drops the answer of a request the emulator did carry out (a create that really happened).
+LOSE_MODES = ("reset", "error", "stall")
 SERVICE_USER_AGENT = "connectors-service/"  # the prefix of the User-Agent the service's own calls carry
 # Every distinct (emulator, method, path) the service itself called in this process: the wire audit's input
 # (tests/wire_audit.py checks each against the vendor's documented endpoints). Bounded: ids make paths distinct.
@@ -80,7 +82,8 @@ class Fault:
     count: int = 1
     seconds: float = 0.0  # latency
     retry_after: int = 1  # rate_limit
-    status: int = 503  # error
+    status: int = 503  # error, and lose_answer's `error` mode
+    mode: str = "reset"  # lose_answer: reset the connection, answer `status`, or stall `seconds` before answering
     method: str | None = None
     path: str | None = None  # substring of the path below the emulator's root
 
@@ -121,6 +124,25 @@ async def _malformed(emulator: Emulator, request: web.Request, fault: Fault) -> 
     return web.Response(status=200, body=b'{"truncated": ', content_type="application/json")
 
 
+async def _carry_out(emulator: Emulator, request: web.Request, fault: Fault) -> web.StreamResponse | None:
+    """Let the handler run (lose_answer acts on its answer, in AFTER_HANDLER)."""
+    return None
+
+
+async def _lose_answer(
+    emulator: Emulator, request: web.Request, fault: Fault, response: web.StreamResponse
+) -> web.StreamResponse:
+    """The handler ran (a create really happened); the client never gets its answer."""
+    if fault.mode == "error":
+        return emulator.server_error(fault.status)
+    if fault.mode == "stall":
+        await asyncio.sleep(fault.seconds)  # past the service's deadline: it gives up first
+        return response
+    if request.transport:
+        request.transport.abort()
+    raise asyncio.CancelledError
+
+
 # Fault kind -> behaviour: an answer instead of the handler's, or None to go on to the handler.
 FAULTS: dict[str, Callable[[Emulator, web.Request, Fault], Awaitable[web.StreamResponse | None]]] = {
     "latency": _latency,
@@ -128,6 +150,11 @@ FAULTS: dict[str, Callable[[Emulator, web.Request, Fault], Awaitable[web.StreamR
     "error": _error,
     "reset": _reset,
     "malformed": _malformed,
+    "lose_answer": _carry_out,
+}
+# Fault kind -> what it does to the answer the handler gave (the vendor acted; the client may not learn it).
+AFTER_HANDLER: dict[str, Callable[[Emulator, web.Request, Fault, web.StreamResponse], Awaitable[web.StreamResponse]]] = {
+    "lose_answer": _lose_answer,
 }
 FAULT_KINDS = tuple(FAULTS)
 
@@ -176,6 +203,10 @@ class Emulator:
     def rate_limit_headers(self) -> dict[str, str]:
         """Headers the vendor puts on every answer about its limits."""
         return {}
+
+    def ticket_ids(self) -> list[str]:
+        """Every ticket (or Case) the emulator holds, so tests count what really exists."""
+        raise web.HTTPNotFound(text=f"{self.name} keeps no tickets")
 
     def control(self, action: str, payload: dict[str, Any]) -> Any:
         """Vendor-specific sandbox switches (expire tokens, take agents offline, ...)."""
@@ -244,8 +275,76 @@ class Emulator:
             response = self.not_found()
         except VendorError as exc:  # the one error idiom: any handler raises it, this renders it
             response = exc.response()
+        if fault and fault.kind in AFTER_HANDLER:
+            return await AFTER_HANDLER[fault.kind](self, request, fault, response)
         response.headers.update(self.rate_limit_headers())
         return response
+
+
+CONTROL_PREFIX = "/_sandbox"
+FAULT_FIELDS = {f.name: str(f.type) for f in fields(Fault)}  # annotations are strings here: "int", "str | None"
+FAULT_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "float": (int, float),
+    "str": (str,),
+    "str | None": (str, type(None)),
+}
+
+
+def control_error(status: int, message: str) -> web.Response:
+    """A control-API failure as JSON, in the service's error shape, so a tool or a person sees why."""
+    code = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}.get(status, "sandbox_error")
+    return json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+@web.middleware
+async def control_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Under /_sandbox only (the emulators answer as their vendors do): every refusal is a JSON error."""
+    if not request.path.startswith(CONTROL_PREFIX):
+        return await handler(request)
+    try:
+        return await handler(request)
+    except web.HTTPMethodNotAllowed as exc:
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        response = control_error(405, f"{request.method} is not allowed on {request.path}; use {allowed}")
+        response.headers["Allow"] = allowed
+        return response
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return control_error(exc.status, exc.text or exc.reason)
+
+
+async def json_object(request: web.Request, *, required: bool) -> dict[str, Any]:
+    """The request's JSON object body ({} when optional and empty), or a 400 saying what to send."""
+    raw = await request.read()
+    if not raw.strip():
+        if required:
+            raise web.HTTPBadRequest(text="send a JSON object body, e.g. {\"vendor\": \"zendesk\", \"kind\": \"error\"}")
+        return {}
+    try:
+        payload = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise web.HTTPBadRequest(text="the body is not JSON: send a JSON object with Content-Type: application/json") from None
+    if not isinstance(payload, dict):
+        raise web.HTTPBadRequest(text="the body must be a JSON object")
+    return payload
+
+
+def parse_fault(payload: dict[str, Any]) -> Fault:
+    """A Fault from the control API's body, every field checked by name and type."""
+    options = {k: v for k, v in payload.items() if k != "vendor"}
+    unknown = sorted(set(options) - set(FAULT_FIELDS))
+    if unknown:
+        raise web.HTTPBadRequest(text=f"unknown fault field(s) {unknown}; valid: vendor, {', '.join(FAULT_FIELDS)}")
+    if options.get("kind") not in FAULT_KINDS:
+        raise web.HTTPBadRequest(text=f"kind must be one of {', '.join(FAULT_KINDS)}")
+    if options.get("mode", "reset") not in LOSE_MODES:
+        raise web.HTTPBadRequest(text=f"mode must be one of {', '.join(LOSE_MODES)}")
+    for name, value in options.items():
+        if isinstance(value, bool) or not isinstance(value, FAULT_TYPES[FAULT_FIELDS[name]]):  # bool is an int
+            raise web.HTTPBadRequest(text=f"fault field {name!r} must be {FAULT_FIELDS[name]}")
+    return Fault(**options)
 
 
 class SandboxRunner:
@@ -256,6 +355,8 @@ class SandboxRunner:
         self.credentials = credentials
         self.root = ""
         self._runner: web.AppRunner | None = None
+        # Run by /reset after the emulators reseed: the service registers one that forgets its own memory.
+        self.reset_hooks: list[Callable[[], Awaitable[None]]] = []
 
     @property
     def urls(self) -> dict[str, str]:
@@ -264,27 +365,30 @@ class SandboxRunner:
 
     def build_app(self) -> web.Application:
         """Root app: the control API plus every emulator mounted under its name."""
-        app = web.Application()
+        app = web.Application(middlewares=[control_errors])
         app.router.add_post("/_sandbox/faults", self._add_fault)
         app.router.add_delete("/_sandbox/faults", self._clear_faults)
         app.router.add_post("/_sandbox/reset", self._reset)
         app.router.add_get("/_sandbox/requests", self._requests)
+        app.router.add_get("/_sandbox/tickets", self._tickets)
         app.router.add_post("/_sandbox/{vendor}/{action}", self._control)
         for name, emulator in self.emulators.items():
             app.add_subapp(f"/{name}/", emulator.build_app())
         return app
 
-    def _emulator(self, name: str) -> Emulator:
+    def _emulator(self, name: Any) -> Emulator:
+        """The named emulator, or a 400 (none named) or 404 (no such) that lists the vendors."""
+        vendors = ", ".join(self.emulators)
+        if not name:
+            raise web.HTTPBadRequest(text=f"name the vendor: one of {vendors} (?vendor= or \"vendor\" in the body)")
         if name not in self.emulators:
-            raise web.HTTPNotFound(text=f"no emulator {name!r}")
+            raise web.HTTPNotFound(text=f"no emulator {name!r}; the vendors are {vendors}")
         return self.emulators[name]
 
     async def _add_fault(self, request: web.Request) -> web.Response:
-        payload = await request.json()
-        fault = Fault(**{k: v for k, v in payload.items() if k != "vendor"})
-        if fault.kind not in FAULT_KINDS:
-            raise web.HTTPBadRequest(text=f"kind must be one of {FAULT_KINDS}")
-        self._emulator(payload["vendor"]).add_fault(fault)
+        payload = await json_object(request, required=True)
+        emulator = self._emulator(payload.get("vendor"))
+        emulator.add_fault(parse_fault(payload))
         return json_response({"ok": True}, status=201)
 
     async def _clear_faults(self, request: web.Request) -> web.Response:
@@ -297,14 +401,25 @@ class SandboxRunner:
             emulator.faults.clear()
             emulator.requests.clear()
             emulator.reset()
+        for hook in self.reset_hooks:
+            await hook()
         return json_response({"ok": True})
 
     async def _requests(self, request: web.Request) -> web.Response:
-        return json_response(list(self._emulator(request.query["vendor"]).requests))
+        return json_response(list(self._emulator(request.query.get("vendor")).requests))
+
+    async def _tickets(self, request: web.Request) -> web.Response:
+        return json_response(self._emulator(request.query["vendor"]).ticket_ids())
 
     async def _control(self, request: web.Request) -> web.Response:
-        payload = await request.json() if request.can_read_body else {}
-        result = self._emulator(request.match_info["vendor"]).control(request.match_info["action"], payload)
+        payload = await json_object(request, required=False)
+        emulator, action = self._emulator(request.match_info["vendor"]), request.match_info["action"]
+        try:
+            result = emulator.control(action, payload)
+        except KeyError as exc:  # an action's own field, e.g. freshdesk's require_for_closure needs "field"
+            raise web.HTTPBadRequest(text=f"{emulator.name} {action} needs {exc.args[0]!r} in the JSON body") from None
+        except (TypeError, ValueError) as exc:
+            raise web.HTTPBadRequest(text=f"{emulator.name} {action}: {exc}") from None
         return json_response(result if result is not None else {"ok": True})
 
     async def start(self, host: str, port: int) -> None:

@@ -79,6 +79,10 @@ class FreshdeskEmulator(Emulator):
 
     name = "freshdesk"
 
+    def ticket_ids(self) -> list[str]:
+        """The tickets held now."""
+        return [str(i) for i in self.tickets]
+
     def reset(self) -> None:
         """Seed: Ahmed (contact 1001) in Al-Mansoori Trading (2001), Layla (mobile only), ticket 54321."""
         created = "2023-01-15T09:00:00Z"

@@ -95,6 +95,10 @@ class HubSpotEmulator(Emulator):
 
     name = "hubspot"
 
+    def ticket_ids(self) -> list[str]:
+        """The tickets held now."""
+        return [str(i) for i in self.objects["tickets"]]
+
     def reset(self) -> None:
         """Seed: Ahmed (contact 12345) with deals 2001 and 2002, ticket 3001; two more contacts."""
         self.objects: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in KINDS}

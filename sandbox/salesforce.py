@@ -203,6 +203,10 @@ class SalesforceEmulator(Emulator):
         self._signing_key = secrets.token_bytes(32)
         super().__init__()
 
+    def ticket_ids(self) -> list[str]:
+        """The tickets held now."""
+        return [id18(i) for i in self.records["Case"]]
+
     def reset(self) -> None:
         """Seed: the integration User, Ahmed in Al-Mansoori Trading (Tier__c Enterprise), Layla, Case 'Product not working'."""
         self.api_usage = 0

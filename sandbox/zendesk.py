@@ -49,6 +49,10 @@ class ZendeskEmulator(Emulator):
 
     name = "zendesk"
 
+    def ticket_ids(self) -> list[str]:
+        """The tickets held now."""
+        return [str(i) for i in self.tickets]
+
     def reset(self) -> None:
         """Seed: Ahmed (user 1001) in Al-Mansoori Trading, an agent, and ticket 12345."""
         created = "2023-01-15T09:00:00Z"

@@ -30,6 +30,10 @@ TEST_SETTINGS: dict[str, Any] = {
     # The session-wide service's tests reseed and fault the emulators between calls: no caller cache there
     # (tests/test_cache.py starts services with it on).
     "caller_cache_enabled": False,
+    # Their faults would add up across tests in the breaker (tests/test_etiquette*.py switch it on).
+    "breaker_enabled": False,
+    # The sandbox's LiveChat has no limit; the default budget would pace the suite's bursts of handoffs.
+    "governor_default_limit_per_minute": 100_000,
 }
 
 
@@ -223,3 +227,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 
 WIRE_AUDIT = pytest.StashKey[tuple[int, list[str]]]()
+
+
+# --- stored connections: a real PostgreSQL for the store tests (tests/pg_server.py) --------------------
+
+from tests.pg_server import postgres_server  # noqa: E402,F401  (fixture)

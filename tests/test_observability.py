@@ -149,7 +149,7 @@ def test_deep_readiness_proves_each_vendors_credentials_against_the_sandbox(svc:
     r = svc.client.get(f"{svc.url}/ready", params={"deep": "true"})
     assert r.status_code == 200, r.text
     checks = r.json()["checks"]
-    assert set(checks) == {"idempotency_store", "zendesk", "salesforce", "hubspot", "freshdesk", "livechat"}
+    assert set(checks) == {"idempotency_store", "connections_store", "zendesk", "salesforce", "hubspot", "freshdesk", "livechat"}
     assert all(c["ok"] and c["latency_ms"] >= 0 for c in checks.values())
     called = {q["path"] for v in ("zendesk", "salesforce", "hubspot", "freshdesk", "livechat") for q in svc.vendor_requests(v)}
     assert {"/api/v2/users/me.json", "/services/data/v62.0/limits", "/crm/objects/2026-09/contacts", "/api/v2/agents/me",

@@ -1,0 +1,86 @@
+"""Exactly-once ticket creates: a create whose answer was lost is looked for before any repeat creates again.
+
+The first attempt writes the connector's `creation_marker` into the record; when its outcome is unknown the
+idempotency store remembers it (`remember_unknown`), and a repeat with the same key first asks the vendor
+(`find_created`). Found: the ticket is answered as if just created. Not found: created again only where the
+vendor's answer proves absence (past `marker_search_lag_seconds`), else a retryable 409 that says so.
+Vendors that dedupe by Idempotency-Key themselves (Zendesk) get the key and need none of this.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from connectors.base import BaseCRMConnector
+from connectors.http import ConnectorContext
+from deps import with_create_outcome, within_deadline
+from errors import CRMError, IdempotencyConflict, OutcomeStillUnknown
+from idempotency import IdempotencyStore
+from models import Ticket, TicketCreateRequest
+
+
+@dataclass
+class CreateOnce:
+    """One create under an Idempotency-Key: the store that remembers unknown outcomes, its scope, the body's fingerprint."""
+
+    crm: BaseCRMConnector
+    ctx: ConnectorContext
+    store: IdempotencyStore
+    scope: str
+    key: str
+    fingerprint: str
+    recovered: bool = False  # the answer is a ticket an earlier attempt made (found by its marker)
+
+    async def run(self, ticket: TicketCreateRequest) -> Ticket:
+        """The ticket, created at most once for this key."""
+        marker = self.crm.creation_marker(self.key)
+        pending = await self.store.unknown_outcome(self.scope, self.key) if marker else None
+        if pending is not None:
+            found = await self._look(pending, marker or "", ticket)
+            if found is not None:
+                self.recovered = True
+                await self.store.forget_unknown(self.scope, self.key)
+                return found
+        try:
+            created = await within_deadline(
+                self.crm.create_ticket(ticket, idempotency_key=self.key, marker=marker), self.ctx, self.crm.vendor
+            )
+        except CRMError as exc:
+            error = with_create_outcome(exc, "ticket", repeat_safe=True)
+            if marker and error.details["created"] == "unknown":
+                record = {"fp": self.fingerprint, "marker": marker, "at": pending["at"] if pending else time.time()}
+                try:
+                    await self.store.remember_unknown(self.scope, self.key, record)
+                except CRMError:
+                    pass  # the store is down: the caller still learns the truth, created "unknown"
+            raise error from None
+        if pending is not None:
+            await self.store.forget_unknown(self.scope, self.key)
+        return created
+
+    async def _look(self, pending: dict[str, Any], marker: str, ticket: TicketCreateRequest) -> Ticket | None:
+        """The ticket the unknown attempt made, None where the vendor proves there is none, else a 409."""
+        if pending["fp"] != self.fingerprint:
+            raise IdempotencyConflict("this Idempotency-Key was already used with a different request body")
+        searched = {"crm_type": self.crm.vendor, "marker": marker}
+        try:
+            found = await within_deadline(self.crm.find_created(marker, ticket), self.ctx, self.crm.vendor)
+            if found is not None:
+                return await within_deadline(self.crm.get_ticket(found), self.ctx, self.crm.vendor)
+        except CRMError as exc:
+            exc.message += "; looking for the ticket an earlier attempt with this Idempotency-Key may have made failed"
+            exc.details = {"created": "unknown", "searched": searched}
+            raise
+        age = time.time() - pending["at"]
+        lag = self.crm.marker_search_lag_seconds
+        if age < lag:
+            raise OutcomeStillUnknown(
+                f"an earlier create with this Idempotency-Key may have made a ticket; {self.crm.display_name}'s "
+                f"search does not show it yet but may trail writes by up to {lag:g}s, so repeat the call later",
+                crm_type=self.crm.vendor,
+                retry_after=round(lag - age, 1),
+                details={"created": "unknown", "searched": searched},
+            )
+        return None  # the vendor proves absence: create it now
