@@ -11,7 +11,7 @@ from fastapi import Depends, Header, Request
 from audit import ID_FIELDS
 from connectors.http import ConnectorContext, Deadline
 from crm import BaseCRMConnector, CRMFactory
-from errors import CRMError, UpstreamTimeout, UpstreamUnavailable
+from errors import CRMError, MalformedAnswer, UpstreamTimeout, UpstreamUnavailable
 from idempotency import IdempotencyStore
 from models import CRMRequest, ErrorResponse
 from observability import request_fields_var
@@ -112,7 +112,7 @@ ROUTE_ERRORS: dict[str, tuple[str, ...]] = {
     "/crm/ticket/update": READ_ERRORS,
     "/handoff/create": (*CREATE_ERRORS, "handoff_failed"),
     "/handoff/status": READ_ERRORS,
-    "/ready": ("method_not_allowed", "internal_error", "not_ready"),
+    "/ready": ("method_not_allowed", "validation_error", "internal_error", "not_ready"),  # ?deep=<not a bool>: 422
 }
 
 
@@ -180,6 +180,10 @@ def open_crm(body: CRMRequest, ctx: ConnectorContext, operation: str) -> BaseCRM
     return CRMFactory.create(body.crm_type, body.config, ctx)
 
 
+# What mapping a vendor body of an undocumented shape raises (pydantic's ValidationError is a ValueError).
+MAPPING_ERRORS = (KeyError, TypeError, AttributeError, IndexError, ValueError)
+
+
 async def within_deadline(work: Awaitable[T], ctx: ConnectorContext, crm_type: str) -> T:
     """Backstop: whatever happens upstream, the caller has an answer by the deadline."""
     try:
@@ -187,11 +191,19 @@ async def within_deadline(work: Awaitable[T], ctx: ConnectorContext, crm_type: s
             return await work
     except TimeoutError:
         raise UpstreamTimeout("the request did not finish within its deadline", crm_type=crm_type) from None
+    except CRMError as exc:
+        exc.crm_type = exc.crm_type or crm_type  # errors raised below the connector (an unreadable body) name it too
+        raise
+    except MAPPING_ERRORS:
+        # A 2xx body of a shape the vendor does not document (a field of the wrong type, a list for an object):
+        # the vendor's answer is at fault, not the caller, so it is the contract's crm_error, never a 500.
+        raise MalformedAnswer(f"{crm_type} sent an answer of an unexpected shape", crm_type=crm_type) from None
 
 
 def with_create_outcome(error: CRMError, what: str, vendor_dedupes: bool) -> CRMError:
     """Tell the caller whether a failed create may still have happened, so nothing is doubled or lost."""
-    if isinstance(error, (UpstreamTimeout, UpstreamUnavailable)) and not error.request_not_processed:
+    # An unreadable 2xx (MalformedAnswer) came after the vendor acted: it may well exist.
+    if isinstance(error, (UpstreamTimeout, UpstreamUnavailable, MalformedAnswer)) and not error.request_not_processed:
         advice = (
             "repeat the call with the same Idempotency-Key to get exactly one"
             if vendor_dedupes

@@ -334,7 +334,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if exc.status_code == 404:
             return error_response(NotFound(f"no route {request.url.path}"))
         error = InvalidRequest(str(exc.detail))
-        response = error_response(error)
+        response = error_response(error, headers=exc.headers)  # a 405 keeps Starlette's Allow (RFC 9110)
         response.status_code = exc.status_code
         return response
 

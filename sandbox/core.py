@@ -14,7 +14,14 @@ import orjson
 from aiohttp import web
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-FAULT_KINDS = ("latency", "rate_limit", "error", "reset", "malformed")
+FAULT_KINDS = ("latency", "rate_limit", "error", "reset", "malformed", "html", "wrong_type", "echo_auth", "lose_answer")
+HTML_PAGE = b"<!DOCTYPE html><html><head><title>Maintenance</title></head><body><h1>Back soon</h1></body></html>"
+# Valid JSON of the wrong shape: every key a connector reads, with a type no vendor documents for it.
+WRONG_TYPE_BODY = {
+    "id": {"not": "an id"}, "ticket": ["x"], "user": 7, "users": {"a": 1}, "results": "none", "records": 5,
+    "totalSize": "many", "done": "maybe", "properties": [1, 2], "total": [], "chat_id": None, "thread": "t",
+    "access_token": 1, "chats_summary": {}, "created_at": 12, "status": [], "subject": 3, "description": [],
+}
 SERVICE_USER_AGENT = "connectors-service/"  # the prefix of the User-Agent the service's own calls carry
 # Every distinct (emulator, method, path) the service itself called in this process: the wire audit's input
 # (tests/wire_audit.py checks each against the vendor's documented endpoints). Bounded: ids make paths distinct.
@@ -66,7 +73,7 @@ class Fault:
     count: int = 1
     seconds: float = 0.0  # latency
     retry_after: int = 1  # rate_limit
-    status: int = 503  # error
+    status: int = 503  # error, html
     method: str | None = None
     path: str | None = None  # substring of the path below the emulator's root
 
@@ -189,6 +196,16 @@ class Emulator:
             raise asyncio.CancelledError
         elif fault and fault.kind == "malformed":
             return web.Response(status=200, body=b'{"truncated": ', content_type="application/json")
+        elif fault and fault.kind == "html":  # a proxy's or load balancer's page instead of the API
+            return web.Response(status=fault.status, body=HTML_PAGE, content_type="text/html")
+        elif fault and fault.kind == "wrong_type":
+            return json_response(WRONG_TYPE_BODY)
+        elif fault and fault.kind == "echo_auth":  # a vendor (or proxy) that quotes the credential it refused
+            # The header, and the body (a token grant carries its client_secret there), as sent.
+            quoted = f"invalid credentials: {request.headers.get('Authorization', '')} {await request.text()}"
+            body = {"error": {"message": quoted, "type": "authentication"}, "description": quoted, "message": quoted,
+                    "errors": [{"message": quoted, "errorCode": "INVALID_AUTH"}]}
+            return json_response(body, status=401)
         if subpath not in self.auth_exempt and not self.authenticate(request):
             return self.unauthorized(request)
         try:
@@ -197,6 +214,10 @@ class Emulator:
             response = self.not_found()
         except web.HTTPMethodNotAllowed:
             response = self.not_found()
+        if fault and fault.kind == "lose_answer":  # the vendor acted, then the connection dropped before the answer
+            if request.transport:
+                request.transport.abort()
+            raise asyncio.CancelledError
         response.headers.update(self.rate_limit_headers())
         return response
 
