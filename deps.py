@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import Awaitable
 from typing import Annotated, Any, TypeVar
 
@@ -202,6 +203,7 @@ async def within_deadline(work: Awaitable[T], ctx: ConnectorContext, crm_type: s
 
 def with_create_outcome(error: CRMError, what: str, vendor_dedupes: bool) -> CRMError:
     """Tell the caller whether a failed create may still have happened, so nothing is doubled or lost."""
+    error = copy.copy(error)  # the error may be shared (a token renewal's failure answers all its waiters)
     # An unreadable 2xx (MalformedAnswer) came after the vendor acted: it may well exist.
     if isinstance(error, (UpstreamTimeout, UpstreamUnavailable, MalformedAnswer)) and not error.request_not_processed:
         advice = (

@@ -136,7 +136,8 @@ class Handoff:
         except CRMError as failed:
             # A ticket create that timed out or was cut off may still have happened: say so, never "nothing".
             dedupes = CRMFactory.connector_class(self.fallback_crm).vendor_dedupes_creates
-            created = with_create_outcome(failed, "ticket", dedupes).details["created"]
+            failed = with_create_outcome(failed, "ticket", dedupes)  # a copy, with the advice in its message
+            created = failed.details["created"]
             ticket = "no ticket was created" if created is False else "the ticket may exist (see above)"
             if attempt.chat_id:
                 state = "closed again" if attempt.closed else "is still open"

@@ -146,3 +146,13 @@ def test_handoff_status_under_a_livechat_fault_is_the_contract_error(svc: Servic
     err = error_of(r)
     assert (r.status_code, err["code"]) == (fault.status, fault.code), err
     assert err["crm_type"] == "livechat" and elapsed < BOUND_SECONDS, f"{elapsed:.2f}s"
+
+
+def test_a_shared_token_failure_is_not_rewritten_by_each_create_it_answers(svc: Service):
+    # One renewal's failure answers every caller for a second (tokens.FAILURE_TTL_SECONDS): each create's
+    # advice goes on its own copy, not once more onto the one error all of them are given.
+    v = next(x for x in VENDORS if x.crm_type == "salesforce")
+    grant = own_grant(svc, v, "shared-token-failure")
+    svc.fault("salesforce", "error", status=503, count=-1, path="/oauth2/token")
+    first, second = (error_of(svc.post("/crm/ticket/create", {**v.create(), **grant})) for _ in range(2))
+    assert first["message"] == second["message"] and second["message"].count("may or may not") <= 1
