@@ -62,7 +62,7 @@ NAME_TRICKS = [
     "acme.freshdesk.com.evil.io", "acme.zendesk.com.evil.io", "evilfreshdesk.com", "https://acme", "",
 ]  # fmt: skip
 
-# Every host-bearing field: (route, body builder, the field, the vendor's real host for it, kind of field).
+# Every host-bearing field: (vendor, the field, the vendor's real host for it, a URL or a name).
 FIELDS: list[tuple[str, str, str, str]] = [
     ("zendesk", "subdomain", "acme.zendesk.com", "name"),
     ("zendesk", "base_url", "acme.zendesk.com", "url"),
