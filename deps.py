@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import Awaitable, Mapping
 from typing import Annotated, Any, TypeVar
 
@@ -13,7 +14,7 @@ from fastapi.routing import APIRoute
 from audit import ID_FIELDS
 from connectors.http import ConnectorContext, Deadline, StoredConfig
 from crm import BaseCRMConnector, CRMFactory
-from errors import CRMError, InvalidRequest, UpstreamTimeout, UpstreamUnavailable
+from errors import CRMError, InvalidRequest, MalformedAnswer, UpstreamTimeout, UpstreamUnavailable
 from idempotency import IdempotencyStore
 from models import CRMRequest, ErrorResponse, expand_examples
 from observability import request_fields_var
@@ -133,7 +134,7 @@ ROUTE_ERRORS: dict[str, tuple[str, ...]] = {
     "/crm/ticket/update": READ_ERRORS,
     "/handoff/create": (*CREATE_ERRORS, "handoff_failed"),
     "/handoff/status": READ_ERRORS,
-    "/ready": ("method_not_allowed", "internal_error", "not_ready"),
+    "/ready": ("method_not_allowed", "validation_error", "internal_error", "not_ready"),  # ?deep=<not a bool>: 422
 }
 
 
@@ -245,6 +246,10 @@ async def open_crm(body: CRMRequest, ctx: ConnectorContext, operation: str, requ
     return CRMFactory.create(crm_type, config, ctx)
 
 
+# What mapping a vendor body of an undocumented shape raises (pydantic's ValidationError is a ValueError).
+MAPPING_ERRORS = (KeyError, TypeError, AttributeError, IndexError, ValueError)
+
+
 async def within_deadline(work: Awaitable[T], ctx: ConnectorContext, crm_type: str) -> T:
     """Backstop: whatever happens upstream, the caller has an answer by the deadline."""
     try:
@@ -252,6 +257,13 @@ async def within_deadline(work: Awaitable[T], ctx: ConnectorContext, crm_type: s
             return await work
     except TimeoutError:
         raise UpstreamTimeout("the request did not finish within its deadline", crm_type=crm_type) from None
+    except CRMError as exc:
+        exc.crm_type = exc.crm_type or crm_type  # errors raised below the connector (an unreadable body) name it too
+        raise
+    except MAPPING_ERRORS:
+        # A 2xx body of a shape the vendor does not document (a field of the wrong type, a list for an object):
+        # the vendor's answer is at fault, not the caller, so it is the contract's crm_error, never a 500.
+        raise MalformedAnswer(f"{crm_type} sent an answer of an unexpected shape", crm_type=crm_type) from None
 
 
 def with_create_outcome(error: CRMError, what: str, repeat_safe: bool) -> CRMError:
@@ -262,7 +274,9 @@ def with_create_outcome(error: CRMError, what: str, repeat_safe: bool) -> CRMErr
     """
     if isinstance(error.details, dict) and "created" in error.details:
         return error
-    if isinstance(error, (UpstreamTimeout, UpstreamUnavailable)) and not error.request_not_processed:
+    error = copy.copy(error)  # the error may be shared (a token renewal's failure answers all its waiters)
+    # An unreadable 2xx (MalformedAnswer) came after the vendor acted: it may well exist.
+    if isinstance(error, (UpstreamTimeout, UpstreamUnavailable, MalformedAnswer)) and not error.request_not_processed:
         advice = (
             "repeat the call with the same Idempotency-Key to get exactly one"
             if repeat_safe

@@ -125,7 +125,8 @@ class Handoff:
             ticket = await once.run(request)
         except CRMError as failed:
             # A ticket create that timed out or was cut off may still have happened: say so, never "nothing".
-            created = with_create_outcome(failed, "ticket", repeat_safe=True).details["created"]
+            failed = with_create_outcome(failed, "ticket", repeat_safe=True)  # a copy, with the advice in its message
+            created = failed.details["created"]
             ticket = "no ticket was created" if created is False else "the ticket may exist (see above)"
             if attempt.chat_id:
                 state = "closed again" if attempt.closed else "is still open"

@@ -434,7 +434,7 @@ class LiveChatConnector(ChatConnector):
     async def get_chat(self, chat_id: str) -> dict[str, Any]:
         """The chat with its latest thread."""
         data = await self._call("agent", "get_chat", {"chat_id": chat_id}, idempotent=True)
-        if not isinstance(data, dict):
+        if not isinstance(data, dict) or not isinstance(data.get("id"), str):  # a chat always has its string id
             raise UpstreamError("the LiveChat answer is not a chat", crm_type=self.vendor)
         return data
 

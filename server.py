@@ -24,6 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import SecretStr, ValidationError
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import audit
@@ -278,6 +279,22 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await app.state.sandbox.stop()
 
 
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route takes on this path (Starlette's own 405 names only the first route's).
+
+    Asked of the router method by method, as included routers keep their routes to themselves.
+    """
+    routes = request.app.router.routes
+    return [
+        method
+        for method in HTTP_METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+    ]
+
+
 # --- readiness --------------------------------------------------------------------------------------
 
 CHECK_TIMEOUT_SECONDS = 2.0
@@ -386,12 +403,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if exc.status_code == 404:
             return error_response(NotFound(f"no route {request.url.path}"))
         if exc.status_code == 405:
-            allow = (exc.headers or {}).get("Allow", "")
+            allow = ", ".join(allowed_methods(request)) or (exc.headers or {}).get("Allow", "")
             hint = f"; use {' or '.join(m.strip() for m in allow.split(','))}" if allow else ""
             error = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}{hint}")
             return error_response(error, {"Allow": allow} if allow else None)
         error = InvalidRequest(str(exc.detail))
-        response = error_response(error)
+        response = error_response(error, headers=exc.headers)
         response.status_code = exc.status_code
         return response
 

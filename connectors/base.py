@@ -32,10 +32,12 @@ def without_marker(text: str) -> str:
 NUMERIC_ID_FORM = "1 to 20 digits, e.g. 12345"  # what a caller is told a NUMERIC_ID looks like
 
 
-def require(mapping: Any, key: str, vendor: str) -> Any:
-    """A field the vendor always sends; its absence means the answer is not what the API documents."""
+def require(mapping: Any, key: str, vendor: str, kind: type | tuple[type, ...] = object) -> Any:
+    """A field the vendor always sends (of the `kind` it documents); else the answer is not what the API documents."""
     if not isinstance(mapping, Mapping) or key not in mapping or mapping[key] is None:
         raise MalformedAnswer(f"the {vendor} answer has no {key!r}", crm_type=vendor)
+    if not isinstance(mapping[key], kind) or (kind is int and isinstance(mapping[key], bool)):
+        raise MalformedAnswer(f"the {vendor} answer's {key!r} is not of the documented type", crm_type=vendor)
     return mapping[key]
 
 

@@ -217,7 +217,7 @@ class FreshdeskConnector(BaseCRMConnector):
         contact = await self._json(
             "GET", f"/api/v2/contacts/{self.customer_id(customer_id)}", operation="get_customer"
         )
-        require(contact, "id", self.vendor)
+        require(contact, "id", self.vendor, kind=int)  # Freshdesk ids are numbers
         return self._customer(contact, await self._company(contact.get("company_id")))
 
     async def _contacts_where(self, field: str, value: str, limit: int) -> list[dict[str, Any]]:

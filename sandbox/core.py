@@ -16,6 +16,13 @@ from aiohttp import web
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # How `lose_answer` drops the answer of a request the emulator did carry out (a create that really happened).
 LOSE_MODES = ("reset", "error", "stall")
+HTML_PAGE = b"<!DOCTYPE html><html><head><title>Maintenance</title></head><body><h1>Back soon</h1></body></html>"
+# Valid JSON of the wrong shape: every key a connector reads, with a type no vendor documents for it.
+WRONG_TYPE_BODY = {
+    "id": {"not": "an id"}, "ticket": ["x"], "user": 7, "users": {"a": 1}, "results": "none", "records": 5,
+    "totalSize": "many", "done": "maybe", "properties": [1, 2], "total": [], "chat_id": None, "thread": "t",
+    "access_token": 1, "chats_summary": {}, "created_at": 12, "status": [], "subject": 3, "description": [],
+}
 SERVICE_USER_AGENT = "connectors-service/"  # the prefix of the User-Agent the service's own calls carry
 # Every distinct (emulator, method, path) the service itself called in this process: the wire audit's input
 # (tests/wire_audit.py checks each against the vendor's documented endpoints). Bounded: ids make paths distinct.
@@ -82,7 +89,7 @@ class Fault:
     count: int = 1
     seconds: float = 0.0  # latency
     retry_after: int = 1  # rate_limit
-    status: int = 503  # error, and lose_answer's `error` mode
+    status: int = 503  # error, html, and lose_answer's `error` mode
     mode: str = "reset"  # lose_answer: reset the connection, answer `status`, or stall `seconds` before answering
     method: str | None = None
     path: str | None = None  # substring of the path below the emulator's root
@@ -124,6 +131,24 @@ async def _malformed(emulator: Emulator, request: web.Request, fault: Fault) -> 
     return web.Response(status=200, body=b'{"truncated": ', content_type="application/json")
 
 
+async def _html(emulator: Emulator, request: web.Request, fault: Fault) -> web.StreamResponse | None:
+    """A proxy's or load balancer's page instead of the API."""
+    return web.Response(status=fault.status, body=HTML_PAGE, content_type="text/html")
+
+
+async def _wrong_type(emulator: Emulator, request: web.Request, fault: Fault) -> web.StreamResponse | None:
+    """A 200 of valid JSON in a shape no vendor documents."""
+    return json_response(WRONG_TYPE_BODY)
+
+
+async def _echo_auth(emulator: Emulator, request: web.Request, fault: Fault) -> web.StreamResponse | None:
+    """A vendor (or proxy) that quotes the credential it refused: the header, and the body (a grant's secret)."""
+    quoted = f"invalid credentials: {request.headers.get('Authorization', '')} {await request.text()}"
+    body = {"error": {"message": quoted, "type": "authentication"}, "description": quoted, "message": quoted,
+            "errors": [{"message": quoted, "errorCode": "INVALID_AUTH"}]}
+    return json_response(body, status=401)
+
+
 async def _carry_out(emulator: Emulator, request: web.Request, fault: Fault) -> web.StreamResponse | None:
     """Let the handler run (lose_answer acts on its answer, in AFTER_HANDLER)."""
     return None
@@ -150,6 +175,9 @@ FAULTS: dict[str, Callable[[Emulator, web.Request, Fault], Awaitable[web.StreamR
     "error": _error,
     "reset": _reset,
     "malformed": _malformed,
+    "html": _html,
+    "wrong_type": _wrong_type,
+    "echo_auth": _echo_auth,
     "lose_answer": _carry_out,
 }
 # Fault kind -> what it does to the answer the handler gave (the vendor acted; the client may not learn it).

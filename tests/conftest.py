@@ -50,6 +50,7 @@ class Service:
     client: httpx.Client
     sandbox_root: str = ""
     emulators: dict[str, str] = field(default_factory=dict)
+    app: Any = None  # the FastAPI app: its state holds the sandbox's emulators, whose records tests count
 
     def post(self, path: str, body: dict[str, Any], **headers: str) -> httpx.Response:
         """POST JSON to the service."""
@@ -114,9 +115,10 @@ def start_service(settings: Settings) -> tuple[uvicorn.Server, threading.Thread,
 def service() -> Iterator[Service]:
     """One service in sandbox mode for the whole session."""
     server, thread, url = start_service(make_settings())
-    client = httpx.Client(timeout=10, trust_env=False)
+    client = audited_client(url, timeout=10, trust_env=False)
     info = client.get(f"{url}/sandbox").json()
-    svc = Service(url=url, client=client, sandbox_root=info["control"].removesuffix("/_sandbox"), emulators=info["emulators"])
+    svc = Service(url=url, client=client, sandbox_root=info["control"].removesuffix("/_sandbox"),
+                  emulators=info["emulators"], app=server.config.app)
     yield svc
     client.close()
     server.should_exit = True
@@ -201,6 +203,23 @@ def make_context(http_session: aiohttp.ClientSession, sleeps: Sleeps):
 from tests.redis_server import redis_server, redis_url, state  # noqa: E402,F401  (fixtures)
 
 
+# --- the secrets audit: no credential the service was given in any log line or answer of the session ------
+
+from tests.secrets_audit import AUDIT, audited_client  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _secrets_audit_names_the_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """What the audit saw during a test is charged to that test."""
+    AUDIT.current = request.node.nodeid
+    yield
+    AUDIT.current = "(between tests)"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    AUDIT.install()
+
+
 # --- the wire audit -------------------------------------------------------------------------------------
 
 
@@ -211,12 +230,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
     bad = undocumented(SERVICE_CALLS)
     session.config.stash[WIRE_AUDIT] = (len(SERVICE_CALLS), bad)
-    if bad and session.exitstatus == 0:
+    if (bad or AUDIT.leaks) and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     """Say what the wire audit checked, and name every undocumented call."""
+    terminalreporter.section("secrets audit")
+    terminalreporter.write_line(AUDIT.summary())
+    for test, secret_id, where in sorted(AUDIT.leaks):
+        terminalreporter.write_line(f"LEAKED {secret_id} in {where} of {test}", red=True)
     checked, bad = config.stash.get(WIRE_AUDIT, (0, []))
     if not checked:
         return

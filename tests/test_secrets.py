@@ -157,3 +157,37 @@ def test_environment_credentials_echoed_by_a_proxy_stay_out_of_answers_and_logs(
     formatted = "\n".join(JSONFormatter().format(rec) for rec in caplog.records)
     for text in (r.text, formatted):
         assert token not in text and basic not in text
+
+
+# --- the sandbox's echo_auth fault through the whole service, and the session-wide audit itself ------------
+
+
+@pytest.mark.parametrize("vendor", ["zendesk", "salesforce", "hubspot", "freshdesk"])
+def test_a_vendor_echoing_the_authorization_header_gets_nothing_into_the_answer(svc, vendor):
+    from sandbox import SANDBOX_CREDENTIALS
+    from tests.test_api_contract import VENDORS
+
+    v = next(x for x in VENDORS if x.crm_type == vendor)
+    if vendor == "salesforce":
+        svc.control(vendor, "expire_tokens")  # the token fetch is echoed too
+    svc.fault(vendor, "echo_auth", count=-1)
+    r = svc.post("/crm/ticket", v.read())
+    err = error_of(r)
+    assert r.status_code == 502 and err["code"] == "crm_auth_failed" and "[redacted]" in err["message"]
+    creds = SANDBOX_CREDENTIALS[vendor]
+    secrets = [value for key, value in creds.items() if key in ("api_token", "api_key", "client_secret")]
+    user = creds.get("email")
+    assert not [s for s in forms(*secrets, *([f"{user}/token:{secrets[0]}"] if user else [])) if s in r.text]
+
+
+def test_the_audit_names_the_test_and_the_secret_id_never_the_secret():
+    from tests.secrets_audit import SecretsAudit
+
+    audit = SecretsAudit(current="tests/x.py::test_y")
+    audit.register_config({"email": "a@b.co", "api_token": "tok-0123456789"}, "request")
+    basic = base64.b64encode(b"a@b.co/token:tok-0123456789").decode()
+    audit.check(f"upstream said Basic {basic}", "log")
+    audit.check("short words like X or invalid are not secrets", "answer to /crm/ticket")
+    [(test, secret_id, where)] = audit.leaks
+    assert (test, where) == ("tests/x.py::test_y", "log") and secret_id.startswith("secret#1 (request config.api_token)")
+    assert "tok-0123456789" not in audit.summary() + secret_id
