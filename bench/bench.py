@@ -5,8 +5,9 @@ through the request's `config.base_url` and CONNECTORS_ALLOWED_HOSTS (logging on
 bench/reference_proxy.py doing the same lookup, then drives each in turn with wrk at 1, 16 and 128 in flight,
 in interleaved rounds, and reports medians. CPU per request is the target's whole process tree
 (/proc/<pid>/stat utime+stime, children included) over the run divided by the requests wrk completed, which
-stays honest on a shared machine where wall-clock figures do not. A last part repeats the 50 ms, 128-in-flight
-case with WORKERS=2 for both. Markdown on stdout; everything as JSON in bench/results/.
+stays honest on a shared machine where wall-clock figures do not. The service runs with its caller cache off, so
+every lookup reaches the upstream; a later part repeats the 50 ms, 128-in-flight case with WORKERS=2 for both, and
+a last one measures the known caller (the cache on: every lookup after the first is a hit) against the reference. Markdown on stdout; everything as JSON in bench/results/.
 
 `make bench`, `python bench/bench.py --quick`, or `--service-root DIR` to measure another checkout (before/after).
 The per-operation latency table against the sandbox emulators is the other mode: bench/operations.py.
@@ -175,16 +176,22 @@ class Bench:
         # CPU is read from the process tree, so the upstream target's "process" is looked up per delay below.
         return Target("upstream", procs[0], self.upstreams[0], "GET", USER_PATH, upstream_port=dict(self.upstreams))
 
-    def start_service(self, workers: int) -> Target:
-        """The service, configured by the environment like a deployment (WORKERS honoured by server.py)."""
+    def start_service(self, workers: int, cached: bool = False) -> Target:
+        """The service, configured by the environment like a deployment (WORKERS honoured by server.py).
+
+        The ordinary request path runs with the caller cache off, so every lookup reaches the upstream;
+        `cached` measures the known caller instead (every lookup after the first is a cache hit).
+        """
         port = free_port()
         hosts = ",".join(f"127.0.0.1:{p}" for p in self.upstreams.values())
         env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "LOG_LEVEL": "INFO", "SANDBOX": "false",
-               "CONNECTORS_ALLOWED_HOSTS": hosts, "WORKERS": str(workers), **self.service_env}
-        proc = self.spawn([sys.executable, "server.py"], self.service_root, env, name=f"service-w{workers}")
+               "CONNECTORS_ALLOWED_HOSTS": hosts, "WORKERS": str(workers),
+               "CALLER_CACHE_ENABLED": str(cached).lower(), **self.service_env}
+        name = "cache-hit" if cached else "service"
+        proc = self.spawn([sys.executable, "server.py"], self.service_root, env, name=f"{name}-w{workers}")
         bodies = {delay: lookup_body(p) for delay, p in self.upstreams.items()}
         wait_until_up(port, "/crm/customer", "POST", bodies[0])
-        return Target("service", proc, port, "POST", "/crm/customer", bodies)
+        return Target(name, proc, port, "POST", "/crm/customer", bodies)
 
     def start_reference(self, workers: int) -> Target:
         """The ordinary FastAPI proxy."""
@@ -244,7 +251,7 @@ def medians(runs: list[dict[str, Any]], workers: int) -> list[dict[str, Any]]:
         if upstream and row["target"] != "upstream":
             row["rps_vs_upstream"] = row["rps"] / upstream["rps"]
             row["added_p50_ms"] = row["p50_ms"] - upstream["p50_ms"]
-        if reference and row["target"] == "service":
+        if reference and row["target"] in ("service", "cache-hit"):
             row["rps_vs_reference"] = row["rps"] / reference["rps"]
             row["cpu_vs_reference"] = row["cpu_us_per_req"] / reference["cpu_us_per_req"]
             row["p99_p50"] = row["p99_ms"] / row["p50_ms"]
@@ -279,6 +286,7 @@ def main() -> None:
     parser.add_argument("--service-root", type=Path, default=ROOT, help="checkout whose server.py is measured")
     parser.add_argument("--label", default="", help="tag for the JSON file, e.g. before/after")
     parser.add_argument("--no-workers", action="store_true", help="skip the WORKERS=2 part")
+    parser.add_argument("--no-cache", action="store_true", help="skip the known-caller (cache hit) part")
     parser.add_argument("--service-env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra environment for the service (experiments, e.g. LOG_LEVEL=WARNING)")
     parser.add_argument("--levels", default="1,16,128", help="requests in flight, comma-separated")
@@ -308,6 +316,14 @@ def main() -> None:
             more = rounds_of(wrk, targets, [(50, 128)], rounds, seconds, upstream_procs)
             runs += [{**r, "workers": 2} for r in more]
             rows += medians(more, 2)
+        if not args.no_cache:  # the known caller: cache hits against the reference's full lookups
+            bench.stop([t.proc for t in targets[1:]])
+            targets = [upstream, bench.start_service(1, cached=True), bench.start_reference(1)]
+            for target in targets[1:]:
+                run_wrk(wrk, target.port, target.method, target.path, target.bodies[0], 16, 1)
+            more = rounds_of(wrk, targets, [(0, 1), (0, 16)], rounds, seconds, upstream_procs)
+            runs += [{**r, "part": "cache"} for r in more]
+            rows += [{**r, "part": "cache"} for r in medians(more, 1)]
     finally:
         bench.stop()
     report = {"stamp": stamp, "label": args.label, "service_root": str(args.service_root), "rounds": rounds,
