@@ -130,8 +130,18 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
     headers are complete; uvicorn's own keep-alive timeout covers the idle time between requests.
     """
 
-    header_timeout: float = 10.0
+    # Set by header_timeout_protocol(); None (a worker process importing the class by name) reads the setting.
+    header_timeout: float | None = None
     _header_timer: asyncio.TimerHandle | None = None
+
+    @property
+    def header_bound(self) -> float:
+        """The header read timeout in seconds."""
+        if self.header_timeout is not None:
+            return self.header_timeout
+        from settings import get_settings  # a worker's settings come from the same environment as its parent's
+
+        return get_settings().header_read_timeout_seconds
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -151,7 +161,7 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def _arm_header_timer(self) -> None:
-        self._header_timer = self.loop.call_later(self.header_timeout, self._headers_timed_out)
+        self._header_timer = self.loop.call_later(self.header_bound, self._headers_timed_out)
 
     def _disarm_header_timer(self) -> None:
         if self._header_timer is not None:
@@ -161,7 +171,7 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
     def _headers_timed_out(self) -> None:
         self._header_timer = None
         if not self.transport.is_closing():
-            error = RequestTimeout(f"the request headers were not received within {self.header_timeout:g}s")
+            error = RequestTimeout(f"the request headers were not received within {self.header_bound:g}s")
             body = orjson.dumps(error.to_body(uuid.uuid4().hex))
             head = b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nConnection: close\r\n"
             self.transport.write(head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
@@ -175,8 +185,10 @@ def header_timeout_protocol(seconds: float) -> type[HeaderTimeoutProtocol]:
 
 def uvicorn_options(settings: Any) -> dict[str, Any]:
     """The uvicorn settings that bound slow clients and shutdown; main() and the tests both use them."""
+    # Worker processes get the class by name: one made here could not be pickled into them.
+    several = getattr(settings, "workers", 1) > 1
     return {
-        "http": header_timeout_protocol(settings.header_read_timeout_seconds),
+        "http": "limits:HeaderTimeoutProtocol" if several else header_timeout_protocol(settings.header_read_timeout_seconds),
         "timeout_keep_alive": settings.keep_alive_timeout_seconds,
         "timeout_graceful_shutdown": settings.graceful_shutdown_seconds,
     }
