@@ -335,6 +335,23 @@ class HandoffStatus(str, Enum):
     closed = "closed"
 
 
+# The design's handoff example: the model's own example and the OpenAPI tables share it.
+_HANDOFF_CONTEXT = {
+    "call_id": "call_abc123",
+    "customer_name": "Ahmed Al-Mansoori",
+    "customer_phone": "+971501234567",
+    "customer_email": "ahmed@example.ae",
+    "transcript": [
+        {"role": "user", "text": "I need help with my order"},
+        {"role": "bot", "text": "I'd be happy to help. What's your order number?"},
+        {"role": "user", "text": "ORD12345"},
+    ],
+    "reason": "customer_request",
+    "urgency": "medium",
+    "metadata": {"order_id": "ORD12345", "language": "en"},
+}
+
+
 class HandoffRequest(BaseModel):
     """POST /handoff/create."""
 
@@ -343,20 +360,7 @@ class HandoffRequest(BaseModel):
         json_schema_extra={
             "example": {
                 "chat_type": "livechat",
-                "context": {
-                    "call_id": "call_abc123",
-                    "customer_name": "Ahmed Al-Mansoori",
-                    "customer_email": "ahmed@example.ae",
-                    "customer_phone": "+971501234567",
-                    "transcript": [
-                        {"role": "user", "text": "I need help with my order"},
-                        {"role": "bot", "text": "I'd be happy to help. What's your order number?"},
-                        {"role": "user", "text": "ORD12345"},
-                    ],
-                    "reason": "customer_request",
-                    "urgency": "medium",
-                    "metadata": {"order_id": "ORD12345", "language": "en"},
-                },
+                "context": _HANDOFF_CONTEXT,
                 "config": {"license_id": "your_license_id", "api_key": "your_api_key"},
             }
         },
@@ -471,21 +475,6 @@ def expand_examples(seeds: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]
                 tables[path].update(expand(example) if isinstance(example, tuple) else {name: example})
     return tables
 
-
-_HANDOFF_CONTEXT = {
-    "call_id": "call_abc123",
-    "customer_name": "Ahmed Al-Mansoori",
-    "customer_phone": "+971501234567",
-    "customer_email": "ahmed@example.ae",
-    "transcript": [
-        {"role": "user", "text": "I need help with my order"},
-        {"role": "bot", "text": "I'd be happy to help. What's your order number?"},
-        {"role": "user", "text": "ORD12345"},
-    ],
-    "reason": "customer_request",
-    "urgency": "medium",
-    "metadata": {"order_id": "ORD12345", "language": "en"},
-}
 
 REQUEST_EXAMPLES: dict[str, Any] = {
     "/crm/customer": _per_vendor(lambda seed: {"customer_id": seed["customer_id"]}),
