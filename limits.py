@@ -45,13 +45,17 @@ def _constant(name: str) -> float:
 
 
 def _check_shape(document: Any) -> None:
-    """Depth and string length, walked without recursion."""
+    """Depth, string length and number range, walked without recursion."""
     stack: list[tuple[Any, int]] = [(document, 1)]
     while stack:
         value, depth = stack.pop()
         if isinstance(value, str):
             if len(value) > MAX_JSON_STRING:
                 raise _JSONLimit(f"a string is longer than {MAX_JSON_STRING} characters")
+            continue
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if abs(value) > MAX_JSON_INT:  # orjson reads an integer past 64 bits as a float
+                raise _JSONLimit(f"a number is outside the signed 64-bit range (±{MAX_JSON_INT})")
             continue
         if not isinstance(value, (dict, list)):
             continue
@@ -62,19 +66,33 @@ def _check_shape(document: Any) -> None:
 
 
 def check_json(body: bytes) -> None:
-    """Raise a 422 for JSON outside the limits; malformed JSON is left for FastAPI's own 400."""
+    """Raise a 422 for JSON outside the limits; malformed JSON is left for FastAPI's own 400.
+
+    orjson reads the ordinary body (a C call); only a body it refuses is read again by the stdlib parser, whose
+    hooks tell a limit (infinity, NaN, depth) from malformed JSON.
+    """
     try:
-        document = json.loads(body, parse_int=_int, parse_float=_float, parse_constant=_constant)
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        document = _classify(body)
+        if document is None:
+            return
+    try:
+        _check_shape(document)
+    except _JSONLimit as exc:
+        raise ValidationFailed(f"invalid request: {exc}") from None
+
+
+def _classify(body: bytes) -> Any:
+    """The stdlib's reading of a body orjson refused: a 422 for a limit, None for malformed JSON."""
+    try:
+        return json.loads(body, parse_int=_int, parse_float=_float, parse_constant=_constant)
     except _JSONLimit as exc:
         raise ValidationFailed(f"invalid request: {exc}") from None
     except RecursionError:
         raise ValidationFailed(f"invalid request: the JSON nests deeper than {MAX_JSON_DEPTH} levels") from None
     except ValueError:
-        return
-    try:
-        _check_shape(document)
-    except _JSONLimit as exc:
-        raise ValidationFailed(f"invalid request: {exc}") from None
+        return None
 
 
 def _is_json(scope: Scope) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from functools import lru_cache
 from urllib.parse import SplitResult, urlsplit
 
 from errors import InvalidConfig
@@ -102,6 +103,7 @@ def _canonical(parts: SplitResult, host: str) -> str:
     return f"{parts.scheme}://{shown}{port}{parts.path.rstrip('/')}"
 
 
+@lru_cache(maxsize=4096)  # pure, and asked on every request for the tenant's URL; refusals are not cached
 def check_base_url(url: str, *, crm_type: str, allowed_hosts: frozenset[str], what: str = "base_url") -> str:
     """Accept an override URL only for an allowed host; reject other schemes, credentials and odd forms."""
     parts = parse_url(url, crm_type, what)
@@ -117,6 +119,7 @@ def check_base_url(url: str, *, crm_type: str, allowed_hosts: frozenset[str], wh
     return _canonical(parts, hostname)
 
 
+@lru_cache(maxsize=4096)
 def check_vendor_url(
     url: str, *, crm_type: str, suffixes: tuple[str, ...], allowed_hosts: frozenset[str], what: str = "base_url"
 ) -> str:

@@ -6,6 +6,7 @@ Retries (tenacity) key off the error types in errors.py; the whole service reque
 from __future__ import annotations
 
 import asyncio
+import logging
 import html
 import math
 import re
@@ -352,12 +353,16 @@ class UpstreamConnector:
 
     def tenant_fingerprint(self) -> str:
         """Who this connector acts for (vendor, host, credentials hashed): idempotency keys never cross tenants."""
+        known = self.__dict__.get("_tenant_fingerprint")
+        if known is not None:  # asked several times a request (cache, idempotency, etiquette): hashed once
+            return known
         identity = {
             name: value.get_secret_value() if isinstance(value, SecretStr) else value
             for name, value in self.config
             if name not in self.tuning_fields
         }
-        return fingerprint({"vendor": self.vendor, "base_url": self.base_url, **identity})
+        self._tenant_fingerprint = fingerprint({"vendor": self.vendor, "base_url": self.base_url, **identity})
+        return self._tenant_fingerprint
 
     def etiquette_key(self) -> str:
         """The rate governor's and circuit breaker's key: vendor, host and account (computed once per connector)."""
@@ -525,17 +530,24 @@ class UpstreamConnector:
                 f"{self.display_name} ({host_label(url)}) dropped the connection", crm_type=self.vendor
             ) from None
         finally:
-            log_event(
+            elapsed = time.perf_counter() - started
+            fields = request_fields_var.get()
+            if fields is not None:  # the request's one access line sums up its vendor calls
+                fields["upstream_calls"] = fields.get("upstream_calls", 0) + 1
+                fields["upstream_ms"] = round(fields.get("upstream_ms", 0.0) + elapsed * 1000, 1)
+                fields["upstream_status"] = status
+            log_event(  # each call in detail at DEBUG; metrics and spans carry them at every level
                 "upstream_call",
+                logging.DEBUG,
                 crm_type=self.vendor,
                 operation=operation,
                 method=method,
                 path=url.split("?", 1)[0].removeprefix(self.base_url) or "/",
                 upstream_status=status,
-                latency_ms=round((time.perf_counter() - started) * 1000, 1),
+                latency_ms=round(elapsed * 1000, 1),
                 retries=attempt - 1,
             )
-            record_upstream(self.vendor, operation, method, url, status, time.perf_counter() - started, attempt)
+            record_upstream(self.vendor, operation, method, url, status, elapsed, attempt)
 
     def _may_retry(self, error: BaseException, idempotent: bool) -> bool:
         """Retry only known-retryable errors, only within the Retry-After cap, and a create only when safe."""
