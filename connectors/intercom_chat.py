@@ -8,6 +8,7 @@ holds it), queued (open with a team or nobody) or closed.
 from __future__ import annotations
 
 import html
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,6 +19,7 @@ from errors import CRMError, UpstreamError
 from handoff_text import Urgency, callback_number, e164_or_none, fit_text, summary_text, transcript_lines
 from livechat_connector import all_at_once
 from models import HandoffContext, HandoffResponse, HandoffStatus
+from observability import log_event
 from phone import parse_phone
 
 NO_TEAMMATE = "no_teammate_available"  # the fallback's reason when every candidate admin is away
@@ -165,7 +167,8 @@ class IntercomChat(IntercomAPI, ChatConnector):
             admin = await self.acting_admin()
             body = {"message_type": "close", "type": "admin", "admin_id": admin}
             await self._json("POST", f"/conversations/{chat_id}/parts", json=body, idempotent=True, operation="close_conversation")
-        except CRMError:
+        except CRMError as exc:
+            log_event("handoff_close_failed", logging.WARNING, crm_type=self.vendor, code=exc.code, detail=exc.message)
             return False
         return True
 

@@ -7,12 +7,15 @@ conversations/retrieveconversation, admins/listadmins, teams/retrieveteam, and t
 
 from __future__ import annotations
 
+import time
+
 import orjson
 import pytest
 
 from connectors.intercom import IntercomConnector
 from connectors.intercom_api import STATUS_FROM_INTERCOM, STATUS_TO_INTERCOM
 from connectors.chat import ChatAttempt
+from connectors.http import parse_retry_after
 from errors import AuthFailed, InvalidConfig, InvalidRequest, NotFound, RateLimited, UpstreamError, ValidationFailed
 from handoff_text import URGENCY
 from models import HandoffContext, HandoffStatus, TicketCreateRequest, TicketPriority, TicketStatus, TicketUpdateRequest
@@ -204,3 +207,9 @@ async def test_nobody_available_fails_before_any_conversation(intercom, mock_htt
         await connector.hand_over(CONTEXT, URGENCY["high"], attempt)
     assert connector.failure_reason(caught.value) == "no_teammate_available" and attempt.chat_id is None
     assert not exactly(mock_http, "POST", f"{BASE}/conversations")
+
+
+def test_an_epoch_rate_limit_reset_is_the_seconds_until_it_not_a_day():
+    # Intercom's X-RateLimit-Reset is a Unix time; it used to be capped to a day before being read as one.
+    assert parse_retry_after(str(int(time.time()) + 30), epoch=True) == 30
+    assert parse_retry_after("30", epoch=True) == 30 and parse_retry_after(str(int(time.time()) - 5), epoch=True) == 0
