@@ -15,6 +15,7 @@ from connectors.chat import ChatConnector
 from connectors.freshdesk import FreshdeskConnector
 from connectors.http import ConnectorContext, UpstreamConnector
 from connectors.hubspot import HubSpotConnector
+from connectors.intercom import IntercomConnector
 from connectors.salesforce import SalesforceConnector
 from connectors.zendesk import ZendeskConnector
 from errors import UnsupportedCRM
@@ -26,6 +27,7 @@ C = TypeVar("C", bound=UpstreamConnector)
 PLUGINS: tuple[type[UpstreamConnector], ...] = (
     FreshdeskConnector,
     HubSpotConnector,
+    IntercomConnector,  # both a CRM and a chat (handoff) connector
     SalesforceConnector,
     ZendeskConnector,
     LiveChatConnector,
@@ -72,17 +74,18 @@ CHATS: Registry[ChatConnector] = Registry(ChatConnector, "chat_type")
 
 
 def register(connector: type[UpstreamConnector]) -> type[UpstreamConnector]:
-    """Register a connector in the registry of its kind."""
-    for registry in (CRMS, CHATS):
-        if issubclass(connector, registry.kind):
-            registry.register(connector)  # type: ignore[arg-type]
-            return connector
-    raise TypeError(f"{connector.__name__} is neither a CRM nor a chat connector")
+    """Register a connector in the registry of each kind it is (a vendor may be both a CRM and a chat target)."""
+    kinds = [registry for registry in (CRMS, CHATS) if issubclass(connector, registry.kind)]
+    if not kinds:
+        raise TypeError(f"{connector.__name__} is neither a CRM nor a chat connector")
+    for registry in kinds:
+        registry.register(connector)  # type: ignore[arg-type]
+    return connector
 
 
 def all_connectors() -> list[type[UpstreamConnector]]:
-    """Every registered connector class, CRMs first, each kind sorted by slug."""
-    return [*CRMS, *CHATS]
+    """Every registered connector class once, CRMs first, each kind sorted by slug."""
+    return list(dict.fromkeys([*CRMS, *CHATS]))
 
 
 for _plugin in PLUGINS:

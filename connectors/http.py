@@ -241,10 +241,11 @@ def bearer_auth(token: str) -> dict[str, str]:
 RETRY_AFTER_CAP_SECONDS = 86_400.0  # a longer (or infinite) pause is reported as a day
 
 
-def parse_retry_after(value: str | None) -> float | None:
+def parse_retry_after(value: str | None, *, epoch: bool = False) -> float | None:
     """Retry-After in seconds (vendors here send delta-seconds; an HTTP date or NaN is treated as unknown).
 
     `inf` and `1e999` parse as floats; capped, they cannot overflow the Retry-After header we send on.
+    `epoch`: a value past 1e9 is a Unix time (a rate window's reset, e.g. Intercom's), read as the seconds until it.
     """
     if not value:
         return None
@@ -254,6 +255,8 @@ def parse_retry_after(value: str | None) -> float | None:
         return None
     if math.isnan(seconds):
         return None
+    if epoch and 1e9 < seconds < math.inf:  # before the cap, which would otherwise turn it into a day
+        seconds = math.ceil(seconds - time.time())  # whole seconds, as the vendor's reset names them
     return min(max(0.0, seconds), RETRY_AFTER_CAP_SECONDS)
 
 
@@ -428,9 +431,7 @@ class UpstreamConnector:
         if stated is not None:
             return stated
         reset = response.headers.get("RateLimit-Reset") or response.headers.get("X-RateLimit-Reset")
-        seconds = parse_retry_after(reset)
-        if seconds is not None and seconds > 1e9:  # an epoch timestamp, not delta-seconds
-            seconds = max(0.0, seconds - time.time())
+        seconds = parse_retry_after(reset, epoch=True)
         return seconds if response.status == 429 else None
 
     # --- the one request path ------------------------------------------------------------------

@@ -14,6 +14,7 @@ CRMS = {
     "salesforce": ("003000000000001", "/sobjects/Case"),
     "hubspot": ("12345", "/tickets"),
     "freshdesk": ("1001", "/api/v2/tickets"),
+    "intercom": ("6657a1c2b1e5f2a3c4d50001", "/tickets"),
 }
 MODES = ("reset", "error", "stall")
 

@@ -360,7 +360,7 @@ def test_unknown_fallback_crm_is_400(svc: Service):
 
 
 def test_unknown_chat_type_lists_livechat(svc: Service):
-    r = svc.post("/handoff/create", {**handoff("x"), "chat_type": "intercom"})
+    r = svc.post("/handoff/create", {**handoff("x"), "chat_type": "genesys"})
     err = error_of(r)
     assert r.status_code == 400 and err["code"] == "unsupported_crm" and "livechat" in err["message"]
 

@@ -68,6 +68,7 @@ RECORDS = {
     "salesforce": lambda e: len(e.records["Case"]),
     "hubspot": lambda e: len(e.objects["tickets"]),
     "livechat": lambda e: len(e.chats),
+    "intercom": lambda e: len(e.tickets),
 }
 
 

@@ -42,7 +42,9 @@ class FakeTransport:
 
 def test_everything_vendor_specific_derives_from_the_registry():
     vendors = {cls.vendor for cls in all_connectors()}
-    assert CRMS.supported() == ["freshdesk", "hubspot", "salesforce", "zendesk"] and CHATS.supported() == ["livechat"]
+    assert CRMS.supported() == ["freshdesk", "hubspot", "intercom", "salesforce", "zendesk"]
+    assert CHATS.supported() == ["intercom", "livechat"]
+    assert len(all_connectors()) == len(vendors)  # a vendor of both kinds (Intercom) is listed once
     assert {e.name for e in EMULATORS} == vendors and set(SANDBOX_CREDENTIALS) == vendors
     settings_fields = set(Settings.model_fields)
     for cls in all_connectors():
@@ -64,8 +66,8 @@ def test_a_bad_vendor_variable_fails_at_start_up_naming_it(monkeypatch):
 
 
 def test_unknown_chat_type_lists_the_registered_ones():
-    with pytest.raises(Exception, match="supported: livechat"):
-        CHATS.connector_class("intercom")
+    with pytest.raises(Exception, match="supported: intercom, livechat"):
+        CHATS.connector_class("genesys")
 
 
 # --- auth strategies --------------------------------------------------------------------------------------

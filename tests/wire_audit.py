@@ -15,6 +15,7 @@ VENDOR_OF_EMULATOR: dict[str, str] = {
     "freshdesk": "freshdesk",
     "livechat": "livechat",
     "livechat-accounts": "livechat",
+    "intercom": "intercom",
 }
 # Path spellings a vendor accepts for the same documented resource.
 SPELLINGS: dict[str, re.Pattern[str]] = {"zendesk": re.compile(r"\.json$")}

@@ -1,0 +1,412 @@
+"""Intercom REST API emulator (2.11 shapes; ticket states as objects for 2.12 and later): contacts and their
+search, companies, tickets, ticket types and states, admins, teams, conversations and their parts.
+
+Shapes follow https://developers.intercom.com/docs/references/2.11/rest-api/api.intercom.io/ ; errors are
+`{"type":"error.list","request_id","errors":[{"code","message"}]}`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from sandbox.core import Emulator, VendorError, bearer_token, json_response
+from sandbox.intercom_search import SearchError, matches
+
+RATE_LIMIT = 10_000  # calls a minute, the private-app limit
+STATES = ("submitted", "in_progress", "waiting_on_customer", "resolved")
+STATE_IDS = {name: str(i) for i, name in enumerate(STATES, start=1)}
+AHMED, LAYLA, OMAR = "6657a1c2b1e5f2a3c4d50001", "6657a1c2b1e5f2a3c4d50002", "6657a1c2b1e5f2a3c4d50003"
+COMPANY = "6657a1c2b1e5f2a3c4d5c001"
+SEEDED = 1_700_000_000  # the seed's Unix timestamp
+ADMIN, SECOND_ADMIN, TEAM = "991267001", "991267002", "5001"
+
+
+def error_list(code: str, message: str) -> dict[str, Any]:
+    """Intercom's error body."""
+    return {"type": "error.list", "request_id": uuid.uuid4().hex[:20], "errors": [{"code": code, "message": message}]}
+
+
+def fail(status: int, code: str, message: str) -> VendorError:
+    """An error answer in Intercom's shape."""
+    return VendorError(status, error_list(code, message))
+
+
+async def body_of(request: web.Request) -> dict[str, Any]:
+    """The JSON object body, or Intercom's 400."""
+    try:
+        body = await request.json()
+    except ValueError:
+        raise fail(400, "parameter_invalid", "Invalid JSON") from None
+    if not isinstance(body, dict):
+        raise fail(400, "parameter_invalid", "The body must be a JSON object")
+    return body
+
+
+class IntercomEmulator(Emulator):
+    """Answers as api.intercom.io does for the calls the connector (and the common SDK operations) make."""
+
+    name = "intercom"
+
+    def reset(self) -> None:
+        """Seed: Ahmed (user, Al-Mansoori Trading, Enterprise), Layla (lead, national number), Omar; tickets 201, 202."""
+        self.calls = 0
+        self.contacts: dict[str, dict[str, Any]] = {}
+        self.companies = {
+            COMPANY: {
+                "type": "company", "id": COMPANY, "name": "Al-Mansoori Trading", "company_id": "al-mansoori",
+                "plan": {"type": "plan", "id": "1", "name": "Enterprise"}, "custom_attributes": {"tier": "Enterprise"},
+                "created_at": SEEDED, "updated_at": SEEDED, "user_count": 1, "industry": "Retail",
+            }
+        }
+        self._contact(AHMED, "user", "Ahmed Al-Mansoori", "ahmed@example.ae", "+971501234567", company=COMPANY)
+        self._contact(LAYLA, "lead", "Layla Hassan", "layla@example.com", "(415) 555-2671")
+        self._contact(OMAR, "user", "Omar Khalid", None, "+44 20 7946 0958")
+        self._contact_ids = itertools.count(100)
+        self.ticket_types = {
+            "1": {
+                "type": "ticket_type", "id": "1", "category": "Customer", "name": "Support request",
+                "description": "A caller's request", "icon": "🎟️", "workspace_id": "sandbox", "archived": False,
+                "created_at": SEEDED, "updated_at": SEEDED, "is_internal": False,
+                "ticket_type_attributes": {"type": "list", "data": [
+                    {"type": "ticket_type_attribute", "id": "11", "name": "_default_title_", "data_type": "string"},
+                    {"type": "ticket_type_attribute", "id": "12", "name": "_default_description_", "data_type": "string"},
+                    {"type": "ticket_type_attribute", "id": "13", "name": "priority", "data_type": "string"},
+                ]},
+            }
+        }
+        self.tickets: dict[str, dict[str, Any]] = {}
+        self._ticket_ids = itertools.count(203)
+        self._ticket_numbers = itertools.count(3)
+        self._part_ids = itertools.count(9000)
+        self._new_ticket("201", "1", AHMED, {"_default_title_": "Product not working", "_default_description_":
+                         "The device stopped working after the latest update.", "priority": "High"}, "in_progress")
+        self._new_ticket("202", "2", AHMED, {"_default_title_": "Invoice copy", "_default_description_":
+                         "Asked for a copy of the March invoice.", "priority": "Low"}, "resolved", open_=False)
+        self.admins = {
+            ADMIN: self._admin(ADMIN, "Sara Ahmed", "sara@example.com"),
+            SECOND_ADMIN: self._admin(SECOND_ADMIN, "Yusuf Karim", "yusuf@example.com"),
+        }
+        self.teams = {TEAM: {"type": "team", "id": TEAM, "name": "Voice escalations", "admin_ids": [int(ADMIN), int(SECOND_ADMIN)]}}
+        self.conversations: dict[str, dict[str, Any]] = {}
+        self._conversation_ids = itertools.count(147_000_001)
+        self.assign_to_admin = ADMIN  # whom the team's assignment rules give a conversation
+
+    # --- records ----------------------------------------------------------------------------------
+
+    def _contact(self, cid: str, role: str, name: str | None, email: str | None, phone: str | None, company: str | None = None) -> dict[str, Any]:
+        companies = [{"type": "company", "id": company, "url": f"/companies/{company}"}] if company else []
+        contact = {
+            "type": "contact", "id": cid, "workspace_id": "sandbox", "external_id": None, "role": role,
+            "email": email, "phone": phone, "name": name, "avatar": None, "owner_id": None,
+            "has_hard_bounced": False, "marked_email_as_spam": False, "unsubscribed_from_emails": False,
+            "created_at": SEEDED, "updated_at": SEEDED, "signed_up_at": None, "last_seen_at": None,
+            "custom_attributes": {}, "tags": {"type": "list", "data": [], "url": f"/contacts/{cid}/tags", "total_count": 0, "has_more": False},
+            "companies": {"type": "list", "data": companies, "url": f"/contacts/{cid}/companies", "total_count": len(companies), "has_more": False},
+            "location": {"type": "location", "country": None, "region": None, "city": None},
+        }
+        self.contacts[cid] = contact
+        return contact
+
+    @staticmethod
+    def _admin(aid: str, name: str, email: str) -> dict[str, Any]:
+        return {"type": "admin", "id": aid, "name": name, "email": email, "job_title": "Support", "away_mode_enabled": False,
+                "away_mode_reassign": False, "has_inbox_seat": True, "team_ids": [int(TEAM)], "avatar": None}
+
+    def _new_ticket(self, tid: str, number: str, contact: str, attributes: dict[str, Any], state: str, open_: bool = True) -> dict[str, Any]:
+        ticket = {
+            "type": "ticket", "id": tid, "ticket_id": number, "category": "Customer", "ticket_attributes": attributes,
+            "ticket_state": state, "ticket_type": self.ticket_types["1"], "is_shared": True,
+            "contacts": {"type": "contact.list", "contacts": [{"type": "contact", "id": contact, "external_id": None}]},
+            "admin_assignee_id": "0", "team_assignee_id": "0", "created_at": SEEDED, "updated_at": SEEDED,
+            "open": open_, "snoozed_until": None, "linked_objects": {"type": "list", "data": [], "total_count": 0, "has_more": False},
+            "ticket_parts": {"type": "ticket_part.list", "ticket_parts": [], "total_count": 0},
+        }
+        self.tickets[tid] = ticket
+        return ticket
+
+    def ticket_ids(self) -> list[str]:
+        """The tickets held now."""
+        return list(self.tickets)
+
+    def _ticket_view(self, request: web.Request, ticket: dict[str, Any]) -> dict[str, Any]:
+        """A ticket as the requested version shows it: from 2.12 on the state is an object."""
+        version = request.headers.get("Intercom-Version", "2.11")
+        if version in ("2.9", "2.10", "2.11") or not version[:1].isdigit():
+            return ticket
+        state = ticket["ticket_state"]
+        label = state.replace("_", " ").capitalize()
+        return {**ticket, "ticket_state": {"type": "ticket_state", "id": STATE_IDS[state], "category": state,
+                                           "internal_label": label, "external_label": label}}
+
+    # --- the vendor's answers ---------------------------------------------------------------------
+
+    def authenticate(self, request: web.Request) -> bool:
+        """Bearer access token; `invalid` is refused."""
+        token = bearer_token(request)
+        return bool(token) and token != "invalid"
+
+    def unauthorized(self, request: web.Request) -> web.StreamResponse:
+        """Intercom's 401."""
+        return json_response(error_list("unauthorized", "Access Token Invalid"), status=401)
+
+    def not_found(self) -> web.StreamResponse:
+        """Intercom's 404 for an unknown path."""
+        return json_response(error_list("not_found", "Resource Not Found"), status=404)
+
+    def rate_limited(self, retry_after: int) -> web.StreamResponse:
+        """429 with the X-RateLimit-* headers; Reset is the epoch second the window refills (no Retry-After)."""
+        headers = {"X-RateLimit-Limit": str(RATE_LIMIT), "X-RateLimit-Remaining": "0",
+                   "X-RateLimit-Reset": str(int(time.time()) + retry_after)}
+        return json_response(error_list("rate_limit_exceeded", "Exceeded rate limit of 10000 in 60 seconds"), 429, headers)
+
+    def server_error(self, status: int) -> web.StreamResponse:
+        """Intercom's 5xx body."""
+        return json_response(error_list("server_error", "Server Error"), status=status)
+
+    def rate_limit_headers(self) -> dict[str, str]:
+        """The X-RateLimit-* headers on every answer."""
+        self.calls += 1
+        return {"X-RateLimit-Limit": str(RATE_LIMIT), "X-RateLimit-Remaining": str(max(0, RATE_LIMIT - self.calls)),
+                "X-RateLimit-Reset": str(int(time.time()) + 10)}
+
+    def control(self, action: str, payload: dict[str, Any]) -> Any:
+        """`away {"admin_id"?, "away": bool}`: admins (all, or one) in or out of away mode."""
+        if action == "away":
+            for aid, admin in self.admins.items():
+                if payload.get("admin_id") in (None, aid):
+                    admin["away_mode_enabled"] = bool(payload.get("away", True))
+            return {"admins": list(self.admins.values())}
+        return super().control(action, payload)
+
+    def add_routes(self, app: web.Application) -> None:
+        """The documented paths the emulator serves."""
+        app.router.add_get("/me", self.me)
+        app.router.add_get("/admins", self.list_admins)
+        app.router.add_get("/admins/{id}", self.get_admin)
+        app.router.add_get("/teams/{id}", self.get_team)
+        app.router.add_post("/contacts", self.create_contact)
+        app.router.add_post("/contacts/search", self.search_contacts)
+        app.router.add_get("/contacts/{id}", self.get_contact)
+        app.router.add_get("/companies/{id}", self.get_company)
+        app.router.add_get("/ticket_types", self.list_ticket_types)
+        app.router.add_get("/ticket_states", self.list_ticket_states)
+        app.router.add_post("/tickets", self.create_ticket)
+        app.router.add_post("/tickets/search", self.search_tickets)
+        app.router.add_get("/tickets/{id}", self.get_ticket)
+        app.router.add_put("/tickets/{id}", self.update_ticket)
+        app.router.add_post("/tickets/{id}/reply", self.reply_ticket)
+        app.router.add_post("/conversations", self.create_conversation)
+        app.router.add_get("/conversations/{id}", self.get_conversation)
+        app.router.add_post("/conversations/{id}/reply", self.reply_conversation)
+        app.router.add_post("/conversations/{id}/parts", self.manage_conversation)
+        app.router.add_post("/conversations/{id}/run_assignment_rules", self.run_assignment_rules)
+
+    # --- admins, teams, contacts, companies -------------------------------------------------------
+
+    async def me(self, request: web.Request) -> web.Response:
+        """The token's admin, with its workspace."""
+        return json_response({**self.admins[ADMIN], "email_verified": True, "app": {"type": "app", "id_code": "sandbox", "name": "Sandbox"}})
+
+    async def list_admins(self, request: web.Request) -> web.Response:
+        return json_response({"type": "admin.list", "admins": list(self.admins.values())})
+
+    async def get_admin(self, request: web.Request) -> web.Response:
+        return json_response(self._find(self.admins, request, "admin_not_found", "Admin not found"))
+
+    async def get_team(self, request: web.Request) -> web.Response:
+        return json_response(self._find(self.teams, request, "team_not_found", "Team not found"))
+
+    @staticmethod
+    def _find(records: dict[str, dict[str, Any]], request: web.Request, code: str, message: str) -> dict[str, Any]:
+        record = records.get(request.match_info["id"])
+        if record is None:
+            raise fail(404, code, message)
+        return record
+
+    async def get_contact(self, request: web.Request) -> web.Response:
+        return json_response(self._find(self.contacts, request, "not_found", "User Not Found"))
+
+    async def get_company(self, request: web.Request) -> web.Response:
+        return json_response(self._find(self.companies, request, "company_not_found", "Company Not Found"))
+
+    async def create_contact(self, request: web.Request) -> web.Response:
+        """A user or lead; an email or external_id already held is a 409 conflict."""
+        body = await body_of(request)
+        role = body.get("role", "user")
+        if role not in ("user", "lead") or not any(body.get(k) for k in ("email", "external_id", "phone", "name")):
+            raise fail(400, "parameter_invalid", "role must be user or lead, with an email, external_id or phone")
+        if body.get("email") and any(c["email"] == body["email"] for c in self.contacts.values()):
+            raise fail(409, "conflict", "A contact matching those details already exists")
+        cid = f"6657a1c2b1e5f2a3c4d5{next(self._contact_ids):04x}"
+        contact = self._contact(cid, role, body.get("name"), body.get("email"), body.get("phone"))
+        contact["created_at"] = contact["updated_at"] = int(time.time())
+        return json_response(contact)
+
+    async def search_contacts(self, request: web.Request) -> web.Response:
+        return json_response(await self._search(request, list(self.contacts.values()), "list", "data"))
+
+    async def _search(self, request: web.Request, records: list[dict[str, Any]], kind: str, key: str) -> dict[str, Any]:
+        """`{"query", "pagination": {"per_page"}}` over records → a list page."""
+        body = await body_of(request)
+        per_page = (body.get("pagination") or {}).get("per_page", 50)
+        if not isinstance(per_page, int) or not 1 <= per_page <= 150:
+            raise fail(400, "parameter_invalid", "per_page must be between 1 and 150")
+        try:
+            found = [r for r in records if matches(body.get("query"), r)]
+        except SearchError as exc:
+            raise fail(400, "parameter_invalid", str(exc)) from None
+        page = {"type": "pages", "page": 1, "per_page": per_page, "total_pages": max(1, -(-len(found) // per_page))}
+        return {"type": kind, key: found[:per_page], "total_count": len(found), "pages": page}
+
+    # --- tickets ----------------------------------------------------------------------------------
+
+    async def list_ticket_types(self, request: web.Request) -> web.Response:
+        return json_response({"type": "list", "data": list(self.ticket_types.values())})
+
+    async def list_ticket_states(self, request: web.Request) -> web.Response:
+        states = [{"type": "ticket_state", "id": STATE_IDS[s], "category": s, "internal_label": s, "external_label": s} for s in STATES]
+        return json_response({"type": "list", "data": states})
+
+    async def get_ticket(self, request: web.Request) -> web.Response:
+        return json_response(self._ticket_view(request, self._find(self.tickets, request, "ticket_not_found", "Ticket not found")))
+
+    async def create_ticket(self, request: web.Request) -> web.Response:
+        """Needs a known ticket_type_id and one contact (id, external_id or email: an unknown email becomes a lead)."""
+        body = await body_of(request)
+        if str(body.get("ticket_type_id")) not in self.ticket_types:
+            raise fail(400, "parameter_invalid", "Ticket type not found")
+        people = body.get("contacts")
+        if not isinstance(people, list) or len(people) != 1 or not isinstance(people[0], dict):
+            raise fail(400, "parameter_invalid", "contacts must hold exactly one contact")
+        contact = self._contact_for(people[0])
+        attributes = body.get("ticket_attributes") or {}
+        if not isinstance(attributes, dict) or not attributes.get("_default_title_"):
+            raise fail(400, "parameter_invalid", "_default_title_ is required")
+        tid = str(next(self._ticket_ids))
+        ticket = self._new_ticket(tid, str(next(self._ticket_numbers)), contact, dict(attributes), "submitted")
+        ticket["created_at"] = ticket["updated_at"] = int(time.time())
+        return json_response(self._ticket_view(request, ticket))
+
+    def _contact_for(self, ref: dict[str, Any]) -> str:
+        if "id" in ref:
+            if ref["id"] not in self.contacts:
+                raise fail(400, "parameter_invalid", "Contact not found")
+            return str(ref["id"])
+        if ref.get("email"):
+            known = next((c for c in self.contacts.values() if c["email"] == ref["email"]), None)
+            if known:
+                return known["id"]
+            cid = f"6657a1c2b1e5f2a3c4d5{next(self._contact_ids):04x}"
+            return self._contact(cid, "lead", None, ref["email"], None)["id"]
+        raise fail(400, "parameter_invalid", "A contact needs an id, external_id or email")
+
+    async def search_tickets(self, request: web.Request) -> web.Response:
+        flat = [{**t, **{k: v for k, v in t["ticket_attributes"].items()}, "state": t["ticket_state"]} for t in self.tickets.values()]
+        page = await self._search(request, flat, "ticket.list", "tickets")
+        page["tickets"] = [self._ticket_view(request, self.tickets[t["id"]]) for t in page["tickets"]]
+        return json_response(page)
+
+    async def update_ticket(self, request: web.Request) -> web.Response:
+        """`state` (2.11) or `ticket_state_id` (2.12+), `open`, `ticket_attributes` (merged), `is_shared`."""
+        ticket = self._find(self.tickets, request, "ticket_not_found", "Ticket not found")
+        body = await body_of(request)
+        state = body.get("state")
+        if "ticket_state_id" in body:
+            state = next((s for s, i in STATE_IDS.items() if i == str(body["ticket_state_id"])), "?")
+        if state is not None:
+            if state not in STATES:
+                raise fail(400, "parameter_invalid", f"state must be one of {', '.join(STATES)}")
+            ticket["ticket_state"] = state
+            ticket["open"] = state != "resolved" or ticket["open"]
+        if "open" in body:
+            ticket["open"] = bool(body["open"])
+        if isinstance(body.get("ticket_attributes"), dict):
+            ticket["ticket_attributes"].update(body["ticket_attributes"])
+        ticket["updated_at"] = int(time.time())
+        return json_response(self._ticket_view(request, ticket))
+
+    async def reply_ticket(self, request: web.Request) -> web.Response:
+        """A note or comment by an admin → the ticket part."""
+        ticket = self._find(self.tickets, request, "ticket_not_found", "Ticket not found")
+        part = self._part(await body_of(request), ("note", "comment"))
+        ticket["ticket_parts"]["ticket_parts"].append(part)
+        ticket["ticket_parts"]["total_count"] += 1
+        return json_response({**part, "type": "ticket_part"})
+
+    def _part(self, body: dict[str, Any], kinds: tuple[str, ...]) -> dict[str, Any]:
+        if body.get("message_type") not in kinds or body.get("type") != "admin" or str(body.get("admin_id")) not in self.admins:
+            raise fail(400, "parameter_invalid", f"message_type must be one of {', '.join(kinds)}, by a known admin_id")
+        now = int(time.time())
+        return {"type": "conversation_part", "id": str(next(self._part_ids)), "part_type": body["message_type"],
+                "body": body.get("body"), "created_at": now, "updated_at": now, "notified_at": now,
+                "assigned_to": None, "author": {"type": "admin", "id": str(body["admin_id"])}, "attachments": [], "redacted": False}
+
+    # --- conversations ----------------------------------------------------------------------------
+
+    async def create_conversation(self, request: web.Request) -> web.Response:
+        """From a contact (`from: {type: user|lead|contact, id}`) → the user_message with its conversation_id."""
+        body = await body_of(request)
+        sender = body.get("from") if isinstance(body.get("from"), dict) else {}
+        if sender.get("type") not in ("user", "lead", "contact") or sender.get("id") not in self.contacts:
+            raise fail(404, "not_found", "User Not Found")
+        if not body.get("body"):
+            raise fail(400, "parameter_not_found", "body is required")
+        cid, now = str(next(self._conversation_ids)), int(time.time())
+        self.conversations[cid] = {
+            "type": "conversation", "id": cid, "title": None, "created_at": now, "updated_at": now, "waiting_since": now,
+            "snoozed_until": None, "open": True, "state": "open", "read": False, "priority": "not_priority",
+            "admin_assignee_id": None, "team_assignee_id": None, "tags": {"type": "tag.list", "tags": []},
+            "source": {"type": "conversation", "id": str(next(self._part_ids)), "delivered_as": "customer_initiated",
+                       "body": body["body"], "author": {"type": sender["type"], "id": sender["id"]}},
+            "contacts": {"type": "contact.list", "contacts": [{"type": "contact", "id": sender["id"]}]},
+            "conversation_parts": {"type": "conversation_part.list", "conversation_parts": [], "total_count": 0},
+        }
+        return json_response({"type": "user_message", "id": str(next(self._part_ids)), "created_at": now,
+                              "body": body["body"], "message_type": "inapp", "conversation_id": cid})
+
+    async def get_conversation(self, request: web.Request) -> web.Response:
+        return json_response(self._find(self.conversations, request, "conversation_not_found", "Conversation not found"))
+
+    def _add_part(self, conversation: dict[str, Any], part: dict[str, Any]) -> web.Response:
+        parts = conversation["conversation_parts"]
+        parts["conversation_parts"].append(part)
+        parts["total_count"] += 1
+        conversation["updated_at"] = part["created_at"]
+        return json_response(conversation)
+
+    async def reply_conversation(self, request: web.Request) -> web.Response:
+        conversation = self._find(self.conversations, request, "conversation_not_found", "Conversation not found")
+        return self._add_part(conversation, self._part(await body_of(request), ("note", "comment")))
+
+    async def manage_conversation(self, request: web.Request) -> web.Response:
+        """assignment (to an admin or team id; 0 unassigns), close, open, snoozed."""
+        conversation = self._find(self.conversations, request, "conversation_not_found", "Conversation not found")
+        body = await body_of(request)
+        part = self._part(body, ("assignment", "close", "open", "snoozed"))
+        kind = body["message_type"]
+        if kind == "assignment":
+            target = str(body.get("assignee_id"))
+            if target in self.teams:
+                conversation["team_assignee_id"] = target
+            elif target in self.admins:
+                conversation["admin_assignee_id"] = int(target)
+            else:
+                raise fail(400, "parameter_invalid", "assignee_id is not an admin or team")
+        else:
+            conversation["state"] = {"close": "closed", "open": "open", "snoozed": "snoozed"}[kind]
+            conversation["open"] = kind != "close"
+        return self._add_part(conversation, part)
+
+    async def run_assignment_rules(self, request: web.Request) -> web.Response:
+        """The workspace's rules: the team, then its first available admin."""
+        conversation = self._find(self.conversations, request, "conversation_not_found", "Conversation not found")
+        conversation["team_assignee_id"] = TEAM
+        free = [a for a in self.admins.values() if not a["away_mode_enabled"]]
+        if free:
+            conversation["admin_assignee_id"] = int(free[0]["id"])
+        return json_response(conversation)
