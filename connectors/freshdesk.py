@@ -355,11 +355,9 @@ class FreshdeskConnector(BaseCRMConnector):
     # --- ticket listing (POST /crm/ticket/search, /crm/customer/context) ------------------------------
 
     def _filter_query(self, query: TicketQuery) -> str:
-        """The filter API's query (https://developers.freshdesk.com/api/#filter_tickets): ids and codes are
-        numbers, a tag one quoted word, a date yyyy-mm-dd; nothing a caller sends can add a condition."""
-        if query.text:
-            raise NotSupported("Freshdesk's ticket filter cannot search text: use status, tags or updated_since", crm_type=self.vendor)
-        terms = [f"requester_id:{self.customer_id(query.customer_id)}"] if query.customer_id else []
+        """The filter API's query (https://developers.freshdesk.com/api/#filter_tickets): codes are numbers, a tag
+        one quoted word, a date yyyy-mm-dd; nothing a caller sends can add a condition (it has no requester field)."""
+        terms = []
         if query.statuses:
             codes = vendor_statuses(STATUS_FROM_FRESHDESK, query.statuses)
             terms.append("(" + " OR ".join(f"status:{c}" for c in codes) + ")")
@@ -371,13 +369,22 @@ class FreshdeskConnector(BaseCRMConnector):
             terms.append(f"updated_at:>'{query.updated_since[:10]}'")
         return '"' + " AND ".join(terms) + '"'
 
+    def _wanted(self, query: TicketQuery, ticket: Any) -> bool:
+        """A listed ticket against the filters the list endpoint cannot apply itself (status and tags)."""
+        if not isinstance(ticket, dict):
+            return True  # mapping then reports the malformed answer
+        status_ok = not query.statuses or STATUS_FROM_FRESHDESK.get(ticket.get("status"), DEFAULT_STATUS) in query.statuses
+        return status_ok and set(query.tags) <= set(ticket.get("tags") or [])
+
     async def list_tickets(self, query: TicketQuery, page: Mapping[str, Any] | None) -> TicketPage:
-        """`GET /tickets?requester_id=` newest change first (https://developers.freshdesk.com/api/#list_all_tickets),
-        or, for status and tags, the filter API's fixed pages of 30 (a smaller page keeps its place in one)."""
+        """A customer's tickets: `GET /tickets?requester_id=` newest change first (https://developers.freshdesk.com/api/#list_all_tickets),
+        status and tags kept per page (a page may come back short); without a customer, the filter API's pages of 30."""
+        if query.text:
+            raise NotSupported("Freshdesk's ticket list and filter cannot search text: use status, tags or updated_since", crm_type=self.vendor)
         number, skip = (page.get("page", 1), page.get("skip", 0)) if page else (1, 0)
         number = number if isinstance(number, int) and 0 < number <= 1000 else 1
         skip = skip if isinstance(skip, int) and 0 <= skip < 100 else 0
-        if not (query.statuses or query.tags or query.text):
+        if query.customer_id or not (query.statuses or query.tags):
             params = {
                 # Freshdesk lists only the last 30 days' tickets unless given updated_since: the list's documented way back.
                 "updated_since": query.updated_since or "2000-01-01T00:00:00Z",
@@ -391,7 +398,8 @@ class FreshdeskConnector(BaseCRMConnector):
             if not isinstance(listed, list):
                 raise MalformedAnswer("the freshdesk ticket list is not an array", crm_type=self.vendor)
             more = 'rel="next"' in response.headers.get("link", "")
-            return TicketPage([self._ticket(t) for t in listed], {"page": number + 1} if more else None)
+            tickets = [self._ticket(t) for t in listed if self._wanted(query, t)]
+            return TicketPage(tickets, {"page": number + 1} if more else None)
         if query.statuses and not vendor_statuses(STATUS_FROM_FRESHDESK, query.statuses):
             return TicketPage([])
         data = await self._json(

@@ -74,8 +74,7 @@ def test_search_pages_to_the_end_with_cursors(svc: Service, crm: str):
     assert len(seen) >= 3 and len(seen) == len(set(seen)) and cursor is None
 
 
-# Freshdesk's emulated filter API does not take requester_id yet (left for a follow-up).
-@pytest.mark.parametrize("crm", sorted(set(SEEDS) - {"freshdesk"}))
+@pytest.mark.parametrize("crm", sorted(SEEDS))
 def test_search_by_status(svc: Service, crm: str):
     r = svc.post("/crm/ticket/search", {"crm_type": crm, "customer_id": SEEDS[crm]["customer_id"], "status": ["open", "new"]})
     assert r.status_code == 200, r.text
@@ -116,3 +115,24 @@ def test_a_batch_reports_each_items_error(svc: Service):
     results = r.json()["results"]
     assert results[0]["status"] == 201 and results[1]["error"]["code"] == "invalid_request"
     assert r.json()["failed"] == 1
+
+
+@pytest.mark.parametrize("crm", ["freshdesk", "zendesk"])
+def test_search_by_status_without_a_customer(svc: Service, crm: str):
+    r = svc.post("/crm/ticket/search", {"crm_type": crm, "status": "open", "limit": 5})
+    assert r.status_code == 200, r.text
+    assert {t["status"] for t in r.json()["tickets"]} <= {"open"}
+
+
+def test_text_search_where_the_vendor_has_none_is_not_supported(svc: Service):
+    r = svc.post("/crm/ticket/search", {"crm_type": "freshdesk", "customer_id": "1", "text": "router"})
+    assert r.status_code == 400 and error_of(r)["code"] == "not_supported"
+
+
+@pytest.mark.parametrize("crm", sorted(SEEDS))
+def test_open_tickets_come_before_a_newer_solved_one(svc: Service, crm: str):
+    solved = {"subject": "Invoice copy", "description": "Sent.", "customer_id": SEEDS[crm]["customer_id"], "status": "solved"}
+    assert svc.post("/crm/ticket/batch", {"crm_type": crm, "tickets": [solved]}).json()["created"] == 1
+    r = svc.post("/crm/customer/context", {"crm_type": crm, "customer_id": SEEDS[crm]["customer_id"], "include": ["tickets"]})
+    statuses = [t["status"] for t in r.json()["tickets"]]
+    assert statuses[0] in ("new", "open", "pending") and statuses[-1] in ("solved", "closed"), statuses
