@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from registry import CRMS
 from tests.conftest import Service, error_of
+from tests.test_cache import running
 
 SEEDS = {cls.vendor: dict(cls.sandbox_seed) for cls in CRMS if cls.sandbox_seed}
-TICKETS_PATH = {"zendesk": "/tickets/requested", "salesforce": "/query", "hubspot": "/tickets/search", "freshdesk": "/tickets"}
+TICKETS_PATH = {"zendesk": "/tickets/requested", "salesforce": "/query", "hubspot": "/tickets/batch/read", "freshdesk": "/tickets"}
 
 
 @pytest.mark.parametrize("crm", sorted(SEEDS))
@@ -27,7 +30,7 @@ def test_context_by_phone_names_the_caller_and_their_tickets(svc: Service, crm: 
     assert body["handoffs"] == []
 
 
-# Salesforce reads the customer and its cases through the same /query path: a path fault cannot split them.
+# Salesforce reads the customer and its cases through one /query path: with the cache on, below.
 @pytest.mark.parametrize("crm", sorted(set(SEEDS) - {"salesforce"}))
 def test_a_fault_on_the_tickets_path_is_a_partial_answer(svc: Service, crm: str):
     svc.post("/crm/customer/context", {"crm_type": crm, "customer_id": SEEDS[crm]["customer_id"], "include": []})
@@ -136,3 +139,33 @@ def test_open_tickets_come_before_a_newer_solved_one(svc: Service, crm: str):
     r = svc.post("/crm/customer/context", {"crm_type": crm, "customer_id": SEEDS[crm]["customer_id"], "include": ["tickets"]})
     statuses = [t["status"] for t in r.json()["tickets"]]
     assert statuses[0] in ("new", "open", "pending") and statuses[-1] in ("solved", "closed"), statuses
+
+
+
+@pytest.fixture(scope="module")
+def cached() -> Iterator[Service]:
+    """A service of its own with the caller cache on (the session's service runs without it)."""
+    with running() as service:
+        yield service
+
+
+@pytest.mark.parametrize("crm", sorted(SEEDS))
+def test_the_customer_part_is_served_from_the_caller_cache(cached: Service, crm: str):
+    cached.reset()
+    body = {"crm_type": crm, "phone": SEEDS[crm]["phone"], "include": []}
+    assert cached.post("/crm/customer/context", body).status_code == 200
+    looked_up = len(cached.vendor_requests(crm))
+    again = cached.post("/crm/customer/context", body)
+    assert again.status_code == 200 and len(cached.vendor_requests(crm)) == looked_up
+    # The cache is shared with the lookup route: the same caller is a hit there too.
+    search = cached.post("/crm/customer/search", {"crm_type": crm, "phone": SEEDS[crm]["phone"], "limit": 1})
+    assert search.headers["X-Cache"] == "hit"
+
+
+def test_a_fault_on_salesforces_query_path_leaves_the_cached_customer(cached: Service):
+    cached.reset()
+    body = {"crm_type": "salesforce", "customer_id": SEEDS["salesforce"]["customer_id"], "include": ["tickets"]}
+    assert cached.post("/crm/customer/context", body).status_code == 200
+    cached.fault("salesforce", "error", status=503, count=-1, path="/query")
+    r = cached.post("/crm/customer/context", body)
+    assert r.status_code == 200 and r.json()["partial"] == {"tickets": "crm_error"}

@@ -109,3 +109,13 @@ def test_a_cursor_holds_only_for_its_tenant_query_and_key():
     for forged in (f"{body}x.{mac}", "not-base64!.AAAA", "", f"{body}."):
         with pytest.raises(InvalidRequest):
             ticket_cursor.decode(forged, tenant="t1", query="q1", key="k")
+
+
+async def test_hubspot_lists_a_contacts_tickets_through_its_associations(build, mock_http):
+    base = "https://api.hubapi.com/crm/objects/2026-09"
+    links = {"id": "12345", "associations": {"tickets": {"results": [{"id": "3001"}, {"id": "3010"}, {"id": "999"}]}}}
+    mock_http.get(re.compile(rf"{base}/contacts/12345\?.*"), payload=links)
+    mock_http.post(f"{base}/tickets/batch/read", payload={"results": [{"id": "3001"}, {"id": "3010"}]})
+    found = await build(HubSpotConnector).list_tickets(TicketQuery(customer_id="12345", limit=2), None)
+    assert [t.id for t in found.tickets] == ["3010", "3001"] and found.next == {"offset": 2}
+    assert b'"inputs":[{"id":"3010"},{"id":"3001"}]' in sent(mock_http, "POST", f"{base}/tickets/batch/read")[0].kwargs["data"]
