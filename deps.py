@@ -57,6 +57,9 @@ ERROR_EXAMPLES: dict[str, tuple[int, dict[str, Any]]] = {
     "invalid_config": (
         400, _error("invalid_config", "subdomain must be a single DNS label (letters, digits, hyphens)", "zendesk")
     ),
+    "not_supported": (
+        400, _error("not_supported", "Freshdesk's ticket list and filter cannot search text: use status, tags or updated_since", "freshdesk")
+    ),
     "not_found": (404, _error("not_found", "Not found", "zendesk", upstream_status=404)),
     "connection_not_found": (404, _error("connection_not_found", "no connection conn_7d2a4b9e0c1f")),
     "method_not_allowed": (405, _error("invalid_request", "Method Not Allowed")),
@@ -134,6 +137,9 @@ ROUTE_ERRORS: dict[str, tuple[str, ...]] = {
     "/crm/ticket/update": READ_ERRORS,
     "/handoff/create": (*CREATE_ERRORS, "handoff_failed"),
     "/handoff/status": READ_ERRORS,
+    "/crm/customer/context": (*READ_ERRORS, "not_supported"),  # a part's own errors are in its `partial`
+    "/crm/ticket/search": (*READ_ERRORS, "not_supported"),
+    "/crm/ticket/batch": READ_ERRORS,  # each item's error is in the 200 body
     "/ready": ("method_not_allowed", "validation_error", "internal_error", "not_ready"),  # ?deep=<not a bool>: 422
 }
 

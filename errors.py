@@ -86,6 +86,12 @@ class UnsupportedCRM(InvalidRequest):
     code = "unsupported_crm"
 
 
+class NotSupported(InvalidRequest):
+    """The vendor (or its connector) has no documented way to do this, e.g. list a customer's tickets."""
+
+    code = "not_supported"
+
+
 class InvalidConfig(InvalidRequest):
     """Credentials are missing or malformed, or a host is not the vendor's."""
 

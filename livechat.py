@@ -12,6 +12,7 @@ from connectors.http import ConnectorContext
 from deps import ERROR_RESPONSES, Context, IdempotencyKey, Store, request_config, within_deadline
 from errors import ValidationFailed
 from handoff import Handoff, current_state
+from handoff_log import record_handoff
 from livechat_connector import LiveChatConnector  # noqa: F401 (re-exported)
 from handoff_text import URGENCY, Urgency
 from models import (
@@ -68,6 +69,8 @@ async def create_handoff(
     livechat = await open_chat(body, ctx, "create_handoff", request)
     urgency = urgency_of(body.context.urgency)
     status, data, replayed = await observe_handoff(Handoff(livechat, ctx).once(store, body, urgency, key))
+    if not replayed:  # the customer context's `handoffs` part reads this record
+        await record_handoff(request, body, data)
     return JSONResponse(data, status_code=status, headers={"Idempotent-Replayed": str(replayed).lower()})
 
 

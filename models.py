@@ -499,6 +499,18 @@ REQUEST_EXAMPLES: dict[str, Any] = {
             "comment": {"body": "Customer called back; waiting on the courier.", "public": False},
         }
     ),
+    "/crm/customer/context": _per_vendor(lambda seed: {"phone": seed["phone"], "include": ["tickets", "deals", "handoffs"]}),
+    "/crm/ticket/search": _per_vendor(lambda seed: {"customer_id": seed["customer_id"], "status": ["open", "new"], "limit": 5}),
+    "/crm/ticket/batch": _per_vendor(
+        lambda seed: {
+            "tickets": [
+                {"subject": "Callback request", "description": "Caller asked for a callback.", "customer_id": seed["customer_id"],
+                 "idempotency_key": "call_abc123-1"},
+                {"subject": "Refund question", "description": "Caller asked about a refund.", "customer_id": seed["customer_id"],
+                 "idempotency_key": "call_abc123-2"},
+            ]
+        }
+    ),
     "/handoff/create": {
         "livechat": {"summary": "livechat (the sandbox's agent Sara takes it)", "value": {"chat_type": "livechat", "context": _HANDOFF_CONTEXT}},
         "fallback to hubspot": {

@@ -33,6 +33,7 @@ import telemetry
 from connections import routes as connections_routes
 from auth import CallerAuthMiddleware, key_values, parse_keys, warn_if_open
 from cache import cache_key, cached_answer, forget_requester
+from caller_context import router as caller_context_router
 from connectors.etiquette import ETIQUETTE, Etiquette
 from connectors.hosts import host_of
 from connectors.http import ConnectorContext, UpstreamConnector
@@ -549,6 +550,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(handoff_router)
     app.include_router(connections_routes.router)
     app.include_router(events_router)
+    app.include_router(caller_context_router)  # /crm/customer/context, /crm/ticket/search, /crm/ticket/batch
     document(app)
     return app
 

@@ -28,6 +28,9 @@ class ServiceSettings(BaseSettings):
     http_connect_timeout_seconds: float = Field(2.0, gt=0)
     http_total_timeout_seconds: float = Field(8.0, gt=0, description="Per upstream attempt.")
     request_deadline_seconds: float = Field(10.0, gt=0, description="Whole service request, retries included.")
+    # Customer context and ticket search (caller_context.py)
+    context_deadline_ms: int = Field(800, ge=50, description="Default deadline of /crm/customer/context's parts.")
+    cursor_signing_key: SecretStr | None = None  # signs ticket-search cursors; shared by every replica
     retry_max_attempts: int = Field(3, ge=1, le=10)
     retry_backoff_initial_seconds: float = Field(0.2, ge=0)
     retry_backoff_max_seconds: float = Field(2.0, ge=0)

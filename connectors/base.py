@@ -7,10 +7,11 @@ import hashlib
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from connectors.http import UpstreamConnector
-from errors import InvalidRequest, MalformedAnswer
+from errors import InvalidRequest, MalformedAnswer, NotSupported
 from models import Customer, Ticket, TicketCreateRequest, TicketPriority, TicketStatus, TicketUpdateRequest
 from phone import PhoneQuery, to_e164
 
@@ -39,6 +40,32 @@ def require(mapping: Any, key: str, vendor: str, kind: type | tuple[type, ...] =
     if not isinstance(mapping[key], kind) or (kind is int and isinstance(mapping[key], bool)):
         raise MalformedAnswer(f"the {vendor} answer's {key!r} is not of the documented type", crm_type=vendor)
     return mapping[key]
+
+
+@dataclass(frozen=True)
+class TicketQuery:
+    """A ticket list or search (POST /crm/ticket/search, the context's tickets): every filter optional."""
+
+    customer_id: str | None = None
+    statuses: tuple[TicketStatus, ...] = ()
+    updated_since: str | None = None  # ISO 8601 UTC, ending in Z
+    text: str | None = None
+    tags: tuple[str, ...] = ()
+    limit: int = 10
+
+
+@dataclass
+class TicketPage:
+    """One page of tickets, and the vendor's own paging state for the next one (None at the end)."""
+
+    tickets: list[Ticket]
+    next: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def vendor_statuses(table: Mapping[Any, TicketStatus], wanted: tuple[TicketStatus, ...]) -> list[Any]:
+    """Every vendor status value that maps onto one of the wanted unified statuses (a read table, inverted)."""
+    return [vendor for vendor, unified in table.items() if unified in wanted and vendor is not None]
 
 
 class BaseCRMConnector(UpstreamConnector, ABC):
@@ -112,6 +139,16 @@ class BaseCRMConnector(UpstreamConnector, ABC):
     async def find_created(self, marker: str, ticket: TicketCreateRequest) -> str | None:
         """The id of the ticket an earlier create wrote `marker` into, or None (the vendor has none)."""
         return None
+
+    # True where the vendor's Customer carries its deals (metadata["deals"]): the context's `deals` part.
+    has_deals: ClassVar[bool] = False
+
+    async def list_tickets(self, query: TicketQuery, page: Mapping[str, Any] | None) -> TicketPage:
+        """Tickets matching `query`, newest first, from the vendor's paging state `page` (None: the first page).
+
+        The default: this vendor has no ticket listing here, so the context reports `tickets: not_supported`.
+        """
+        raise NotSupported(f"{self.display_name} ticket listing is not supported by this connector", crm_type=self.vendor)
 
     @abstractmethod
     async def get_customer(self, customer_id: str) -> Customer:

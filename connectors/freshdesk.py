@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import html
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from pydantic import SecretStr
 
-from connectors.base import MARKER, BaseCRMConnector, require
+from connectors.base import MARKER, BaseCRMConnector, TicketPage, TicketQuery, require, vendor_statuses
 from connectors.hosts import check_dns_label, only_label
 from connectors import auth
 from connectors.auth import Auth
 from connectors.governor import RateBudget, RateHeaders
 from connectors.http import CredentialCheck, UpstreamResponse, VendorConfig
-from errors import MalformedAnswer, NotFound, ValidationFailed
+from errors import InvalidRequest, MalformedAnswer, NotFound, NotSupported, ValidationFailed
 from models import (
     Customer,
     Ticket,
@@ -52,6 +53,7 @@ PRIORITY_FROM_FRESHDESK: dict[int, TicketPriority] = {
 PRIORITY_TO_FRESHDESK: dict[TicketPriority, int] = {v: k for k, v in PRIORITY_FROM_FRESHDESK.items()}
 DEFAULT_STATUS = TicketStatus.open
 DEFAULT_PRIORITY = TicketPriority.low  # what Freshdesk itself defaults to
+FILTER_PAGE_SIZE, FILTER_PAGE_MAX = 30, 10  # the filter API's fixed page size and its last page
 SOURCE_PHONE = 3  # tickets a voice platform opens come from a phone call
 SOURCE_NAMES: dict[int, str] = {
     1: "email",
@@ -349,3 +351,65 @@ class FreshdeskConnector(BaseCRMConnector):
         if isinstance(note, dict) and note.get("id") is not None:
             result.metadata["note_id"] = note["id"]
         return result
+
+    # --- ticket listing (POST /crm/ticket/search, /crm/customer/context) ------------------------------
+
+    def _filter_query(self, query: TicketQuery) -> str:
+        """The filter API's query (https://developers.freshdesk.com/api/#filter_tickets): codes are numbers, a tag
+        one quoted word, a date yyyy-mm-dd; nothing a caller sends can add a condition (it has no requester field)."""
+        terms = []
+        if query.statuses:
+            codes = vendor_statuses(STATUS_FROM_FRESHDESK, query.statuses)
+            terms.append("(" + " OR ".join(f"status:{c}" for c in codes) + ")")
+        for tag in query.tags:
+            if any(c in "'\"\\" or not c.isprintable() for c in tag):
+                raise InvalidRequest(f"tag {tag[:40]!r} has a character Freshdesk's filter cannot take", crm_type=self.vendor)
+            terms.append(f"tag:'{tag}'")
+        if query.updated_since:
+            terms.append(f"updated_at:>'{query.updated_since[:10]}'")
+        return '"' + " AND ".join(terms) + '"'
+
+    def _wanted(self, query: TicketQuery, ticket: Any) -> bool:
+        """A listed ticket against the filters the list endpoint cannot apply itself (status and tags)."""
+        if not isinstance(ticket, dict):
+            return True  # mapping then reports the malformed answer
+        status_ok = not query.statuses or STATUS_FROM_FRESHDESK.get(ticket.get("status"), DEFAULT_STATUS) in query.statuses
+        return status_ok and set(query.tags) <= set(ticket.get("tags") or [])
+
+    async def list_tickets(self, query: TicketQuery, page: Mapping[str, Any] | None) -> TicketPage:
+        """A customer's tickets: `GET /tickets?requester_id=` newest change first (https://developers.freshdesk.com/api/#list_all_tickets),
+        status and tags kept per page (a page may come back short); without a customer, the filter API's pages of 30."""
+        if query.text:
+            raise NotSupported("Freshdesk's ticket list and filter cannot search text: use status, tags or updated_since", crm_type=self.vendor)
+        number, skip = (page.get("page", 1), page.get("skip", 0)) if page else (1, 0)
+        number = number if isinstance(number, int) and 0 < number <= 1000 else 1
+        skip = skip if isinstance(skip, int) and 0 <= skip < 100 else 0
+        if query.customer_id or not (query.statuses or query.tags):
+            params = {
+                # Freshdesk lists only the last 30 days' tickets unless given updated_since: the list's documented way back.
+                "updated_since": query.updated_since or "2000-01-01T00:00:00Z",
+                "order_by": "updated_at", "order_type": "desc",
+                "per_page": str(min(query.limit, self.page_max)), "page": str(number),
+            }
+            if query.customer_id:
+                params["requester_id"] = self.customer_id(query.customer_id)
+            response = await self._request("GET", "/api/v2/tickets", params=params, operation="list_tickets")
+            listed = response.json()
+            if not isinstance(listed, list):
+                raise MalformedAnswer("the freshdesk ticket list is not an array", crm_type=self.vendor)
+            more = 'rel="next"' in response.headers.get("link", "")
+            tickets = [self._ticket(t) for t in listed if self._wanted(query, t)]
+            return TicketPage(tickets, {"page": number + 1} if more else None)
+        if query.statuses and not vendor_statuses(STATUS_FROM_FRESHDESK, query.statuses):
+            return TicketPage([])
+        data = await self._json(
+            "GET", "/api/v2/search/tickets", params={"query": self._filter_query(query), "page": str(number)},
+            operation="list_tickets",
+        )
+        results = require(data, "results", self.vendor, list)
+        tickets = [self._ticket(t) for t in results[skip : skip + query.limit]]
+        if skip + query.limit < len(results):
+            return TicketPage(tickets, {"page": number, "skip": skip + query.limit})
+        total = data.get("total") if isinstance(data.get("total"), int) else 0
+        more = number * FILTER_PAGE_SIZE < total and number < FILTER_PAGE_MAX
+        return TicketPage(tickets, {"page": number + 1, "skip": 0} if more else None)

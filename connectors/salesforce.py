@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from connectors.base import MARKER_LINE, BaseCRMConnector, require, with_marker, without_marker
+from connectors.base import TicketPage, TicketQuery, vendor_statuses, MARKER_LINE, BaseCRMConnector, require, with_marker, without_marker
 from connectors.hosts import check_vendor_url
 from connectors.auth import Auth, OAuthAuth, OAuthToken
 from connectors.http import ConnectorContext, CredentialCheck, UpstreamResponse, VendorConfig
@@ -20,6 +20,7 @@ from errors import (
     InvalidRequest,
     MalformedAnswer,
     NotFound,
+    NotSupported,
     RateLimited,
     SessionExpired,
     UpstreamUnavailable,
@@ -127,6 +128,9 @@ OAUTH_ERROR = "oauth_error"
 SOQL_ESCAPES = str.maketrans(
     {"\\": "\\\\", "'": "\\'", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
 )
+# A query locator as Salesforce hands it back (nextRecordsUrl): the only URL a ticket-search cursor may hold.
+LOCATOR_PATH = re.compile(r"/services/data/v[0-9]{2,3}\.[0-9]/query/[A-Za-z0-9]{15,18}-[0-9]{1,9}")
+SOQL_LIKE_ESCAPES = str.maketrans({"%": "\\%", "_": "\\_"})  # LIKE's wildcards, taken literally
 SOSL_RESERVED = "?&|!{}[]()^~*:\\\"'+-"
 SOSL_ESCAPES = str.maketrans({c: "\\" + c for c in SOSL_RESERVED})
 
@@ -541,3 +545,49 @@ class SalesforceConnector(BaseCRMConnector):
             ticket.metadata["comment_id"] = comment_id
         return ticket
 
+
+    # --- ticket listing (POST /crm/ticket/search, /crm/customer/context) ------------------------------
+
+    def _case_query(self, query: TicketQuery) -> str:
+        """One SOQL over Case (https://developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/sforce_api_calls_soql_select.htm):
+        every value a quoted literal, so nothing a caller sends changes the query's shape."""
+        where = []
+        if query.customer_id:
+            where.append(f"ContactId = {soql_quote(self.customer_id(query.customer_id))}")
+        if query.statuses:
+            values = vendor_statuses(self.status_from, query.statuses)
+            where.append(f"Status IN ({', '.join(soql_quote(v) for v in values)})")
+        if query.updated_since:  # validated ISO 8601 UTC (the request model): a SOQL dateTime literal
+            where.append(f"LastModifiedDate >= {query.updated_since}")
+        if query.text:
+            pattern = query.text.translate(SOQL_ESCAPES).translate(SOQL_LIKE_ESCAPES)
+            where.append(f"Subject LIKE '%{pattern}%'")
+        if query.tags:
+            raise NotSupported("Salesforce Cases have no tags: search by status, text or updated_since", crm_type=self.vendor)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        return f"SELECT {', '.join(CASE_FIELDS)} FROM Case{clause} ORDER BY LastModifiedDate DESC"
+
+    async def list_tickets(self, query: TicketQuery, page: Mapping[str, Any] | None) -> TicketPage:
+        """The Case query, paged by Salesforce's own nextRecordsUrl (.../dome_query.htm#retrieve-the-remaining-results);
+        batches are at least 200 records (Sforce-Query-Options), so a smaller page also keeps its place in one."""
+        skip = page.get("skip", 0) if page else 0
+        locator = page.get("locator") if page else None
+        if not isinstance(skip, int) or not 0 <= skip <= 2000:
+            skip = 0
+        if locator is not None and not (isinstance(locator, str) and LOCATOR_PATH.fullmatch(locator)
+                                        and locator.startswith(self._data("/query/"))):
+            raise InvalidRequest("the cursor does not hold a Salesforce query locator", crm_type=self.vendor)
+        if query.statuses and not vendor_statuses(self.status_from, query.statuses):
+            return TicketPage([])  # no picklist value of this org maps onto the wanted statuses
+        if locator:
+            data = await self._json("GET", locator, operation="list_tickets")
+        else:
+            batch = {"Sforce-Query-Options": f"batchSize={max(200, query.limit)}"}
+            params = {"q": self._case_query(query)}
+            data = await self._json("GET", self._data("/query/"), params=params, headers=batch, operation="list_tickets")
+        records = require(data, "records", self.vendor)
+        tickets = [self._ticket(r) for r in records[skip : skip + query.limit]]
+        if skip + query.limit < len(records):
+            return TicketPage(tickets, {"locator": locator, "skip": skip + query.limit})
+        following = data.get("nextRecordsUrl")
+        return TicketPage(tickets, {"locator": following, "skip": 0} if isinstance(following, str) else None)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from pydantic import SecretStr, model_validator
 
-from connectors.base import BaseCRMConnector, require
+from connectors.base import BaseCRMConnector, TicketPage, TicketQuery, require, vendor_statuses
 from connectors.hosts import check_dns_label, only_label
 from connectors import auth
 from connectors.auth import Auth
@@ -58,6 +60,9 @@ PRIORITY_TO_ZENDESK: dict[TicketPriority, str] = {
 # documents no escape for them (https://support.zendesk.com/hc/en-us/articles/4408886879258); an email
 # carrying any of them, or a space or control character, is refused instead of being searched for.
 UNQUOTABLE = frozenset('"\\*')
+
+# A tag Zendesk search takes as one literal term (Zendesk tags are single words: letters, digits, _ - : / .).
+SEARCH_TAG = re.compile(r"[A-Za-z0-9_\-:/.]{1,100}")
 
 # Our update fields -> Zendesk's (the same names; tags replace the ticket's tags).
 UPDATE_FIELDS: dict[str, str] = {"status": "status", "priority": "priority", "subject": "subject", "tags": "tags"}
@@ -301,3 +306,53 @@ class ZendeskConnector(BaseCRMConnector):
             operation="update_ticket",
         )
         return self._ticket(require(data, "ticket", self.vendor))
+
+    # --- ticket listing (POST /crm/ticket/search, /crm/customer/context) ------------------------------
+
+    def _search_query(self, query: TicketQuery) -> str:
+        """A Search API query (https://developer.zendesk.com/documentation/ticketing/using-the-zendesk-api/searching-with-the-zendesk-api/):
+        each value validated or quoted so that nothing a caller sends adds a term."""
+        terms = ["type:ticket"]
+        if query.customer_id:
+            terms.append(f"requester:{self.customer_id(query.customer_id)}")
+        terms += [f"status:{s}" for s in vendor_statuses(STATUS_FROM_ZENDESK, query.statuses)]  # a repeated keyword ORs
+        for tag in query.tags:
+            if not SEARCH_TAG.fullmatch(tag):
+                raise InvalidRequest(f"tag {tag[:40]!r} is not one Zendesk search term", crm_type=self.vendor)
+            terms.append(f"tags:{tag}")
+        if query.updated_since:
+            terms.append(f"updated>={query.updated_since}")
+        if query.text:
+            if any(c in UNQUOTABLE or not c.isprintable() for c in query.text):
+                raise InvalidRequest("text has a character Zendesk search cannot take literally", crm_type=self.vendor)
+            terms.append(f'"{query.text}"')
+        return " ".join(terms)
+
+    async def list_tickets(self, query: TicketQuery, page: Mapping[str, Any] | None) -> TicketPage:
+        """A customer's tickets: `GET /users/{id}/tickets/requested` with cursor pagination
+        (https://developer.zendesk.com/api-reference/ticketing/tickets/tickets/#list-tickets); any other
+        filter: the Search API, page by page (https://developer.zendesk.com/api-reference/ticketing/ticket-management/search/)."""
+        filtered = query.statuses or query.tags or query.updated_since or query.text or not query.customer_id
+        if not filtered:
+            assert query.customer_id
+            params = {"page[size]": str(min(query.limit, self.search_page_max))}
+            if page and isinstance(page.get("after"), str):
+                params["page[after]"] = page["after"]
+            data = await self._json(
+                "GET", f"/api/v2/users/{self.customer_id(query.customer_id)}/tickets/requested.json",
+                params=params, operation="list_tickets",
+            )
+            meta = data.get("meta") or {}
+            after = meta.get("after_cursor") if meta.get("has_more") else None
+            tickets = [self._ticket(t) for t in require(data, "tickets", self.vendor)]
+            return TicketPage(tickets, {"after": after} if after else None)
+        number = page.get("page", 1) if page else 1
+        number = number if isinstance(number, int) and 0 < number <= 1000 else 1
+        data = await self._json(
+            "GET", "/api/v2/search.json",
+            params={"query": self._search_query(query), "sort_by": "updated_at", "sort_order": "desc",
+                    "page": str(number), "per_page": str(min(query.limit, self.search_page_max))},
+            operation="list_tickets",
+        )
+        tickets = [self._ticket(t) for t in require(data, "results", self.vendor) if t.get("result_type", "ticket") == "ticket"]
+        return TicketPage(tickets, {"page": number + 1} if data.get("next_page") else None)

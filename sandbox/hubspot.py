@@ -364,8 +364,18 @@ class HubSpotEmulator(Emulator):
         """`POST .../objects/{kind}/search` with HubSpot's semantics (sandbox/hubspot_search.py); `paging.next.after`."""
         kind = request.match_info["kind"]
         body = await self._body(request)
+        records = list(self.objects[kind].values())
+        # `associations.{type}` EQ an id: records associated with it (the Search guide's "filter by associations").
+        for group in body.get("filterGroups") or []:
+            for item in list(group.get("filters") or []) if isinstance(group, dict) else []:
+                name = item.get("propertyName", "") if isinstance(item, dict) else ""
+                if name.startswith("associations.") and item.get("operator", "EQ") == "EQ":
+                    to_kind = name.removeprefix("associations.") + "s"
+                    linked = set(self._associated(to_kind, str(item.get("value")), kind)) if to_kind in self.objects else set()
+                    records = [r for r in records if r["id"] in linked]
+                    group["filters"].remove(item)
         try:
-            total, hits, after = search.run(list(self.objects[kind].values()), body, KINDS[kind].searchable)
+            total, hits, after = search.run(records, body, KINDS[kind].searchable)
         except search.SearchError as exc:
             raise bad_request(str(exc)) from None
         names = body.get("properties") or list(KINDS[kind].defaults)
