@@ -16,7 +16,6 @@ from events import EventType
 from livechat_connector import LiveChatConnector
 from models import HandoffStatus
 from sandbox import webhooks as sandbox_signers
-from state import MemoryState
 from webhooks import vendors
 from webhooks.inbound import Inbox, diff
 from webhooks.poller import LOCK_KEY, CasePoller, changed_cases_query
@@ -90,17 +89,12 @@ def test_the_shared_secret_may_ride_in_the_url_and_has_no_replay_key():
     assert verified.replay_key is None and verified.strength == "shared-secret"
 
 
-def test_replay_keys_are_claimed_once_and_released_after_a_failure():
-    async def run() -> None:
-        inbox = Inbox(MemoryState(1 << 20))
-        assert await inbox.first_time("k", 60) is True
-        assert await inbox.first_time("k", 60) is False
-        await inbox.forget("k")
-        assert await inbox.first_time("k", 60) is True
-
-    import asyncio
-
-    asyncio.run(run())
+async def test_replay_keys_are_claimed_once_across_replicas_and_released_after_a_failure(state):
+    one, two = Inbox(state), Inbox(state)  # two replicas over the same shared state (memory, then Redis)
+    assert await one.first_time("k", 60) is True
+    assert await two.first_time("k", 60) is False
+    await one.forget("k")
+    assert await two.first_time("k", 60) is True
 
 
 # --- normalisation ------------------------------------------------------------------------------------------
@@ -203,21 +197,15 @@ def test_the_poll_query_pages_by_last_modified_date_and_id():
             "AND Id > '500000000000001AAA'))") in later
 
 
-def test_only_one_replica_polls_and_another_takes_over_when_it_stops():
-    async def run() -> None:
-        shared = MemoryState(1 << 20)
-        one = CasePoller(None, shared, Inbox(shared), 5.0, ["default"])
-        two = CasePoller(None, shared, Inbox(shared), 5.0, ["default"])
-        assert await one.leader() is True
-        assert await two.leader() is False
-        assert await one.leader() is True  # renewed by its holder
-        await one.stop()  # releases the lock
-        assert await shared.get(LOCK_KEY) is None
-        assert await two.leader() is True
-
-    import asyncio
-
-    asyncio.run(run())
+async def test_only_one_replica_polls_and_another_takes_over_when_it_stops(state):
+    one = CasePoller(None, state, Inbox(state), 5.0, ["default"])
+    two = CasePoller(None, state, Inbox(state), 5.0, ["default"])
+    assert await one.leader() is True
+    assert await two.leader() is False
+    assert await one.leader() is True  # renewed by its holder
+    await one.stop()  # releases the lock
+    assert await state.get(LOCK_KEY) is None
+    assert await two.leader() is True
 
 
 def test_sandbox_signatures_are_the_documented_formulas():
