@@ -46,8 +46,14 @@ def _error(code: str, message: str, crm_type: str | None = None, retryable: bool
 
 
 # Every contract error with the answer the service really gives (taken from the sandbox): status and body.
-# The OpenAPI request examples, one per registered CRM from its class's `sandbox_seed`.
-REQUEST_EXAMPLES = expand_examples({cls.vendor: dict(cls.sandbox_seed) for cls in CRMS if cls.sandbox_seed})
+# The OpenAPI request examples, one per registered CRM from its class's `sandbox_seed` (and what it can do).
+REQUEST_EXAMPLES = expand_examples(
+    {
+        cls.vendor: {**cls.sandbox_seed, "lists_tickets": cls.list_tickets is not BaseCRMConnector.list_tickets}
+        for cls in CRMS
+        if cls.sandbox_seed
+    }
+)
 
 ERROR_EXAMPLES: dict[str, tuple[int, dict[str, Any]]] = {
     "invalid_request": (400, _error("invalid_request", "the body is not a JSON object")),

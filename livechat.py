@@ -24,6 +24,7 @@ from models import (
 from observability import request_fields_var
 from registry import CHATS
 from telemetry import observe_handoff
+from webhooks.inbound import known_handoff
 
 # --- routes ---------------------------------------------------------------------------------------------
 
@@ -78,5 +79,8 @@ async def create_handoff(
 async def handoff_status(body: HandoffStatusRequest, ctx: Context, request: Request) -> JSONResponse:
     """Where a handoff is now: assigned with the agent, queued with position and wait, closed, or its ticket."""
     livechat = await open_chat(body, ctx, "handoff_status", request)
-    state = await within_deadline(current_state(livechat, body.handoff_id.strip(), ctx), ctx, livechat.vendor)
+    # The latest state LiveChat's webhooks told of (webhooks/), else the chat read back from LiveChat.
+    state = await known_handoff(request, body) or await within_deadline(
+        current_state(livechat, body.handoff_id.strip(), ctx), ctx, livechat.vendor
+    )
     return JSONResponse(state.body())

@@ -460,9 +460,11 @@ def expand_examples(seeds: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]
     """REQUEST_EXAMPLES with every per-CRM entry expanded over `seeds` ({crm_type: seed ids})."""
     def expand(value: Any) -> dict[str, Any]:
         _, body = value
+        examples = {vendor: body(seed) for vendor, seed in seeds.items()}  # None: not for this vendor
         return {
-            vendor: {"summary": f"{vendor} (sandbox seed)", "value": {"crm_type": vendor, **body(seed)}}
-            for vendor, seed in seeds.items()
+            vendor: {"summary": f"{vendor} (sandbox seed)", "value": {"crm_type": vendor, **example}}
+            for vendor, example in examples.items()
+            if example is not None
         }
 
     tables: dict[str, dict[str, dict[str, Any]]] = {}
@@ -500,7 +502,11 @@ REQUEST_EXAMPLES: dict[str, Any] = {
         }
     ),
     "/crm/customer/context": _per_vendor(lambda seed: {"phone": seed["phone"], "include": ["tickets", "deals", "handoffs"]}),
-    "/crm/ticket/search": _per_vendor(lambda seed: {"customer_id": seed["customer_id"], "status": ["open", "new"], "limit": 5}),
+    "/crm/ticket/search": _per_vendor(
+        lambda seed: {"customer_id": seed["customer_id"], "status": ["open", "new"], "limit": 5}
+        if seed["lists_tickets"]
+        else None
+    ),
     "/crm/ticket/batch": _per_vendor(
         lambda seed: {
             "tickets": [

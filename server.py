@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import audit
 import events
 import telemetry
+import webhooks
 from connections import routes as connections_routes
 from auth import CallerAuthMiddleware, key_values, parse_keys, warn_if_open
 from cache import cache_key, cached_answer, forget_requester
@@ -53,6 +54,7 @@ from deps import (
     within_deadline,
 )
 from events.routes import router as events_router
+from webhooks.routes import router as webhooks_router
 from errors import CRMError, InvalidRequest, NotFound, UpstreamUnavailable, ValidationFailed
 from exactly_once import CreateOnce
 from idempotency import fingerprint
@@ -125,7 +127,7 @@ async def clear_service_memory(app_state: Any) -> None:
 
     Shared Redis state is left alone: another process may be using it, and a sandbox normally has none.
     """
-    stores = [app_state.idempotency, getattr(app_state, "cache", None)]
+    stores = [app_state.idempotency, getattr(app_state, "cache", None), getattr(app_state, "webhooks", None)]
     for state in {id(s.state): s.state for s in stores if s is not None}.values():
         if isinstance(state, MemoryState):
             await state.close()  # empties it; the embedded store stays usable
@@ -257,6 +259,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.readiness_checks = {"idempotency_store": lambda: store.lookup("_ready", "probe")}
     await connections_routes.start(app)  # stored connections: migrations and key checks; refuses a wrong key
     await events.open_events(app.state, app.state.settings)  # the event queue, its readiness check and worker
+    await webhooks.open_inbound(app.state, app.state.settings)  # vendors' webhooks in; the Salesforce poller
     vendors = sorted(configured_connectors(app_context(app.state)))
     # Start-up objects (modules, schemas, seed data) never die: keep them out of every future GC pass.
     gc.freeze()
@@ -271,6 +274,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await webhooks.close_inbound(app.state)  # the poller publishes: it stops before the event pipeline
         await events.close_events(app.state, settings)  # first: deliveries in flight use the session
         await connections_routes.stop(app)
         await close_shared_state(app.state)
@@ -551,6 +555,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(connections_routes.router)
     app.include_router(events_router)
     app.include_router(caller_context_router)  # /crm/customer/context, /crm/ticket/search, /crm/ticket/batch
+    app.include_router(webhooks_router)
     document(app)
     return app
 

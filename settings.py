@@ -110,6 +110,13 @@ class ServiceSettings(BaseSettings):
     events_shutdown_seconds: float = Field(5.0, gt=0, description="Deliveries in flight may finish this long at shutdown.")
     events_worker: bool = Field(True, description="Run the delivery worker in this process.")
 
+    # Inbound vendor webhooks and the Salesforce poller (docs/events.md#inbound-vendor-webhooks)
+    webhooks_tolerance_seconds: float = Field(300.0, ge=1, le=3600, description="A signed timestamp may be this far off.")
+    salesforce_poll_seconds: float = Field(0.0, ge=0, description="Poll Cases changed since the last poll this often (0: off).")
+    salesforce_poll_connections: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["default"], description="Comma-separated connection ids to poll (default: the environment's)."
+    )
+
     # Human handoff
     handoff_fallback_crm: str = Field("zendesk", description="CRM that gets a ticket when no live agent can take a call.")
     handoff_livechat_share: float = Field(
@@ -124,7 +131,7 @@ class ServiceSettings(BaseSettings):
             return [h.strip().lower() for h in value.split(",") if h.strip()]
         return value
 
-    @field_validator("connectors_api_keys", "connectors_admin_keys", mode="before")
+    @field_validator("connectors_api_keys", "connectors_admin_keys", "salesforce_poll_connections", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
         """Accept a comma-separated list; the values stay secret (never in a repr or a log)."""

@@ -184,6 +184,8 @@ class VendorConfig(BaseModel):
     env_checks: ClassVar[Mapping[str, Callable[[Any], Any]]] = {}
 
     base_url: str | None = None
+    # The secret the vendor's webhooks are verified with ({VENDOR}_WEBHOOK_SECRET; webhooks/verify.py says how).
+    webhook_secret: SecretStr | None = None
 
 
 def _secret_value(value: Any) -> Any:
@@ -259,6 +261,9 @@ def parse_retry_after(value: str | None, *, epoch: bool = False) -> float | None
         seconds = math.ceil(seconds - time.time())  # whole seconds, as the vendor's reset names them
     return min(max(0.0, seconds), RETRY_AFTER_CAP_SECONDS)
 
+
+# Config fields that never change who a tenant is (inbound webhooks only): outside tenant_fingerprint.
+INBOUND_FIELDS = frozenset({"webhook_secret"})
 
 # Config fields that say where calls go: the host, tenant or region a request may name.
 HOST_FIELDS = frozenset({"base_url", "subdomain", "domain", "instance_url", "region", "license_id"})
@@ -362,7 +367,7 @@ class UpstreamConnector:
         identity = {
             name: value.get_secret_value() if isinstance(value, SecretStr) else value
             for name, value in self.config
-            if name not in self.tuning_fields
+            if name not in self.tuning_fields and name not in INBOUND_FIELDS
         }
         self._tenant_fingerprint = fingerprint({"vendor": self.vendor, "base_url": self.base_url, **identity})
         return self._tenant_fingerprint

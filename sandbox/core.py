@@ -13,6 +13,8 @@ from typing import Any, ClassVar
 import orjson
 from aiohttp import web
 
+from sandbox.webhooks import WebhookSender
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # How `lose_answer` drops the answer of a request the emulator did carry out (a create that really happened).
 LOSE_MODES = ("reset", "error", "stall")
@@ -196,6 +198,7 @@ class Emulator:
     def __init__(self) -> None:
         self.faults: list[Fault] = []
         self.requests: deque[dict[str, Any]] = deque(maxlen=1000)
+        self.webhooks = WebhookSender(self.name)  # the vendor's webhooks as objects change (sandbox/webhooks.py)
         self.reset()
 
     # --- per-vendor hooks ------------------------------------------------------------------------
@@ -429,6 +432,7 @@ class SandboxRunner:
             emulator.faults.clear()
             emulator.requests.clear()
             emulator.reset()
+            emulator.webhooks.reset()
         for hook in self.reset_hooks:
             await hook()
         return json_response({"ok": True})
@@ -443,6 +447,8 @@ class SandboxRunner:
         payload = await json_object(request, required=False)
         emulator, action = self._emulator(request.match_info["vendor"]), request.match_info["action"]
         try:
+            if action == "webhooks":  # every emulator's: where its vendor's webhooks go
+                return json_response(emulator.webhooks.configure(payload))
             result = emulator.control(action, payload)
         except KeyError as exc:  # an action's own field, e.g. freshdesk's require_for_closure needs "field"
             raise web.HTTPBadRequest(text=f"{emulator.name} {action} needs {exc.args[0]!r} in the JSON body") from None
@@ -461,5 +467,7 @@ class SandboxRunner:
 
     async def stop(self) -> None:
         """Close the listener."""
+        for emulator in self.emulators.values():
+            await emulator.webhooks.close()
         if self._runner:
             await self._runner.cleanup()

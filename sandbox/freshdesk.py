@@ -447,6 +447,7 @@ class FreshdeskEmulator(Emulator):
         tid = next(self._ticket_ids)
         ticket = self._new_ticket(tid, fields, requester_id, now())
         self.tickets[tid] = ticket
+        self.webhooks.emit({"event": "ticket_created", "id": str(tid)})  # the automation rule's body (docs/events.md)
         location = f"https://sandbox.freshdesk.com/api/v2/tickets/{tid}"
         return json_response(ticket, status=201, headers={"Location": location})
 
@@ -476,6 +477,7 @@ class FreshdeskEmulator(Emulator):
         if "description" in fields:
             ticket["description"], ticket["description_text"] = fields["description"], plain_text(fields["description"])
         ticket["updated_at"] = now()
+        self.webhooks.emit({"event": "ticket_updated", "id": str(ticket["id"])})
         return json_response(ticket)
 
     async def create_note(self, request: web.Request) -> web.StreamResponse:

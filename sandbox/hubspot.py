@@ -18,6 +18,7 @@ import orjson
 from aiohttp import web
 
 from sandbox import hubspot_search as search
+from sandbox import webhook_payloads
 from sandbox.core import Emulator, VendorError, bearer_token, json_response
 from sandbox.hubspot_schema import ASSOCIATION_TYPES, KIND_PATTERN, KINDS, PIPELINES, pipeline_view
 
@@ -462,6 +463,7 @@ class HubSpotEmulator(Emulator):
         version = api_version(request)
         prefix = "/crm/v3/objects" if version == "v3" else f"/crm/objects/{version}"
         location = f"https://api.hubapi.com{prefix}/{kind}/{oid}"
+        self.webhooks.emit(webhook_payloads.hubspot(f"{kind.removesuffix('s')}.creation", oid))
         return json_response(self._view(kind, record, None), status=201, headers={"Location": location})
 
     async def update(self, request: web.Request) -> web.StreamResponse:
@@ -480,4 +482,5 @@ class HubSpotEmulator(Emulator):
             else:
                 props[name] = value
         record["updatedAt"] = props[KINDS[kind].modified] = instant()
+        self.webhooks.emit(webhook_payloads.hubspot(f"{kind.removesuffix('s')}.propertyChange", record["id"], values))
         return json_response(self._view(kind, record, None))

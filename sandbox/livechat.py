@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from sandbox import webhook_payloads
 from sandbox.core import Emulator, basic_credentials, bearer_token, json_response
 from sandbox.livechat_customer import TOKEN_PATH, CustomerSide
 from sandbox.livechat_wire import LiveChatError, now, required, session_fields
@@ -499,6 +500,11 @@ class LiveChatEmulator(CustomerSide, Emulator):
         chat["access"] = {"group_ids": [group_id]}
         thread["access"] = {"group_ids": [group_id]}
         self._drain()
+        queue, agent_id = self._queue(chat), thread.get("agent_id")
+        moved = {"chat_id": chat["id"], "thread_id": thread["id"], "requester_id": requester, "reason": "manual",
+                 "transferred_to": {"group_ids": [group_id], **({"agent_ids": [agent_id]} if agent_id and not queue else {})},
+                 **({"queue": queue} if queue else {})}
+        self.webhooks.emit(webhook_payloads.livechat("chat_transferred", moved))
         return {}
 
     async def agent_get_chat(self, payload: dict[str, Any], requester: str) -> Any:
@@ -539,6 +545,8 @@ class LiveChatEmulator(CustomerSide, Emulator):
             if chat["id"] in queue:
                 queue.remove(chat["id"])
         self._drain()  # the agent has room again
+        closed = {"chat_id": chat["id"], "thread_id": chat["thread"]["id"], "user_id": requester}
+        self.webhooks.emit(webhook_payloads.livechat("chat_deactivated", closed))
         return {}
 
     # --- Configuration API ----------------------------------------------------------------------------

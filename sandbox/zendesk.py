@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from sandbox import webhook_payloads
 from sandbox.core import Emulator, basic_credentials, bearer_token, json_response, record_id
 from sandbox.zendesk_pages import PageError, by_id, cursor_page, list_page, offset_page
 from sandbox.zendesk_search import RESULT_TYPES, Index, SearchError, sort_results
@@ -450,6 +451,7 @@ class ZendeskEmulator(Emulator):
         body = orjson.loads(orjson.dumps({"ticket": ticket, "audit": audit}))  # a snapshot, for a replay
         if key:
             self.idempotency[key] = (digest, body)
+        self.webhooks.emit(webhook_payloads.zendesk_ticket("created", ticket, {"current": {"status": ticket["status"]}}))
         headers = {"Location": ticket["url"], **({"x-idempotency-lookup": "miss"} if key else {})}
         return json_response(body, 201, headers)
 
@@ -478,4 +480,6 @@ class ZendeskEmulator(Emulator):
             ticket["is_public"] = True  # true when any comment is public
         ticket["updated_at"] = now()
         audit = self._audit(ticket, changes, comment, "Change", previous)
+        for event in webhook_payloads.zendesk_changes(ticket, previous, comment):
+            self.webhooks.emit(event)
         return json_response({"ticket": ticket, "audit": audit})

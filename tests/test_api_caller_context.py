@@ -6,11 +6,15 @@ from collections.abc import Iterator
 
 import pytest
 
+from connectors.base import BaseCRMConnector
 from registry import CRMS
 from tests.conftest import Service, error_of
 from tests.test_cache import running
 
-SEEDS = {cls.vendor: dict(cls.sandbox_seed) for cls in CRMS if cls.sandbox_seed}
+# The vendors whose connector lists a customer's tickets (the others answer partial: not_supported, tested below).
+LISTS_TICKETS = {cls.vendor for cls in CRMS if cls.list_tickets is not BaseCRMConnector.list_tickets}
+SEEDS = {cls.vendor: dict(cls.sandbox_seed) for cls in CRMS if cls.sandbox_seed and cls.vendor in LISTS_TICKETS}
+NO_TICKET_LIST = sorted(cls.vendor for cls in CRMS if cls.sandbox_seed and cls.vendor not in LISTS_TICKETS)
 TICKETS_PATH = {"zendesk": "/tickets/requested", "salesforce": "/query", "hubspot": "/tickets/batch/read", "freshdesk": "/tickets"}
 
 
@@ -169,3 +173,12 @@ def test_a_fault_on_salesforces_query_path_leaves_the_cached_customer(cached: Se
     cached.fault("salesforce", "error", status=503, count=-1, path="/query")
     r = cached.post("/crm/customer/context", body)
     assert r.status_code == 200 and r.json()["partial"] == {"tickets": "crm_error"}
+
+
+@pytest.mark.parametrize("crm", NO_TICKET_LIST or [pytest.param(None, marks=pytest.mark.skip(reason="every CRM lists tickets"))])
+def test_a_vendor_without_a_ticket_list_still_names_the_caller(svc: Service, crm: str):
+    seed = {cls.vendor: dict(cls.sandbox_seed) for cls in CRMS}[crm]
+    r = svc.post("/crm/customer/context", {"crm_type": crm, "customer_id": seed["customer_id"]})
+    assert r.status_code == 200, r.text
+    assert r.json()["customer"]["id"] == seed["customer_id"]
+    assert r.json()["partial"]["tickets"] == "not_supported"
