@@ -16,6 +16,7 @@ from connectors.freshdesk import FreshdeskConnector
 from connectors.http import ConnectorContext, UpstreamConnector
 from connectors.hubspot import HubSpotConnector
 from connectors.salesforce import SalesforceConnector
+from connectors.servicenow import ServiceNowConnector
 from connectors.zendesk import ZendeskConnector
 from errors import UnsupportedCRM
 from livechat_connector import LiveChatConnector
@@ -27,6 +28,7 @@ PLUGINS: tuple[type[UpstreamConnector], ...] = (
     FreshdeskConnector,
     HubSpotConnector,
     SalesforceConnector,
+    ServiceNowConnector,
     ZendeskConnector,
     LiveChatConnector,
 )

@@ -14,6 +14,7 @@ CRMS = {
     "salesforce": ("003000000000001", "/sobjects/Case"),
     "hubspot": ("12345", "/tickets"),
     "freshdesk": ("1001", "/api/v2/tickets"),
+    "servicenow": ("a8f98bb0eb32010045e1a5115206fe3a", "/api/now/table/incident"),
 }
 MODES = ("reset", "error", "stall")
 
