@@ -187,6 +187,9 @@ class ServiceNowEmulator(Emulator):
     async def token(self, request: web.Request) -> web.Response:
         """`POST /oauth_token.do`, form-encoded: password, client_credentials or refresh_token grants."""
         form = {k: v[0] for k, v in parse_qs((await request.read()).decode()).items()}
+        client = basic_credentials(request)  # RFC 6749 2.3.1: the client may authenticate by Basic instead
+        if client and ("client_id" not in form or "client_secret" not in form):
+            form.update(client_id=client[0], client_secret=client[1])
         grant = form.get("grant_type")
         client_ok = bool(form.get("client_id")) and "invalid" not in form.get("client_secret", "invalid")
         grant_ok = {
