@@ -17,6 +17,7 @@ from connectors.http import ConnectorContext, UpstreamConnector
 from connectors.hubspot import HubSpotConnector
 from connectors.intercom import IntercomConnector
 from connectors.salesforce import SalesforceConnector
+from connectors.servicenow import ServiceNowConnector
 from connectors.zendesk import ZendeskConnector
 from errors import UnsupportedCRM
 from livechat_connector import LiveChatConnector
@@ -29,6 +30,7 @@ PLUGINS: tuple[type[UpstreamConnector], ...] = (
     HubSpotConnector,
     IntercomConnector,  # both a CRM and a chat (handoff) connector
     SalesforceConnector,
+    ServiceNowConnector,
     ZendeskConnector,
     LiveChatConnector,
 )

@@ -182,6 +182,8 @@ class VendorConfig(BaseModel):
     # each returns the value to keep (normalised) or raises ValueError saying what to give. Requests keep
     # the connector's own checks when it is built.
     env_checks: ClassVar[Mapping[str, Callable[[Any], Any]]] = {}
+    # Fields beyond HOST_FIELDS that say where calls go (ServiceNow's `instance`): naming one drops env secrets.
+    host_fields: ClassVar[frozenset[str]] = frozenset()
 
     base_url: str | None = None
     # The secret the vendor's webhooks are verified with ({VENDOR}_WEBHOOK_SECRET; webhooks/verify.py says how).
@@ -324,7 +326,7 @@ class UpstreamConnector:
         given = {k: v for k, v in (request_config or {}).items() if v is not None}
         secrets = secret_fields(cls.config_model)
         env = settings.vendor_defaults(cls.vendor, frozenset(cls.config_model.model_fields))
-        if given.keys() & (HOST_FIELDS | secrets):
+        if given.keys() & (HOST_FIELDS | cls.config_model.host_fields | secrets):
             env = {k: v for k, v in env.items() if k not in secrets}
         return {**env, **given}
 
@@ -336,7 +338,7 @@ class UpstreamConnector:
             config = CONFIGS.validated(cls.config_model, merged)
         except ValidationError as exc:
             # Only field names and reasons: pydantic's own text would echo the (secret) input values.
-            own = (request_config or {}).keys() & (HOST_FIELDS | secret_fields(cls.config_model))
+            own = (request_config or {}).keys() & (HOST_FIELDS | cls.config_model.host_fields | secret_fields(cls.config_model))
             message = config_error(cls.vendor, cls.config_model, exc.errors(), env_used=not own)
             raise InvalidConfig(message, crm_type=cls.vendor) from None
         return cls(config, context)

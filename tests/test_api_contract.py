@@ -192,7 +192,30 @@ INTERCOM = Vendor(
     rate_limit_message="rate_limit_exceeded",
 )
 
-VENDORS = [ZENDESK, SALESFORCE, HUBSPOT, FRESHDESK, INTERCOM]
+SERVICENOW = Vendor(
+    crm_type="servicenow",
+    # ServiceNow answers an unknown sys_id with 404 "No Record found".
+    unknown_ids={"ticket": ("0" * 32, 404), "customer": ("f" * 32, 404)},
+    bad_ids=("abc", "12345", "9D385017C611228701D22104CC95C371", "9d385017c611228701d22104cc95c371/../x"),
+    invalid_credentials=({"password": "invalid"},),
+    auth_upstream_status=401,
+    auth_message="User Not Authenticated",
+    ssrf_configs=(
+        {"instance": "169.254.169.254"},
+        {"instance": "evil.com#"},
+        {"instance": "acme.service-now.com.evil.com"},
+        {"instance": "acme/../x"},
+        {"instance": "https://acme.service-now.com"},
+        *SSRF_BASE_URLS,
+    ),
+    sandbox_url_key="base_url",
+    first_new_ticket_id=f"{0x1000:032x}",
+    create_path="/api/now/table/incident",
+    read_path="/api/now/table/incident/",  # the record, not the marker query on the list
+    rate_limit_message="Rate limit exceeded",
+)
+
+VENDORS = [ZENDESK, SALESFORCE, HUBSPOT, FRESHDESK, INTERCOM, SERVICENOW]
 # The service's secrets and the vendor configs' own credentials must never reach an answer.
 NOT_ECHOED = ("token:invalid", "admin@yourcompany.com", "your_token", "your_api_key", "sandbox-client-secret")
 

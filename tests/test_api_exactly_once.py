@@ -15,6 +15,7 @@ CRMS = {
     "hubspot": ("12345", "/tickets"),
     "freshdesk": ("1001", "/api/v2/tickets"),
     "intercom": ("6657a1c2b1e5f2a3c4d50001", "/tickets"),
+    "servicenow": ("a8f98bb0eb32010045e1a5115206fe3a", "/api/now/table/incident"),
 }
 MODES = ("reset", "error", "stall")
 

@@ -49,6 +49,10 @@ CASES = [
     ("zendesk", {"subdomain": "acme", "oauth_token": "zd-oauth-0123456789"}, ["zd-oauth-0123456789"]),
     ("hubspot", {"api_key": "pat-na1-0123456789abcdef"}, ["pat-na1-0123456789abcdef"]),
     ("freshdesk", {"domain": "acme", "api_key": "fd-key-0123456789"}, ["fd-key-0123456789", "fd-key-0123456789:X"]),
+    ("servicenow", {"instance": "acme", "username": "svc.voice", "password": "sn-pass-0123456789"},
+     ["sn-pass-0123456789", "svc.voice:sn-pass-0123456789"]),
+    ("servicenow", {"instance": "acme", "client_id": "cid", "client_secret": "sn-secret-0123456789"},
+     ["sn-secret-0123456789"]),
     ("salesforce", {"instance_url": "https://acme.my.salesforce.com", "client_id": "cid",
                     "client_secret": "sf-secret-0123456789"}, ["sf-secret-0123456789"]),
     ("salesforce", {"instance_url": "https://acme.my.salesforce.com", "access_token": "00Dxx!sf-access-0123456789",
@@ -67,7 +71,7 @@ async def test_an_echoing_vendor_gets_no_credential_into_the_error(make_context,
     mock_http.get(re.compile(r".*"), callback=echo, repeat=True)
     mock_http.post(re.compile(r".*"), callback=echo, repeat=True)
     crm = build(crm_type, config, make_context)
-    ticket_id = "500000000000001AAA" if crm_type == "salesforce" else "1"
+    ticket_id = {"salesforce": "500000000000001AAA", "servicenow": "9d385017c611228701d22104cc95c371"}.get(crm_type, "1")
     with pytest.raises(CRMError) as caught:
         await crm.get_ticket(ticket_id)
     body = json.dumps(caught.value.to_body("r"))
@@ -162,7 +166,7 @@ def test_environment_credentials_echoed_by_a_proxy_stay_out_of_answers_and_logs(
 # --- the sandbox's echo_auth fault through the whole service, and the session-wide audit itself ------------
 
 
-@pytest.mark.parametrize("vendor", ["zendesk", "salesforce", "hubspot", "freshdesk"])
+@pytest.mark.parametrize("vendor", ["zendesk", "salesforce", "hubspot", "freshdesk", "servicenow"])
 def test_a_vendor_echoing_the_authorization_header_gets_nothing_into_the_answer(svc, vendor):
     from sandbox import SANDBOX_CREDENTIALS
     from tests.test_api_contract import VENDORS

@@ -71,6 +71,8 @@ FIELDS: list[tuple[str, str, str, str]] = [
     ("salesforce", "instance_url", "acme.my.salesforce.com", "url"),
     ("salesforce", "base_url", "acme.my.salesforce.com", "url"),
     ("hubspot", "base_url", "api.hubapi.com", "url"),
+    ("servicenow", "instance", "acme.service-now.com", "name"),
+    ("servicenow", "base_url", "acme.service-now.com", "url"),
     ("livechat", "base_url", "api.livechatinc.com", "url"),
     ("livechat", "accounts_url", "accounts.livechat.com", "url"),
 ]
@@ -82,7 +84,7 @@ def request_for(vendor: str, field: str, value: str) -> tuple[str, dict[str, Any
     if vendor == "livechat":
         config["client_id"] = "sandbox-client-id"  # the agent token grant: accounts_url is used
         return "/handoff/status", {"chat_type": "livechat", "handoff_id": "C000000001", "config": config}
-    ids = {"salesforce": "500000000000001AAA"}
+    ids = {"salesforce": "500000000000001AAA", "servicenow": "9d385017c611228701d22104cc95c371"}
     return "/crm/ticket", {"crm_type": vendor, "ticket_id": ids.get(vendor, "1"), "config": config}
 
 
@@ -186,7 +188,7 @@ def redirector() -> Iterator[tuple[str, Trap]]:
     trap.sock.close()
 
 
-@pytest.mark.parametrize("vendor", ["zendesk", "freshdesk", "hubspot", "salesforce", "livechat"])
+@pytest.mark.parametrize("vendor", ["zendesk", "freshdesk", "hubspot", "salesforce", "servicenow", "livechat"])
 def test_a_redirect_from_an_allowed_host_is_not_followed(redirector, vendor):
     host, trap = redirector
     server, thread, url = start_service(make_settings(connectors_allowed_hosts=host))
