@@ -322,6 +322,8 @@ class SalesforceEmulator(Emulator):
         """`POST /services/oauth2/token`, form-encoded: client_credentials and refresh_token grants."""
         form = await request.post()
         grant = form.get("grant_type")
+        if self.oauth is not None and (grant == "authorization_code" or form.get("refresh_token") in self.oauth.refresh_tokens):
+            return await self.oauth.token(request, dict(form))  # the web server flow's grants (sandbox/oauth.py)
         client_id, client_secret = form.get("client_id"), form.get("client_secret")
         basic = basic_credentials(request)  # client authentication by HTTP Basic (RFC 6749 2.3.1), as SDKs send it
         if basic and not client_id:
