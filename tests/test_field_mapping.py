@@ -76,3 +76,43 @@ def test_an_unknown_vendor_field_is_refused_when_the_mapping_is_saved(svc: Servi
     patched = svc.client.patch(f"{svc.url}/connections/{created['id']}",
                                json={"settings": {"field_mapping": {"ticket": {"metadata.o": "custom_fields.42"}}}})
     assert patched.status_code == 422 and "custom_fields.42" in error_of(patched)["message"]
+
+
+SF_MAPPING = {"customer": {"tier": "Account.Rating", "metadata.account_tier": "Account.Tier__c"},
+              "ticket": {"metadata.caller_name": "SuppliedName"}}  # fmt: skip
+
+
+def salesforce(svc: Service, mapping: dict) -> "tuple[int, dict]":
+    r = svc.post("/connections", {"crm_type": "salesforce", "display_name": "Acme org",
+                                  "credentials": SANDBOX_CREDENTIALS["salesforce"], "settings": {"field_mapping": mapping}})  # fmt: skip
+    return r.status_code, r.json()
+
+
+def test_salesforce_asks_for_mapped_fields_in_the_same_query_and_writes_case_fields(svc: Service):
+    status, created = salesforce(svc, SF_MAPPING)
+    assert status == 201, created
+    cid = created["id"]
+    svc.reset()
+    customer = svc.post("/crm/customer", {"connection_id": cid, "customer_id": "003000000000001AAA"}).json()
+    assert customer["tier"] == "Hot" and customer["metadata"]["account_tier"] == "Enterprise"
+    queries = [q for q in svc.vendor_requests("salesforce") if q["path"].endswith("/query/")]
+    assert len(queries) == 1 and "Account.Rating" in queries[0]["query"]["q"]
+
+    made = svc.post("/crm/ticket/create", {"connection_id": cid, "subject": "Refund", "description": "Order refund",
+                                           "customer_id": "003000000000001AAA", "metadata": {"caller_name": "Ahmed"}})  # fmt: skip
+    assert made.status_code == 201, made.text
+    assert made.json()["metadata"]["caller_name"] == "Ahmed"
+    changed = svc.post("/crm/ticket/update", {"connection_id": cid, "ticket_id": made.json()["id"],
+                                              "metadata": {"caller_name": "Ahmed A."}})  # fmt: skip
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["metadata"]["caller_name"] == "Ahmed A."
+
+
+def test_salesforce_refuses_unknown_fields_in_its_own_words(svc: Service):
+    status, body = salesforce(svc, {"customer": {"tier": "Account.Tier_Typo__c", "metadata.x": "Acount.Name"},
+                                    "ticket": {"metadata.o": "Order__c"}})  # fmt: skip
+    assert status == 422, body
+    message = body["error"]["message"]
+    assert "No such column 'Tier_Typo__c' on entity 'Account'" in message
+    assert "Didn't understand relationship 'Acount'" in message
+    assert "No such column 'Order__c' on entity 'Case'" in message
