@@ -243,7 +243,7 @@ async def request_config(
     stored, stored_config = await request.app.state.connections.resolve(connection_id, kind)
     if vendor is not None and vendor.strip().lower() != stored:
         raise InvalidRequest(f"connection {connection_id} is a {stored} connection, not {vendor}", crm_type=stored)
-    return stored, StoredConfig(stored_config)
+    return stored, stored_config if isinstance(stored_config, StoredConfig) else StoredConfig(stored_config)
 
 
 async def open_crm(body: CRMRequest, ctx: ConnectorContext, operation: str, request: Request) -> BaseCRMConnector:

@@ -283,6 +283,9 @@ class TicketUpdateRequest(CRMRequest):
     subject: str | None = Field(None, min_length=1, max_length=500)
     tags: list[Tag] | None = Field(None, max_length=50)
     comment: TicketComment | None = None
+    metadata: dict[str, Any] | None = Field(
+        None, max_length=MAX_METADATA_KEYS, description="Metadata keys the connection's field_mapping maps to vendor fields."
+    )
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -299,8 +302,8 @@ class TicketUpdateRequest(CRMRequest):
     @model_validator(mode="after")
     def _needs_a_change(self) -> TicketUpdateRequest:
         """An update that changes nothing is almost certainly a caller bug."""
-        if all(v is None for v in (self.status, self.priority, self.subject, self.tags, self.comment)):
-            raise ValueError("give at least one of status, priority, subject, tags or comment")
+        if all(v is None for v in (self.status, self.priority, self.subject, self.tags, self.comment, self.metadata)):
+            raise ValueError("give at least one of status, priority, subject, tags, comment or metadata")
         return self
 
 

@@ -32,6 +32,7 @@ import events
 import telemetry
 import webhooks
 from connections import routes as connections_routes
+from oauth import routes as oauth_routes
 from auth import CallerAuthMiddleware, key_values, parse_keys, warn_if_open
 from cache import cache_key, cached_answer, forget_requester
 from caller_context import router as caller_context_router
@@ -258,6 +259,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Readiness hook: other stores (Redis, a database) add a named async check here; raising means not ready.
     app.state.readiness_checks = {"idempotency_store": lambda: store.lookup("_ready", "probe")}
     await connections_routes.start(app)  # stored connections: migrations and key checks; refuses a wrong key
+    oauth_routes.start(app)  # the OAuth apps (VENDOR_OAUTH_*) and connections' token renewal through their grant
     await events.open_events(app.state, app.state.settings)  # the event queue, its readiness check and worker
     await webhooks.open_inbound(app.state, app.state.settings)  # vendors' webhooks in; the Salesforce poller
     vendors = sorted(configured_connectors(app_context(app.state)))
@@ -553,6 +555,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(handoff_router)
     app.include_router(connections_routes.router)
+    app.include_router(oauth_routes.router)
     app.include_router(events_router)
     app.include_router(caller_context_router)  # /crm/customer/context, /crm/ticket/search, /crm/ticket/batch
     app.include_router(webhooks_router)

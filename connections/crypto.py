@@ -52,6 +52,10 @@ class Keyring:
         # A fingerprint key derived from, never equal to, the encryption key: a fingerprint reveals nothing of it.
         self._fingerprint_key = hmac.new(current.strip().encode(), FINGERPRINT_LABEL, hashlib.sha256).digest()
 
+    def derived_key(self, label: bytes) -> bytes:
+        """A key for another purpose (the OAuth state's HMAC), derived from the current key, never equal to it."""
+        return hmac.new(self._fingerprint_key, label, hashlib.sha256).digest()
+
     def known(self, key_id: str) -> bool:
         """Whether data encrypted under this key id can be opened."""
         return key_id in (self.current_id, self.previous_id)

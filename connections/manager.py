@@ -7,13 +7,14 @@ the admin API and `python -m connections reencrypt`. Start-up (`open_connections
 from __future__ import annotations
 
 import datetime
+import functools
 import logging
 import re
 import secrets
 import sqlite3
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from connections.store import (
     StoredConnection,
     open_store,
 )
-from connectors.http import UpstreamConnector, secret_fields
+from connectors.http import StoredConfig, UpstreamConnector, secret_fields
 from errors import (
     AuthFailed,
     ConnectionConflict,
@@ -78,34 +79,47 @@ class ConnectionManager:
         self.classes = classes
         self.ttl = cache_ttl_seconds
         self.max_entries = cache_max_entries
-        # id -> (expires at, row kind, vendor, config): short-lived, as another replica may change the row.
-        self._cache: OrderedDict[str, tuple[float, str, str, dict[str, Any]]] = OrderedDict()
+        # id -> (expires at, row kind, vendor, config, OAuth grant): short-lived, as another replica may change the row.
+        self._cache: OrderedDict[str, tuple[float, str, str, dict[str, Any], dict[str, Any]]] = OrderedDict()
+        # Set by the OAuth part (oauth/grants.py): the auth strategy of a connection that holds a grant, and the
+        # placeholder credentials that let a connection awaiting its first authorization pass validation.
+        self.grant_auth: Callable[[str, dict[str, Any], UpstreamConnector], Any] | None = None
+        self.pending_credentials: Callable[[str], dict[str, str]] = lambda vendor: {}
+        # Set by the routes: checks a saved settings.field_mapping against the vendor's field list (a 422 if unknown).
+        self.mapping_check: Callable[[type[UpstreamConnector], dict[str, Any]], Awaitable[None]] | None = None
 
     # --- the request path -------------------------------------------------------------------------
 
-    async def resolve(self, connection_id: str, kind: str) -> tuple[str, dict[str, Any]]:
+    async def resolve(self, connection_id: str, kind: str) -> tuple[str, StoredConfig]:
         """(vendor, config) for a request naming a connection: credentials and settings, nothing from the environment."""
         hit = self._cache.get(connection_id)
         if hit is not None and hit[0] > time.monotonic():
             self._cache.move_to_end(connection_id)
-            _, row_kind, vendor, config = hit
+            _, row_kind, vendor, config, grant = hit
         else:
             row = await self._get(connection_id)
             if row.status != "active":
                 raise AuthFailed(
-                    f"connection {connection_id} needs re-authorization (status {row.status})", crm_type=row.vendor
+                    f"connection {connection_id} needs re-authorization (status {row.status}): "
+                    f"an admin opens GET /connections/{connection_id}/oauth/start",
+                    crm_type=row.vendor,
+                    details={"reauth_required": True, "connection_id": connection_id},
                 )
             row_kind, vendor = row.kind, row.vendor
             config = {**orjson.loads(row.settings), **self._decrypt(row)}
-            self._remember(connection_id, (time.monotonic() + self.ttl, row_kind, vendor, config))
+            grant = self.open_grant(row)
+            self._remember(connection_id, (time.monotonic() + self.ttl, row_kind, vendor, config, grant))
         if row_kind != kind:
             raise InvalidRequest(
                 f"connection {connection_id} is a {vendor} {row_kind} connection; this endpoint takes a {kind} one",
                 crm_type=vendor,
             )
-        return vendor, dict(config)
+        stored = StoredConfig(config)
+        if grant and self.grant_auth is not None:  # its tokens renew through the grant (oauth/grants.py)
+            stored.auth_factory = functools.partial(self.grant_auth, connection_id, grant)
+        return vendor, stored
 
-    def _remember(self, connection_id: str, entry: tuple[float, str, str, dict[str, Any]]) -> None:
+    def _remember(self, connection_id: str, entry: tuple[float, str, str, dict[str, Any], dict[str, Any]]) -> None:
         self._cache[connection_id] = entry
         self._cache.move_to_end(connection_id)
         while len(self._cache) > self.max_entries:
@@ -117,9 +131,16 @@ class ConnectionManager:
 
     # --- admin ------------------------------------------------------------------------------------
 
-    def validate(self, kind: str, vendor: str, credentials: Mapping[str, Any], settings: Mapping[str, Any]) -> str:
-        """The vendor's slug when credentials+settings make a valid config for it; else a 422 naming each problem."""
+    def validate(
+        self, kind: str, vendor: str, credentials: Mapping[str, Any], settings: Mapping[str, Any], pending: bool = False
+    ) -> str:
+        """The vendor's slug when credentials+settings make a valid config for it; else a 422 naming each problem.
+
+        `pending`: a connection awaiting its OAuth authorization, whose token fields the flow fills in later.
+        """
         cls = self.classes(kind, vendor)
+        if pending:
+            credentials = {**self.pending_credentials(cls.vendor), **credentials}
         secret = secret_fields(cls.config_model)
         problems: list[dict[str, Any]] = []
         for name in sorted(settings.keys() & credentials.keys()):
@@ -146,7 +167,10 @@ class ConnectionManager:
         """Validate, encrypt and store a new connection."""
         keyring = self._keyring()
         kind = "crm" if body.crm_type is not None else "chat"
-        vendor = self.validate(kind, body.crm_type or body.chat_type or "", body.credentials, body.settings)
+        pending = body.status == "needs_reauth"
+        vendor = self.validate(kind, body.crm_type or body.chat_type or "", body.credentials, body.settings, pending)
+        if "field_mapping" in body.settings and not pending:
+            await self._check_mapping(kind, vendor, {**body.settings, **body.credentials})
         stamp = now_iso()
         row = StoredConnection(
             id=body.id or f"conn_{secrets.token_hex(12)}",
@@ -168,6 +192,11 @@ class ConnectionManager:
             raise ConnectionConflict(f"connection {row.id} already exists", crm_type=vendor) from None
         return self.view(row)
 
+    async def _check_mapping(self, kind: str, vendor: str, config: dict[str, Any]) -> None:
+        """The vendor's own field list decides whether a mapping's names exist (one call per record kind)."""
+        if self.mapping_check is not None:
+            await self.mapping_check(self.classes(kind, vendor), config)
+
     async def get(self, connection_id: str) -> ConnectionView:
         return self.view(await self._get(connection_id))
 
@@ -179,7 +208,10 @@ class ConnectionManager:
         row = await self._get(connection_id)
         credentials = merged(self._decrypt(row), patch.credentials)
         settings = merged(orjson.loads(row.settings), patch.settings)
-        self.validate(row.kind, row.vendor, credentials, settings)
+        pending = (patch.status or row.status) == "needs_reauth"
+        self.validate(row.kind, row.vendor, credentials, settings, pending)
+        if "field_mapping" in (patch.settings or {}) and settings.get("field_mapping") and not pending:
+            await self._check_mapping(row.kind, row.vendor, {**settings, **credentials})
         expected = row.updated_at
         row.display_name = patch.display_name or row.display_name
         row.status = patch.status or row.status
@@ -212,6 +244,8 @@ class ConnectionManager:
                 if row.key_id != keyring.current_id:
                     expected = row.updated_at
                     self._seal(row, self._decrypt(row))
+                    if row.oauth_grant:
+                        row.oauth_grant = keyring.encrypt(self.open_grant(row))
                     if not await self.store.update(row, expected):
                         raise ConnectionConflict(f"connection {row.id} changed during re-encryption; run it again")
                     moved += 1
@@ -246,6 +280,35 @@ class ConnectionManager:
         row.secrets = keyring.encrypt(dict(credentials))
         row.fingerprints = orjson.dumps({k: keyring.fingerprint(str(v)) for k, v in sorted(credentials.items())}).decode()
         row.key_id = keyring.current_id
+
+    def credentials(self, row: StoredConnection) -> dict[str, Any]:
+        """The row's credentials, decrypted."""
+        return self._decrypt(row)
+
+    def open_grant(self, row: StoredConnection) -> dict[str, Any]:
+        """The row's OAuth grant ({} when it holds none)."""
+        if not row.oauth_grant:
+            return {}
+        try:
+            return self._keyring().decrypt(row.oauth_grant)
+        except KeyProblem as exc:
+            raise ConnectionsUnavailable(f"connection {row.id}: {exc}", crm_type=row.vendor) from None
+
+    def seal_grant(self, row: StoredConnection, credentials: Mapping[str, Any], grant: Mapping[str, Any]) -> None:
+        """Encrypt new credentials and grant into the row (the OAuth flow's write)."""
+        self._seal(row, credentials)
+        row.oauth_grant = self._keyring().encrypt(dict(grant)) if grant else ""
+
+    async def row(self, connection_id: str) -> StoredConnection:
+        """The stored row, read now (never the cache): the OAuth flow's read before it writes."""
+        return await self._get(connection_id)
+
+    async def write(self, row: StoredConnection, expected_updated_at: str) -> bool:
+        """Store a changed row if no one changed it meanwhile; drops this process's cached config."""
+        row.updated_at = now_iso()
+        stored = await self._guard(self.store.update(row, expected_updated_at))
+        self.forget(row.id)
+        return bool(stored)
 
     def _decrypt(self, row: StoredConnection) -> dict[str, Any]:
         try:

@@ -14,9 +14,11 @@ from admin import AdminCaller
 from audit import note
 from connections.manager import ConnectionManager, StartupRefused, open_connections
 from connections.schemas import ConnectionCheck, ConnectionCreate, ConnectionList, ConnectionUpdate, ConnectionView
+from connectors.field_mapping import FieldMapping
 from connectors.http import StoredConfig, UpstreamConnector
 from crm import CRMFactory
 from deps import ERROR_RESPONSES, app_context
+from errors import ValidationFailed
 from observability import log_event
 from registry import CHATS
 
@@ -42,6 +44,19 @@ async def start(app: FastAPI) -> None:
         log_event("startup_refused", logging.ERROR, detail=str(exc))  # the reason, as one line, before the traceback
         raise
     app.state.connections = manager
+
+    async def check_mapping(cls: type[UpstreamConnector], config: dict[str, Any]) -> None:
+        connector = cls.from_request(StoredConfig(config), app_context(app.state))
+        check = getattr(connector, "check_field_mapping", None)
+        if check is None:
+            raise ValidationFailed(f"{cls.vendor} connections take no field_mapping yet", crm_type=cls.vendor)
+        problems = await check(connector.config.field_mapping or FieldMapping())
+        if problems:
+            details = [{**p, "loc": ["body", "settings", *p["loc"]]} for p in problems]
+            summary = "; ".join(p["msg"] for p in problems)
+            raise ValidationFailed(f"invalid {cls.vendor} field_mapping: {summary}", crm_type=cls.vendor, details=details)
+
+    manager.mapping_check = check_mapping
     app.state.readiness_checks["connections_store"] = manager.store.ping
 
 

@@ -34,10 +34,12 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             "CREATE TABLE connections_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
         ),
     ),
+    # The OAuth grant (refresh token, expiry, grant id) of a connection authorized by the flow, Fernet-sealed.
+    (2, ("ALTER TABLE connections ADD COLUMN oauth_grant TEXT NOT NULL DEFAULT ''",)),
 )
 SCHEMA_VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
 COLUMNS = tuple(
-    "id kind vendor display_name secrets fingerprints settings status key_id created_at updated_at".split()
+    "id kind vendor display_name secrets fingerprints settings status key_id created_at updated_at oauth_grant".split()
 )
 
 
@@ -60,6 +62,7 @@ class StoredConnection:
     key_id: str
     created_at: str
     updated_at: str
+    oauth_grant: str = ""  # Fernet token of the OAuth grant ({} when none); oauth/grants.py reads and writes it
 
     def values(self) -> tuple[Any, ...]:
         """The row's values in COLUMNS order."""

@@ -231,6 +231,9 @@ CONFIGS = ConfigCache()
 class StoredConfig(dict[str, Any]):
     """A stored connection's whole config: used as is, never merged with the environment's values."""
 
+    # A connection authorized by OAuth: builds the connector's auth from its grant (oauth/grants.py).
+    auth_factory: Callable[[UpstreamConnector], Auth] | None = None
+
 
 def basic_auth(user: str, password: str) -> dict[str, str]:
     """An HTTP Basic Authorization header."""
@@ -341,7 +344,11 @@ class UpstreamConnector:
             own = (request_config or {}).keys() & (HOST_FIELDS | cls.config_model.host_fields | secret_fields(cls.config_model))
             message = config_error(cls.vendor, cls.config_model, exc.errors(), env_used=not own)
             raise InvalidConfig(message, crm_type=cls.vendor) from None
-        return cls(config, context)
+        connector = cls(config, context)
+        factory = getattr(request_config, "auth_factory", None)
+        if factory is not None:  # a stored OAuth grant renews this connection's token (cached_property slot)
+            connector.__dict__["auth"] = factory(connector)
+        return connector
 
     def missing_config(self, name: str) -> InvalidConfig:
         """The error for a field the vendor URL needs (Zendesk's subdomain), saying where it can be given."""
@@ -592,8 +599,11 @@ class UpstreamConnector:
         """
         try:
             return await self._send(method, path, authenticate=authenticate, **kwargs)
-        except SessionExpired:
-            if not authenticate or not await self.auth.refresh(self._sent_auth):
+        except AuthFailed as exc:
+            # A 401 from a vendor without an expired-token code (HubSpot, Zendesk, LiveChat) renews too, where
+            # the auth strategy can (an OAuth grant); static credentials answer False and the error stands.
+            expired = isinstance(exc, SessionExpired) or exc.upstream_status == 401
+            if not expired or not authenticate or not await self.auth.refresh(self._sent_auth):
                 raise
         return await self._send(method, path, authenticate=authenticate, **kwargs)
 

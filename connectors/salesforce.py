@@ -8,7 +8,8 @@ from typing import Any, ClassVar
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from connectors.base import TicketPage, TicketQuery, vendor_statuses, MARKER_LINE, BaseCRMConnector, require, with_marker, without_marker
+from connectors.base import MARKER_LINE, BaseCRMConnector, TicketPage, TicketQuery, require, vendor_statuses, with_marker, without_marker
+from connectors.field_mapping import NO_MAPPING, FieldMapping, mapped, to_write
 from connectors.hosts import check_vendor_url
 from connectors.auth import Auth, OAuthAuth, OAuthToken
 from connectors.http import ConnectorContext, CredentialCheck, UpstreamResponse, VendorConfig
@@ -51,6 +52,14 @@ API_VERSION = re.compile(r"^v?([0-9]{2,3}\.[0-9])$")
 # Lightning/Visualforce hosts, Government Cloud and the China (Alibaba) realm.
 SALESFORCE_DOMAINS = (".salesforce.com", ".force.com", ".cloudforce.com", ".salesforce.mil", ".sfcrmproducts.cn")
 TOKEN_PATH = "/services/oauth2/token"
+# Salesforce's INVALID_FIELD words (SOQL and ?fields= answers), used when a saved field mapping names a field
+# the org's describe lacks.
+NO_SUCH_COLUMN = ("No such column '{name}' on entity '{sobject}'. If you are attempting to use a custom field, be sure "
+                  "to append the '__c' after the custom field name. Please reference your WSDL or the describe call "
+                  "for the appropriate names.")
+NO_SUCH_RELATIONSHIP = ("Didn't understand relationship '{name}' in field path. If you are attempting to use a custom "
+                        "relationship, be sure to append the '__r' after the custom relationship name. Please "
+                        "reference your WSDL or the describe call for the appropriate names.")
 
 CONTACT_FIELDS = (
     "Id", "Name", "FirstName", "LastName", "Email", "Phone", "MobilePhone", "AccountId",
@@ -191,6 +200,8 @@ class SalesforceConfig(VendorConfig):
     status_write_map: dict[TicketStatus, str] = Field(default_factory=dict)  # {"pending": "Waiting"}
     priority_map: dict[str, TicketPriority] = Field(default_factory=dict)  # {"Critical": "urgent"}
     priority_write_map: dict[TicketPriority, str] = Field(default_factory=dict)  # {"urgent": "Critical"}
+    # Contact field paths (Account.Tier__c) for customers, Case fields for tickets (connectors/field_mapping.py)
+    field_mapping: FieldMapping | None = None
 
     @field_validator("api_version")
     @classmethod
@@ -236,7 +247,7 @@ class SalesforceConnector(BaseCRMConnector):
     config_model = SalesforceConfig
     config: SalesforceConfig
     error_codes = ERROR_CODES
-    tuning_fields = frozenset({"status_map", "status_write_map", "priority_map", "priority_write_map"})
+    tuning_fields = frozenset({"status_map", "status_write_map", "priority_map", "priority_write_map", "field_mapping"})
     emulator = "sandbox.salesforce:SalesforceEmulator"
     # The client-credentials flow runs against the emulator's token endpoint; the org has Account.Tier__c.
     sandbox_credentials = {
@@ -356,6 +367,9 @@ class SalesforceConnector(BaseCRMConnector):
             "created_at": iso_utc(contact.get("CreatedDate")),
             "updated_at": iso_utc(contact.get("LastModifiedDate")),
         }
+        mapped_tier, extra = mapped(self._mapping.customer, contact)
+        metadata.update(extra)
+        tier = mapped_tier if mapped_tier is not None else tier
         name = contact.get("Name") or " ".join(filter(None, (contact.get("FirstName"), contact.get("LastName"))))
         return Customer(
             id=str(require(contact, "Id", self.vendor)),
@@ -380,6 +394,7 @@ class SalesforceConnector(BaseCRMConnector):
             "account_id": case.get("AccountId"),
             "owner_id": case.get("OwnerId"),
             "is_closed": case.get("IsClosed"),
+            **mapped(self._mapping.ticket, case)[1],
         }
         return Ticket(
             id=str(require(case, "Id", self.vendor)),
@@ -407,9 +422,9 @@ class SalesforceConnector(BaseCRMConnector):
     def _contact_select(self) -> str:
         """`SELECT ... FROM Contact`'s field list: the Account's fields and the configured tier field ride along."""
         fields = list(CONTACT_FIELDS)
-        tier = self.config.tier_field
-        if tier and tier.lower() not in {f.lower() for f in fields}:  # a field selected twice fails the query
-            fields.append(tier)
+        for extra in (self.config.tier_field, *self._mapping.customer.values()):
+            if extra and extra.lower() not in {f.lower() for f in fields}:  # a field selected twice fails the query
+                fields.append(extra)
         return ", ".join(fields)
 
     async def _query(self, soql: str, operation: str) -> list[dict[str, Any]]:
@@ -450,7 +465,7 @@ class SalesforceConnector(BaseCRMConnector):
         data = await self._json(
             "GET",
             self._data(f"/sobjects/Case/{self.ticket_id(ticket_id)}"),
-            params={"fields": ",".join(CASE_FIELDS)},
+            params={"fields": ",".join(dict.fromkeys([*CASE_FIELDS, *self._mapping.ticket.values()]))},
             operation="get_ticket",
         )
         return self._ticket(data)
@@ -506,6 +521,7 @@ class SalesforceConnector(BaseCRMConnector):
             **await self._contact_of(ticket),
         }
         body.update({k: ticket.metadata[k] for k in CASE_METADATA_FIELDS if k in ticket.metadata})
+        body.update(to_write(self._mapping.ticket, ticket.metadata))
         data = await self._json(
             "POST", self._data("/sobjects/Case"), json=body, idempotent=False, operation="create_ticket"
         )
@@ -527,6 +543,7 @@ class SalesforceConnector(BaseCRMConnector):
         fields: dict[str, Any] = self._case_fields(update.status, update.priority)
         if update.subject is not None:
             fields["Subject"] = update.subject
+        fields.update(to_write(self._mapping.ticket, update.metadata or {}))
         if not fields and update.comment is None:
             message = "Salesforce Cases have no tags; give status, priority, subject or comment"
             raise InvalidRequest(message, crm_type=self.vendor)
@@ -591,3 +608,47 @@ class SalesforceConnector(BaseCRMConnector):
             return TicketPage(tickets, {"locator": locator, "skip": skip + query.limit})
         following = data.get("nextRecordsUrl")
         return TicketPage(tickets, {"locator": following, "skip": 0} if isinstance(following, str) else None)
+
+    # --- field mapping (connectors/field_mapping.py) ----------------------------------------------
+
+    @property
+    def _mapping(self) -> FieldMapping:
+        return self.config.field_mapping or NO_MAPPING
+
+    async def _describe(self, sobject: str, cache: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """`GET /sobjects/{sObject}/describe`, once per object per check
+        (https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_sobject_describe.htm)."""
+        if sobject not in cache:
+            cache[sobject] = await self._json("GET", self._data(f"/sobjects/{sobject}/describe"), operation="describe")
+        return cache[sobject]
+
+    async def _unknown(self, sobject: str, path: str, cache: dict[str, dict[str, Any]], parents: bool) -> str | None:
+        """Salesforce's own INVALID_FIELD words for a path the org's describe does not know, else None."""
+        *relationships, name = path.split(".")
+        if relationships and not parents:  # ?fields= on a Case takes its own fields only
+            return NO_SUCH_COLUMN.format(name=path, sobject=sobject)
+        for relationship in relationships:
+            fields = (await self._describe(sobject, cache)).get("fields") or []
+            parent = next((f for f in fields if str(f.get("relationshipName") or "").lower() == relationship.lower()), None)
+            if parent is None or not parent.get("referenceTo"):
+                return NO_SUCH_RELATIONSHIP.format(name=relationship)
+            sobject = str(parent["referenceTo"][0])
+        fields = (await self._describe(sobject, cache)).get("fields") or []
+        if not any(str(f.get("name")).lower() == name.lower() for f in fields):
+            return NO_SUCH_COLUMN.format(name=name, sobject=sobject)
+        return None
+
+    async def check_field_mapping(self, mapping: FieldMapping) -> list[dict[str, Any]]:
+        """Each mapped path the org lacks: customers are Contact paths (parents allowed), tickets Case fields."""
+        problems: list[dict[str, Any]] = []
+        cache: dict[str, dict[str, Any]] = {}
+        for kind, sobject in (("customer", "Contact"), ("ticket", "Case")):
+            for key, path in getattr(mapping, kind).items():
+                message = "INVALID_FIELD: " + NO_SUCH_COLUMN.format(name=path, sobject=sobject)
+                if FIELD_PATH.match(path):
+                    found = await self._unknown(sobject, path, cache, parents=kind == "customer")
+                    message = f"INVALID_FIELD: {found}" if found else ""
+                if message:
+                    problems.append({"loc": ["field_mapping", kind, key], "msg": f"{path}: {message}", "type": "unknown_field"})
+        return problems
+

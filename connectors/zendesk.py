@@ -11,6 +11,7 @@ from pydantic import SecretStr, model_validator
 from connectors.base import BaseCRMConnector, TicketPage, TicketQuery, require, vendor_statuses
 from connectors.hosts import check_dns_label, only_label
 from connectors import auth
+from connectors.field_mapping import NO_MAPPING, FieldMapping, mapped, nest, to_write
 from connectors.auth import Auth
 from connectors.http import CredentialCheck, UpstreamResponse, VendorConfig
 from errors import InvalidRequest
@@ -79,6 +80,8 @@ class ZendeskConfig(VendorConfig):
     api_token: SecretStr | None = None
     oauth_token: SecretStr | None = None
     tier_field: str = "tier"  # the user (or organization) field that holds the tier
+    # user_fields.<key> for customers, custom_fields.<id> for tickets (connectors/field_mapping.py)
+    field_mapping: FieldMapping | None = None
 
     @model_validator(mode="after")
     def _needs_credentials(self) -> ZendeskConfig:
@@ -98,7 +101,7 @@ class ZendeskConnector(BaseCRMConnector):
     )
     config_model = ZendeskConfig
     config: ZendeskConfig
-    tuning_fields = frozenset({"tier_field"})
+    tuning_fields = frozenset({"tier_field", "field_mapping"})
     emulator = "sandbox.zendesk:ZendeskEmulator"
     sandbox_credentials = {"subdomain": "sandbox", "email": "agent@example.com", "api_token": "sandbox-token"}
     sandbox_seed = {"customer_id": "1001", "ticket_id": "12345", "phone": "+971 50 123 4567"}
@@ -153,6 +156,9 @@ class ZendeskConnector(BaseCRMConnector):
             "created_at": iso_utc(user.get("created_at")),
             "updated_at": iso_utc(user.get("updated_at")),
         }
+        mapped_tier, extra = mapped(self._mapping.customer, user)
+        metadata.update(extra)
+        tier = mapped_tier if mapped_tier is not None else tier
         return Customer(
             id=str(require(user, "id", self.vendor)),
             name=user.get("name") or "",
@@ -176,6 +182,7 @@ class ZendeskConnector(BaseCRMConnector):
             "organization_id": ticket.get("organization_id"),
             "external_id": ticket.get("external_id"),
             "url": ticket.get("url"),
+            **mapped(self._mapping.ticket, ticket)[1],
         }
         if replayed:
             metadata["vendor_idempotent_replay"] = True
@@ -282,6 +289,7 @@ class ZendeskConnector(BaseCRMConnector):
         for key in ("external_id", "custom_fields", "type", "group_id", "assignee_id"):
             if key in ticket.metadata:
                 body[key] = ticket.metadata[key]
+        self._write_mapped(body, ticket.metadata)
         response = await self._request(
             "POST",
             "/api/v2/tickets.json",
@@ -298,6 +306,7 @@ class ZendeskConnector(BaseCRMConnector):
         body = self.ticket_changes(update, fields=UPDATE_FIELDS, status=STATUS_TO_ZENDESK, priority=PRIORITY_TO_ZENDESK)
         if update.comment:
             body["comment"] = {"body": update.comment.body, "public": update.comment.public}
+        self._write_mapped(body, update.metadata or {})
         data = await self._json(
             "PUT",
             f"/api/v2/tickets/{self.ticket_id(update.ticket_id)}.json",
@@ -356,3 +365,39 @@ class ZendeskConnector(BaseCRMConnector):
         )
         tickets = [self._ticket(t) for t in require(data, "results", self.vendor) if t.get("result_type", "ticket") == "ticket"]
         return TicketPage(tickets, {"page": number + 1} if data.get("next_page") else None)
+
+    # --- field mapping (connectors/field_mapping.py) ----------------------------------------------
+
+    @property
+    def _mapping(self) -> FieldMapping:
+        return self.config.field_mapping or NO_MAPPING
+
+    def _write_mapped(self, body: dict[str, Any], metadata: Mapping[str, Any]) -> None:
+        """The mapped metadata keys as the ticket's custom_fields entries ([{"id", "value"}])."""
+        values = nest(to_write(self._mapping.ticket, metadata), frozenset({"custom_fields"}))
+        if values.get("custom_fields"):
+            body["custom_fields"] = [*(body.get("custom_fields") or []), *values.pop("custom_fields")]
+        body.update(values)
+
+    async def check_field_mapping(self, mapping: FieldMapping) -> list[dict[str, Any]]:
+        """Each mapped name the account lacks, per `GET /ticket_fields` and `GET /user_fields`.
+
+        https://developer.zendesk.com/api-reference/ticketing/tickets/ticket_fields/#list-ticket-fields,
+        https://developer.zendesk.com/api-reference/ticketing/users/user_fields/#list-user-fields
+        """
+        problems: list[dict[str, Any]] = []
+        wanted = {"customer": ("user_fields", "/api/v2/user_fields.json", "user_fields", "key"),
+                  "ticket": ("custom_fields", "/api/v2/ticket_fields.json", "ticket_fields", "id")}  # fmt: skip
+        for kind, (root, path, answer_key, name) in wanted.items():
+            entries = getattr(mapping, kind)
+            if not entries:
+                continue
+            listed = require(await self._json("GET", path, operation="list_fields"), answer_key, self.vendor)
+            known = {str(field.get(name)) for field in listed if isinstance(field, dict)}
+            for key, vendor_path in entries.items():
+                head, _, rest = vendor_path.partition(".")
+                if head != root or not rest or rest.split(".")[0] not in known:
+                    message = f"{vendor_path}: no such {'user field key' if kind == 'customer' else 'ticket field id'}"
+                    problems.append({"loc": ["field_mapping", kind, key], "msg": message, "type": "unknown_field"})
+        return problems
+

@@ -196,6 +196,9 @@ class Emulator:
     auth_exempt: ClassVar[tuple[str, ...]] = ()  # subpaths that take no Authorization (token endpoints)
 
     def __init__(self) -> None:
+        from sandbox.oauth import authorization_server  # it builds on this module's helpers
+
+        self.oauth = authorization_server(self)  # the vendor's OAuth authorize page and token endpoint, if any
         self.faults: list[Fault] = []
         self.requests: deque[dict[str, Any]] = deque(maxlen=1000)
         self.webhooks = WebhookSender(self.name)  # the vendor's webhooks as objects change (sandbox/webhooks.py)
@@ -249,6 +252,8 @@ class Emulator:
         """The emulator as an aiohttp sub-application."""
         app = web.Application(middlewares=[self._middleware])
         self.add_routes(app)
+        if self.oauth is not None:
+            self.oauth.add_routes(app)
         return app
 
     def add_fault(self, fault: Fault) -> None:
@@ -296,8 +301,12 @@ class Emulator:
             answer = await FAULTS[fault.kind](self, request, fault)
             if answer is not None:
                 return answer
-        if subpath not in self.auth_exempt and not self.authenticate(request):
+        oauth_path = self.oauth is not None and self.oauth.exempt(subpath)
+        if subpath not in self.auth_exempt and not oauth_path and not self.authenticate(request):
             return self.unauthorized(request)
+        rejected = self.oauth.rejects(request) if self.oauth is not None and not oauth_path else None
+        if rejected is not None:  # an OAuth access token the sandbox expired or revoked
+            return rejected
         try:
             response = await handler(request)
         except web.HTTPNotFound:
@@ -446,6 +455,9 @@ class SandboxRunner:
     async def _control(self, request: web.Request) -> web.Response:
         payload = await json_object(request, required=False)
         emulator, action = self._emulator(request.match_info["vendor"]), request.match_info["action"]
+        oauth = emulator.oauth.control(action) if emulator.oauth is not None else None
+        if oauth is not None:
+            return json_response(oauth)
         try:
             if action == "webhooks":  # every emulator's: where its vendor's webhooks go
                 return json_response(emulator.webhooks.configure(payload))

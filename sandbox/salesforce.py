@@ -299,6 +299,7 @@ class SalesforceEmulator(Emulator):
         app.router.add_get(f"{api}/query/{{cursor}}", self._api(self.query_more))
         app.router.add_get(f"{api}/queryAll/{{cursor}}", self._api(self.query_more))
         app.router.add_get(f"{api}/limits", self._api(self.limits))
+        app.router.add_get(f"{api}/sobjects/{{sobject}}/describe", self._api(self.describe))  # before {id}
         app.router.add_get(f"{api}/sobjects/{{sobject}}/{{id}}", self._api(self.get_record))
         app.router.add_patch(f"{api}/sobjects/{{sobject}}/{{id}}", self._api(self.update_record))
 
@@ -322,6 +323,8 @@ class SalesforceEmulator(Emulator):
         """`POST /services/oauth2/token`, form-encoded: client_credentials and refresh_token grants."""
         form = await request.post()
         grant = form.get("grant_type")
+        if self.oauth is not None and (grant == "authorization_code" or form.get("refresh_token") in self.oauth.refresh_tokens):
+            return await self.oauth.token(request, dict(form))  # the web server flow's grants (sandbox/oauth.py)
         client_id, client_secret = form.get("client_id"), form.get("client_secret")
         basic = basic_credentials(request)  # client authentication by HTTP Basic (RFC 6749 2.3.1), as SDKs send it
         if basic and not client_id:
@@ -382,6 +385,21 @@ class SalesforceEmulator(Emulator):
     async def limits(self, request: web.Request) -> web.StreamResponse:
         """`GET /limits`: the org's API allowances (readiness's credential check)."""
         return json_response({"DailyApiRequests": {"Max": 15000, "Remaining": 14999}})
+
+    async def describe(self, request: web.Request) -> web.StreamResponse:
+        """`GET /sobjects/{type}/describe`: the type's fields, each lookup with its relationship and target."""
+        sobject = self._sobject(request)
+        schema = SCHEMA[sobject]
+        lookups = {id_field: (name, target) for name, id_field, target in schema.parents}
+        fields = [
+            {"name": field, "type": "reference" if field in lookups else OrgCatalog(self, "").field_type(sobject, field),
+             "createable": field in schema.writable, "updateable": field in schema.writable,
+             "custom": field.endswith("__c"), "relationshipName": lookups.get(field, (None,))[0],
+             "referenceTo": [lookups[field][1]] if field in lookups else []}
+            for field in schema.fields
+        ]  # fmt: skip
+        return json_response({"name": sobject, "custom": False, "fields": fields,
+                              "urls": {"describe": f"/services/data/{request.match_info['version']}/sobjects/{sobject}/describe"}})  # fmt: skip
 
     async def get_record(self, request: web.Request) -> web.StreamResponse:
         """`GET /sobjects/{type}/{id}[?fields=a,b]` (the type's own fields only, no parent paths)."""

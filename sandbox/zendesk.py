@@ -45,6 +45,20 @@ def html_body(body: str) -> str:
     return f'<div class="zd-comment" dir="auto">{inner}</div>'
 
 
+# The account's fields, as GET /ticket_fields and /user_fields list them
+# (https://developer.zendesk.com/api-reference/ticketing/tickets/ticket_fields/,
+# https://developer.zendesk.com/api-reference/ticketing/users/user_fields/).
+TICKET_FIELDS: list[dict[str, Any]] = [
+    {"id": 360000000001, "type": "subject", "title": "Subject", "active": True, "removable": False},
+    {"id": 360000000002, "type": "description", "title": "Description", "active": True, "removable": False},
+    {"id": 360001234, "type": "text", "title": "Order number", "active": True, "removable": True},
+]
+USER_FIELDS: list[dict[str, Any]] = [
+    {"id": 7001, "key": "loyalty_number", "type": "text", "title": "Loyalty number", "active": True},
+    {"id": 7002, "key": "plan", "type": "dropdown", "title": "Plan", "active": True},
+]
+
+
 class ZendeskEmulator(Emulator):
     """Answers as `https://{subdomain}.zendesk.com` does for the calls the connector makes."""
 
@@ -70,6 +84,7 @@ class ZendeskEmulator(Emulator):
         }
         self.users: dict[int, dict[str, Any]] = {}
         self._add_user(1001, "Ahmed Al-Mansoori", "ahmed@example.ae", "+971501234567", "end-user", 501, created)
+        self.users[1001]["user_fields"] = {"loyalty_number": "LOY-7781"}
         self._add_user(1002, "Layla Hassan", "layla@example.com", "(415) 555-2671", "end-user", None, created)
         self._add_user(AGENT_ID, "Sara Ahmed", "sara@example.com", None, "admin", None, created)
         self.tickets: dict[int, dict[str, Any]] = {}
@@ -223,6 +238,8 @@ class ZendeskEmulator(Emulator):
             app.router.add_post(f"/api/v2/tickets{suffix}", self.create_ticket)
         for suffix in ("", ".json"):  # before {id}, which would take "me" for an id
             app.router.add_get(f"/api/v2/users/me{suffix}", self.get_me)
+            app.router.add_get(f"/api/v2/ticket_fields{suffix}", self.list_ticket_fields)
+            app.router.add_get(f"/api/v2/user_fields{suffix}", self.list_user_fields)
         app.router.add_get("/api/v2/users/{id}", self.get_user)
         app.router.add_get("/api/v2/organizations/{id}", self.get_organization)
         app.router.add_get("/api/v2/tickets/{id}", self.get_ticket)
@@ -411,6 +428,16 @@ class ZendeskEmulator(Emulator):
         self._add_user(uid, requester.get("name") or email or "Unknown", email, None, "end-user", org, now())
         return uid
 
+    async def list_ticket_fields(self, request: web.Request) -> web.StreamResponse:
+        """`GET /ticket_fields.json`: the account's ticket fields, system and custom (one custom: order number)."""
+        return json_response({"ticket_fields": TICKET_FIELDS, "next_page": None, "previous_page": None,
+                              "count": len(TICKET_FIELDS)})  # fmt: skip
+
+    async def list_user_fields(self, request: web.Request) -> web.StreamResponse:
+        """`GET /user_fields.json`: the account's custom user fields."""
+        return json_response({"user_fields": USER_FIELDS, "next_page": None, "previous_page": None,
+                              "count": len(USER_FIELDS)})  # fmt: skip
+
     async def create_ticket(self, request: web.Request) -> web.StreamResponse:
         """`POST /tickets.json` → 201 `{ticket, audit}` + Location; Idempotency-Key replays the first answer."""
         raw = await request.read()
@@ -471,6 +498,10 @@ class ZendeskEmulator(Emulator):
             return self._invalid(details)
         updatable = ("status", "priority", "subject", "type", "tags", "external_id")
         changes = {k: fields[k] for k in updatable if k in fields and fields[k] != ticket.get(k)}
+        if fields.get("custom_fields"):  # entries by id replace the ticket's own
+            given = {str(e.get("id")): e for e in fields["custom_fields"] if isinstance(e, dict)}
+            kept = [e for e in ticket["custom_fields"] if str(e.get("id")) not in given]
+            changes["custom_fields"] = kept + list(given.values())
         previous = {k: ticket.get(k) for k in changes}
         ticket.update(changes)
         if "subject" in changes:

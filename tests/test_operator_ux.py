@@ -206,7 +206,7 @@ def test_a_typo_key_lists_valid_keys_and_a_near_match(zendesk):
         zendesk({**CONFIG, "subdomian": "acme"})
     assert caught.value.message == (
         "invalid zendesk config: unknown key 'subdomian'; did you mean 'subdomain'? "
-        "(valid keys: api_token, base_url, email, oauth_token, subdomain, tier_field, webhook_secret)"
+        "(valid keys: api_token, base_url, email, field_mapping, oauth_token, subdomain, tier_field, webhook_secret)"
     )
 
 
