@@ -292,6 +292,9 @@ class UpstreamConnector:
     # None: the vendor publishes no limit, so GOVERNOR_DEFAULT_LIMIT_PER_MINUTE applies.
     rate_budget: ClassVar[RateBudget | None] = None
     rate_limit_headers: ClassVar[tuple[RateHeaders, ...]] = ()
+    # Config fields that say where calls (or a token request) go: naming one brings the request's own secrets.
+    # A vendor with more (Dynamics' authority_url, tenant_id) adds its own to HOST_FIELDS.
+    host_fields: ClassVar[frozenset[str]] = HOST_FIELDS
 
     def __init__(self, config: VendorConfig, context: ConnectorContext) -> None:
         self.config = config
@@ -306,7 +309,7 @@ class UpstreamConnector:
     def merged_config(cls, request_config: Mapping[str, Any] | None, settings: Settings) -> dict[str, Any]:
         """The request's config over the environment's, key by key, except that secrets come whole or not at all.
 
-        A request that names a host field (HOST_FIELDS) or any secret gets none of the environment's secrets
+        A request that names a host field (`host_fields`) or any secret gets none of the environment's secrets
         for this vendor: it brings its own. So the operator's secrets never go to a host a request chose, nor
         pair with a caller's own secret; non-secret options and ids (email, client_id, tier_field) still merge.
         """
@@ -315,7 +318,7 @@ class UpstreamConnector:
         given = {k: v for k, v in (request_config or {}).items() if v is not None}
         secrets = secret_fields(cls.config_model)
         env = settings.vendor_defaults(cls.vendor, frozenset(cls.config_model.model_fields))
-        if given.keys() & (HOST_FIELDS | secrets):
+        if given.keys() & (cls.host_fields | secrets):
             env = {k: v for k, v in env.items() if k not in secrets}
         return {**env, **given}
 
@@ -327,7 +330,7 @@ class UpstreamConnector:
             config = CONFIGS.validated(cls.config_model, merged)
         except ValidationError as exc:
             # Only field names and reasons: pydantic's own text would echo the (secret) input values.
-            own = (request_config or {}).keys() & (HOST_FIELDS | secret_fields(cls.config_model))
+            own = (request_config or {}).keys() & (cls.host_fields | secret_fields(cls.config_model))
             message = config_error(cls.vendor, cls.config_model, exc.errors(), env_used=not own)
             raise InvalidConfig(message, crm_type=cls.vendor) from None
         return cls(config, context)

@@ -14,6 +14,7 @@ CRMS = {
     "salesforce": ("003000000000001", "/sobjects/Case"),
     "hubspot": ("12345", "/tickets"),
     "freshdesk": ("1001", "/api/v2/tickets"),
+    "dynamics": ("6f1c1c0e-0000-4000-8000-000000001001", "/api/data/v9.2/incidents"),
 }
 MODES = ("reset", "error", "stall")
 

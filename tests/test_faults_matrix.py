@@ -67,6 +67,7 @@ RECORDS = {
     "freshdesk": lambda e: len(e.tickets),
     "salesforce": lambda e: len(e.records["Case"]),
     "hubspot": lambda e: len(e.objects["tickets"]),
+    "dynamics": lambda e: len(e.incidents),
     "livechat": lambda e: len(e.chats),
 }
 

@@ -42,7 +42,7 @@ class FakeTransport:
 
 def test_everything_vendor_specific_derives_from_the_registry():
     vendors = {cls.vendor for cls in all_connectors()}
-    assert CRMS.supported() == ["freshdesk", "hubspot", "salesforce", "zendesk"] and CHATS.supported() == ["livechat"]
+    assert CRMS.supported() == ["dynamics", "freshdesk", "hubspot", "salesforce", "zendesk"] and CHATS.supported() == ["livechat"]
     assert {e.name for e in EMULATORS} == vendors and set(SANDBOX_CREDENTIALS) == vendors
     settings_fields = set(Settings.model_fields)
     for cls in all_connectors():

@@ -13,6 +13,7 @@ VENDOR_OF_EMULATOR: dict[str, str] = {
     "salesforce": "salesforce",
     "hubspot": "hubspot",
     "freshdesk": "freshdesk",
+    "dynamics": "dynamics",
     "livechat": "livechat",
     "livechat-accounts": "livechat",
 }
