@@ -12,6 +12,7 @@ from typing import Any, Generic, TypeVar
 
 from connectors.base import BaseCRMConnector
 from connectors.chat import ChatConnector
+from connectors.dynamics import DynamicsConnector
 from connectors.freshdesk import FreshdeskConnector
 from connectors.http import ConnectorContext, UpstreamConnector
 from connectors.hubspot import HubSpotConnector
@@ -26,6 +27,7 @@ C = TypeVar("C", bound=UpstreamConnector)
 
 # Every vendor this service serves: CRMs and chat (handoff) connectors alike. The kind follows from the base class.
 PLUGINS: tuple[type[UpstreamConnector], ...] = (
+    DynamicsConnector,
     FreshdeskConnector,
     HubSpotConnector,
     IntercomConnector,  # both a CRM and a chat (handoff) connector

@@ -306,7 +306,6 @@ class UpstreamConnector:
     # None: the vendor publishes no limit, so GOVERNOR_DEFAULT_LIMIT_PER_MINUTE applies.
     rate_budget: ClassVar[RateBudget | None] = None
     rate_limit_headers: ClassVar[tuple[RateHeaders, ...]] = ()
-
     def __init__(self, config: VendorConfig, context: ConnectorContext) -> None:
         self.config = config
         self.ctx = context
@@ -320,7 +319,7 @@ class UpstreamConnector:
     def merged_config(cls, request_config: Mapping[str, Any] | None, settings: Settings) -> dict[str, Any]:
         """The request's config over the environment's, key by key, except that secrets come whole or not at all.
 
-        A request that names a host field (HOST_FIELDS) or any secret gets none of the environment's secrets
+        A request that names a host field (`host_fields`) or any secret gets none of the environment's secrets
         for this vendor: it brings its own. So the operator's secrets never go to a host a request chose, nor
         pair with a caller's own secret; non-secret options and ids (email, client_id, tier_field) still merge.
         """

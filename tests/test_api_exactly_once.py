@@ -16,6 +16,7 @@ CRMS = {
     "freshdesk": ("1001", "/api/v2/tickets"),
     "intercom": ("6657a1c2b1e5f2a3c4d50001", "/tickets"),
     "servicenow": ("a8f98bb0eb32010045e1a5115206fe3a", "/api/now/table/incident"),
+    "dynamics": ("6f1c1c0e-0000-4000-8000-000000001001", "/api/data/v9.2/incidents"),
 }
 MODES = ("reset", "error", "stall")
 

@@ -351,7 +351,7 @@ def test_fallback_failing_after_a_chat_was_started_names_the_chat(svc: Service):
 
 
 def test_unknown_fallback_crm_is_400(svc: Service):
-    r = svc.post("/handoff/create", handoff("bad-fallback", config={"fallback_crm": "dynamics"}))
+    r = svc.post("/handoff/create", handoff("bad-fallback", config={"fallback_crm": "pipedrive"}))
     assert r.status_code == 400 and error_of(r)["code"] == "unsupported_crm"
     assert svc.vendor_requests("livechat") == []
 

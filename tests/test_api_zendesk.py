@@ -90,7 +90,7 @@ def test_create_survives_a_dropped_connection_without_a_duplicate(svc: Service):
 
 
 def test_unknown_crm_lists_supported(svc: Service):
-    r = svc.post("/crm/ticket", {"crm_type": "dynamics", "ticket_id": "1"})
+    r = svc.post("/crm/ticket", {"crm_type": "pipedrive", "ticket_id": "1"})
     err = error_of(r)
     assert r.status_code == 400 and err["code"] == "unsupported_crm" and "zendesk" in err["message"]
 

@@ -21,7 +21,7 @@ from settings import Settings
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("PORT", "not-a-port"), ("HUBSPOT_STAGE_MAP", '{"done": "4"}'), ("HANDOFF_FALLBACK_CRM", "dynamics"),
+    [("PORT", "not-a-port"), ("HUBSPOT_STAGE_MAP", '{"done": "4"}'), ("HANDOFF_FALLBACK_CRM", "pipedrive"),
      ("DEFAULT_PHONE_REGION", "XX"), ("RETRY_MAX_ATTEMPTS", "0")],
 )
 def test_bad_settings_fail_at_start_up_naming_the_variable_not_the_secrets(variable, value):

@@ -68,6 +68,7 @@ RECORDS = {
     "salesforce": lambda e: len(e.records["Case"]),
     "hubspot": lambda e: len(e.objects["tickets"]),
     "servicenow": lambda e: len(e.tables["incident"]),
+    "dynamics": lambda e: len(e.incidents),
     "livechat": lambda e: len(e.chats),
     "intercom": lambda e: len(e.tickets),
 }

@@ -42,7 +42,7 @@ class FakeTransport:
 
 def test_everything_vendor_specific_derives_from_the_registry():
     vendors = {cls.vendor for cls in all_connectors()}
-    assert CRMS.supported() == ["freshdesk", "hubspot", "intercom", "salesforce", "servicenow", "zendesk"]
+    assert CRMS.supported() == ["dynamics", "freshdesk", "hubspot", "intercom", "salesforce", "servicenow", "zendesk"]
     assert CHATS.supported() == ["intercom", "livechat"]
     assert len(all_connectors()) == len(vendors)  # a vendor of both kinds (Intercom) is listed once
     assert {e.name for e in EMULATORS} == vendors and set(SANDBOX_CREDENTIALS) == vendors

@@ -150,7 +150,7 @@ def test_deep_readiness_proves_each_vendors_credentials_against_the_sandbox(svc:
     assert r.status_code == 200, r.text
     checks = r.json()["checks"]
     assert set(checks) == {"idempotency_store", "connections_store", "zendesk", "salesforce", "hubspot", "freshdesk", "livechat",
-                           "intercom", "servicenow"}
+                           "intercom", "servicenow", "dynamics"}
     assert all(c["ok"] and c["latency_ms"] >= 0 for c in checks.values())
     called = {q["path"] for v in ("zendesk", "salesforce", "hubspot", "freshdesk", "servicenow", "livechat") for q in svc.vendor_requests(v)}
     assert {"/api/v2/users/me.json", "/services/data/v62.0/limits", "/crm/objects/2026-09/contacts", "/api/v2/agents/me",
@@ -166,7 +166,7 @@ def test_deep_readiness_names_the_vendor_whose_credentials_fail(bad_zendesk):
     assert error["code"] == "not_ready" and "zendesk" in error["message"]
     checks = error["details"]["checks"]
     assert checks["zendesk"]["ok"] is False and checks["zendesk"]["code"] == "crm_auth_failed"
-    assert all(checks[v]["ok"] for v in ("salesforce", "hubspot", "freshdesk", "servicenow", "livechat", "idempotency_store"))
+    assert all(checks[v]["ok"] for v in ("salesforce", "hubspot", "freshdesk", "servicenow", "dynamics", "livechat", "idempotency_store"))
     assert "invalid" not in r.text  # the rejected token is never echoed
 
 
@@ -209,7 +209,7 @@ async def test_start_up_line_names_version_listen_address_and_configured_vendors
     started = next(r for r in caplog.records if r.getMessage() == "started").fields
     assert started["version"] == telemetry.VERSION and started["build"] == telemetry.build()
     assert started["listen"] == "http://0.0.0.0:8123"
-    assert started["vendors"] == ["freshdesk", "hubspot", "intercom", "livechat", "salesforce", "servicenow", "zendesk"]
+    assert started["vendors"] == ["dynamics", "freshdesk", "hubspot", "intercom", "livechat", "salesforce", "servicenow", "zendesk"]
 
 
 # --- audit --------------------------------------------------------------------------------------------

@@ -58,6 +58,8 @@ CASES = [
     ("salesforce", {"instance_url": "https://acme.my.salesforce.com", "access_token": "00Dxx!sf-access-0123456789",
                     "refresh_token": "5Aep-sf-refresh-0123456789", "client_id": "cid"},
      ["00Dxx!sf-access-0123456789", "5Aep-sf-refresh-0123456789"]),
+    ("dynamics", {"instance_url": "https://acme.crm4.dynamics.com", "tenant_id": "acme.onmicrosoft.com",
+                  "client_id": "cid", "client_secret": "dyn-secret-0123456789"}, ["dyn-secret-0123456789"]),
 ]  # fmt: skip
 
 
@@ -71,7 +73,8 @@ async def test_an_echoing_vendor_gets_no_credential_into_the_error(make_context,
     mock_http.get(re.compile(r".*"), callback=echo, repeat=True)
     mock_http.post(re.compile(r".*"), callback=echo, repeat=True)
     crm = build(crm_type, config, make_context)
-    ticket_id = {"salesforce": "500000000000001AAA", "servicenow": "9d385017c611228701d22104cc95c371"}.get(crm_type, "1")
+    ticket_id = {"salesforce": "500000000000001AAA", "servicenow": "9d385017c611228701d22104cc95c371",
+                 "dynamics": "a1b2c3d4-0000-4000-8000-000000054321"}.get(crm_type, "1")
     with pytest.raises(CRMError) as caught:
         await crm.get_ticket(ticket_id)
     body = json.dumps(caught.value.to_body("r"))
@@ -166,13 +169,13 @@ def test_environment_credentials_echoed_by_a_proxy_stay_out_of_answers_and_logs(
 # --- the sandbox's echo_auth fault through the whole service, and the session-wide audit itself ------------
 
 
-@pytest.mark.parametrize("vendor", ["zendesk", "salesforce", "hubspot", "freshdesk", "servicenow"])
+@pytest.mark.parametrize("vendor", ["zendesk", "salesforce", "hubspot", "freshdesk", "servicenow", "dynamics"])
 def test_a_vendor_echoing_the_authorization_header_gets_nothing_into_the_answer(svc, vendor):
     from sandbox import SANDBOX_CREDENTIALS
     from tests.test_api_contract import VENDORS
 
     v = next(x for x in VENDORS if x.crm_type == vendor)
-    if vendor == "salesforce":
+    if vendor in ("salesforce", "dynamics"):
         svc.control(vendor, "expire_tokens")  # the token fetch is echoed too
     svc.fault(vendor, "echo_auth", count=-1)
     r = svc.post("/crm/ticket", v.read())

@@ -75,6 +75,9 @@ FIELDS: list[tuple[str, str, str, str]] = [
     ("servicenow", "base_url", "acme.service-now.com", "url"),
     ("livechat", "base_url", "api.livechatinc.com", "url"),
     ("livechat", "accounts_url", "accounts.livechat.com", "url"),
+    ("dynamics", "instance_url", "contoso.crm4.dynamics.com", "url"),
+    ("dynamics", "authority_url", "login.microsoftonline.com", "url"),
+    ("dynamics", "base_url", "contoso.crm4.dynamics.com", "url"),
 ]
 
 
@@ -84,7 +87,8 @@ def request_for(vendor: str, field: str, value: str) -> tuple[str, dict[str, Any
     if vendor == "livechat":
         config["client_id"] = "sandbox-client-id"  # the agent token grant: accounts_url is used
         return "/handoff/status", {"chat_type": "livechat", "handoff_id": "C000000001", "config": config}
-    ids = {"salesforce": "500000000000001AAA", "servicenow": "9d385017c611228701d22104cc95c371"}
+    ids = {"salesforce": "500000000000001AAA", "servicenow": "9d385017c611228701d22104cc95c371",
+           "dynamics": "a1b2c3d4-0000-4000-8000-000000054321"}
     return "/crm/ticket", {"crm_type": vendor, "ticket_id": ids.get(vendor, "1"), "config": config}
 
 

@@ -14,6 +14,7 @@ VENDOR_OF_EMULATOR: dict[str, str] = {
     "hubspot": "hubspot",
     "freshdesk": "freshdesk",
     "servicenow": "servicenow",
+    "dynamics": "dynamics",
     "livechat": "livechat",
     "livechat-accounts": "livechat",
     "intercom": "intercom",
