@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from sandbox import webhook_payloads
 from sandbox.core import Emulator, VendorError, bearer_token, json_response
 from sandbox.odata import EXPAND, ODataError, ordered, parse_filter, project, selected, top
 
@@ -357,6 +358,7 @@ class DynamicsEmulator(Emulator):
         record = self._add_incident(next(self._incident_ids), body["title"], body.get("description"), customer,
                                     prioritycode=body.get("prioritycode", 2), statuscode=reason, stamp=now(),
                                     origin=body.get("caseorigincode", 1))
+        self.webhooks.emit(webhook_payloads.dynamics("Create", record))  # a step on Create of incident
         return self._answer(request, "incidents", record, 201)
 
     def _create_annotation(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
@@ -386,6 +388,7 @@ class DynamicsEmulator(Emulator):
         if record["statecode"] != 0:
             raise odata_error(400, "0x80043e0e", "This case has already been resolved. Close and reopen the case, and then try again.")
         record.update(statecode=1, statuscode=body["Status"], modifiedon=now())
+        self.webhooks.emit(webhook_payloads.dynamics("Update", record))  # CloseIncident updates the case's state
         return web.Response(status=204)
 
     async def patch(self, request: web.Request) -> web.StreamResponse:
@@ -409,4 +412,5 @@ class DynamicsEmulator(Emulator):
         if reason is not None and STATE_OF_REASON.get(reason) not in (None, state):
             raise odata_error(400, "0x80040203", f"{reason} is not a valid status code for state code {state}.")
         record.update(body, statecode=state, statuscode=reason or 1, modifiedon=now())
+        self.webhooks.emit(webhook_payloads.dynamics("Update", record))
         return self._answer(request, "incidents", record, 200)

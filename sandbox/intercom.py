@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from sandbox import webhook_payloads
 from sandbox.core import Emulator, VendorError, bearer_token, json_response
 from sandbox.intercom_search import SearchError, matches
 
@@ -290,7 +291,9 @@ class IntercomEmulator(Emulator):
         tid = str(next(self._ticket_ids))
         ticket = self._new_ticket(tid, str(next(self._ticket_numbers)), contact, dict(attributes), "submitted")
         ticket["created_at"] = ticket["updated_at"] = int(time.time())
-        return json_response(self._ticket_view(request, ticket))
+        view = self._ticket_view(request, ticket)
+        self.webhooks.emit(webhook_payloads.intercom("ticket.created", view))
+        return json_response(view)
 
     def _contact_for(self, ref: dict[str, Any]) -> str:
         if "id" in ref:
@@ -315,6 +318,7 @@ class IntercomEmulator(Emulator):
         """`state` (2.11) or `ticket_state_id` (2.12+), `open`, `ticket_attributes` (merged), `is_shared`."""
         ticket = self._find(self.tickets, request, "ticket_not_found", "Ticket not found")
         body = await body_of(request)
+        before = ticket["ticket_state"]
         state = body.get("state")
         if "ticket_state_id" in body:
             state = next((s for s, i in STATE_IDS.items() if i == str(body["ticket_state_id"])), "?")
@@ -328,7 +332,10 @@ class IntercomEmulator(Emulator):
         if isinstance(body.get("ticket_attributes"), dict):
             ticket["ticket_attributes"].update(body["ticket_attributes"])
         ticket["updated_at"] = int(time.time())
-        return json_response(self._ticket_view(request, ticket))
+        view = self._ticket_view(request, ticket)
+        if ticket["ticket_state"] != before:
+            self.webhooks.emit(webhook_payloads.intercom("ticket.state.updated", view))
+        return json_response(view)
 
     async def reply_ticket(self, request: web.Request) -> web.Response:
         """A note or comment by an admin → the ticket part."""
@@ -395,11 +402,14 @@ class IntercomEmulator(Emulator):
                 conversation["team_assignee_id"] = target
             elif target in self.admins:
                 conversation["admin_assignee_id"] = int(target)
+                self.webhooks.emit(webhook_payloads.intercom("conversation.admin.assigned", dict(conversation)))
             else:
                 raise fail(400, "parameter_invalid", "assignee_id is not an admin or team")
         else:
             conversation["state"] = {"close": "closed", "open": "open", "snoozed": "snoozed"}[kind]
             conversation["open"] = kind != "close"
+            if kind == "close":
+                self.webhooks.emit(webhook_payloads.intercom("conversation.admin.closed", dict(conversation)))
         return self._add_part(conversation, part)
 
     async def run_assignment_rules(self, request: web.Request) -> web.Response:
@@ -409,4 +419,5 @@ class IntercomEmulator(Emulator):
         free = [a for a in self.admins.values() if not a["away_mode_enabled"]]
         if free:
             conversation["admin_assignee_id"] = int(free[0]["id"])
+            self.webhooks.emit(webhook_payloads.intercom("conversation.admin.assigned", dict(conversation)))
         return json_response(conversation)

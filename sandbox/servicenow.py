@@ -18,6 +18,7 @@ from urllib.parse import parse_qs
 import orjson
 from aiohttp import web
 
+from sandbox import webhook_payloads
 from sandbox.core import Emulator, VendorError, basic_credentials, bearer_token, json_response
 from sandbox.servicenow_query import QueryError, compile_query
 
@@ -76,6 +77,7 @@ class ServiceNowEmulator(Emulator):
         self.tokens: dict[str, float] = {}  # access token -> expiry (time.time())
         self.refresh_tokens: set[str] = set()
         self.journal: list[Record] = []
+        self.mod_counts: dict[str, int] = {}  # sys_id -> updates since the sandbox started (the webhooks' sys_mod_count)
         self._numbers = itertools.count(10003)
         self._ids = itertools.count(0x1000)  # new sys_ids, deterministic so tests can name them
         self.calls = 0
@@ -324,7 +326,13 @@ class ServiceNowEmulator(Emulator):
         record = self._incident(f"{next(self._ids):032x}", f"INC{next(self._numbers):07d}", now, {})
         self._apply(record, body, "integration")
         self._derive(record)
+        self._notify("insert", record)
         return json_response({"result": self._render(request, table, record)}, status=201)
+
+    def _notify(self, operation: str, record: Record) -> None:
+        """The after insert/update Business Rule's REST message (docs/events.md), with the record's update count."""
+        count = self.mod_counts[record["sys_id"]] = self.mod_counts.get(record["sys_id"], -1) + 1
+        self.webhooks.emit(webhook_payloads.servicenow(operation, record, count))
 
     async def update(self, request: web.Request) -> web.Response:
         """`PATCH` (or `PUT`) `/api/now/table/{table}/{sys_id}` → 200 `{"result": {...}}`."""
@@ -336,4 +344,6 @@ class ServiceNowEmulator(Emulator):
             if record["state"] == "6" and not record["resolved_at"]:
                 record["resolved_at"] = stamp()
         record["sys_updated_on"] = stamp()
+        if table == "incident":
+            self._notify("update", record)
         return json_response({"result": self._render(request, table, record)})

@@ -50,3 +50,25 @@ def hubspot(subscription: str, object_id: str, properties: dict[str, Any] | None
 def livechat(action: str, payload: dict[str, Any]) -> dict[str, Any]:
     """A v3.6 webhook: https://platform.text.com/docs/management/webhooks (secret_key added when signed)."""
     return {"action": action, "organization_id": "sandbox-organization", "payload": payload, "additional_data": {}}
+
+
+def intercom(topic: str, item: dict[str, Any]) -> dict[str, Any]:
+    """A notification_event: https://developers.intercom.com/docs/references/2.11/webhooks/webhook-models"""
+    return {"type": "notification_event", "app_id": "sandbox", "id": f"notif_{uuid.uuid4()}", "topic": topic,
+            "delivery_status": "pending", "delivery_attempts": 1, "created_at": int(time.time()),
+            "data": {"type": "notification_event_data", "item": item}}
+
+
+def servicenow(operation: str, record: dict[str, Any], mod_count: int) -> dict[str, Any]:
+    """The body the Business Rule in docs/events.md sends (current.operation(), sys_id, sys_mod_count)."""
+    return {"table": "incident", "operation": operation, "sys_id": record["sys_id"], "number": record.get("number"),
+            "sys_mod_count": mod_count, "sys_updated_on": record.get("sys_updated_on")}
+
+
+def dynamics(message: str, incident: dict[str, Any]) -> dict[str, Any]:
+    """A RemoteExecutionContext: https://learn.microsoft.com/en-us/power-apps/developer/data-platform/use-webhooks"""
+    return {"BusinessUnitId": str(uuid.UUID(int=1)), "CorrelationId": str(uuid.uuid4()), "Depth": 1,
+            "InitiatingUserId": str(uuid.UUID(int=2)), "MessageName": message, "Mode": 1,
+            "OperationCreatedOn": f"/Date({int(time.time() * 1000)})/", "OperationId": str(uuid.uuid4()),
+            "OrganizationName": "sandbox", "PrimaryEntityId": incident["incidentid"], "PrimaryEntityName": "incident",
+            "RequestId": str(uuid.uuid4()), "Stage": 40, "InputParameters": [], "OutputParameters": []}

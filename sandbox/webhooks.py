@@ -55,11 +55,27 @@ def freshdesk(url: str, secret: str, body: Any) -> Signed:
     return orjson.dumps(body), {"X-Webhook-Secret": secret}
 
 
+def intercom(url: str, secret: str, body: Any) -> Signed:
+    """https://developers.intercom.com/docs/webhooks/setting-up-webhooks: X-Hub-Signature, sha1 HMAC (client secret)."""
+    raw = orjson.dumps(body)
+    return raw, {"X-Hub-Signature": "sha1=" + hmac.new(secret.encode(), raw, hashlib.sha1).hexdigest()}
+
+
+def dynamics(url: str, secret: str, body: Any) -> Signed:
+    """A webhook registered with HttpHeader authentication, plus the headers Dataverse adds
+    (https://learn.microsoft.com/en-us/power-apps/developer/data-platform/use-webhooks)."""
+    return orjson.dumps(body), {"X-Webhook-Secret": secret, "x-ms-dynamics-entity-name": str(body.get("PrimaryEntityName")),
+                                "x-ms-dynamics-request-name": str(body.get("MessageName"))}
+
+
 SIGNERS: dict[str, Callable[[str, str, Any], Signed]] = {
     "zendesk": zendesk,
     "hubspot": hubspot,
     "livechat": livechat,
     "freshdesk": freshdesk,
+    "intercom": intercom,
+    "servicenow": freshdesk,  # a Business Rule's REST message: the operator's header, unsigned, as Freshdesk's
+    "dynamics": dynamics,
 }
 
 

@@ -16,7 +16,6 @@ import orjson
 from connectors.http import ConnectorContext
 from deps import within_deadline
 from events import Event, EventType, FieldChange
-from livechat_connector import LiveChatConnector
 from models import Customer, HandoffResponse, Ticket
 from registry import CHATS, CRMS
 from state import State
@@ -127,7 +126,6 @@ async def publish_notices(inbox: Inbox, source: Source, notices: list[Notice]) -
         handoff: HandoffResponse | None = None
         if notice.handoff is not None:
             chat = CHATS.create(source.vendor, source.config, source.ctx)
-            assert isinstance(chat, LiveChatConnector)
             handoff = notice.handoff(chat, await inbox.handoff(source.connection_id, notice.object_id))
             event = _event(HANDOFF_TYPES[handoff.status], handoff, source, notice)
         elif notice.type is EventType.customer_updated:

@@ -20,7 +20,7 @@ from connectors.http import StoredConfig
 from deps import ERROR_RESPONSES, context_of
 from errors import CRMError, InvalidRequest, NotFound
 from observability import log_event, request_fields_var
-from registry import CHATS
+from registry import CHATS, CRMS
 from sandbox.webhooks import SANDBOX_WEBHOOK_SECRET
 
 from .inbound import Inbox, Source, publish_notices
@@ -49,11 +49,17 @@ async def webhook_config(request: Request, vendor: str, connection_id: str) -> t
         where = f"{vendor.upper()}_WEBHOOK_SECRET"
     else:
         manager: ConnectionManager = request.app.state.connections
-        kind = "chat" if vendor in CHATS.supported() else "crm"
-        try:
-            stored, found = await manager.resolve(connection_id, kind)
-        except (NotFound, InvalidRequest):
-            raise WebhookUnverified(f"no {vendor} webhook secret for connection {connection_id}") from None
+        # A vendor that is both (Intercom) may have either kind of connection: its webhooks serve both.
+        kinds = [kind for kind, known in (("crm", CRMS), ("chat", CHATS)) if vendor in known.supported()]
+        stored, found = "", None
+        for kind in kinds:
+            try:
+                stored, found = await manager.resolve(connection_id, kind)
+                break
+            except (NotFound, InvalidRequest):
+                continue
+        if found is None:
+            raise WebhookUnverified(f"no {vendor} webhook secret for connection {connection_id}")
         if stored != vendor:
             raise WebhookUnverified(f"no {vendor} webhook secret for connection {connection_id}")
         config, secret = StoredConfig(found), _plain(found.get("webhook_secret"))

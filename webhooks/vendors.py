@@ -8,40 +8,17 @@ events carry the chat state themselves and are published as they arrive.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from connectors.zendesk import PRIORITY_FROM_ZENDESK, STATUS_FROM_ZENDESK
 from events import EventType, FieldChange
 from livechat_connector import LiveChatConnector, dict_or_empty, whole_number
-from models import HandoffResponse, HandoffStatus, Ticket, iso_utc
+from models import HandoffResponse, HandoffStatus, iso_utc
 
-HandoffBuilder = Callable[[LiveChatConnector, HandoffResponse | None], HandoffResponse]
+from .notice import HandoffBuilder, Notice, Unreadable, _object
+from .records import dynamics, intercom, servicenow
 
-
-@dataclass
-class Notice:
-    """One thing a webhook says happened, before the unified object is attached."""
-
-    type: EventType
-    object_id: str
-    vendor_event_id: str | None = None
-    occurred_at: str | None = None
-    changes: dict[str, FieldChange] | None = None  # what the vendor itself says changed (else a snapshot diff)
-    comment: dict[str, Any] | None = None  # a comment the event added: {"body", "public"}
-    handoff: HandoffBuilder | None = None  # LiveChat: the state, from the connector and the last known state
-    ticket: Ticket | None = None  # already read (the poller's query): not fetched again
-
-
-class Unreadable(ValueError):
-    """A verified body of a shape the vendor does not document: answered 400, nothing published."""
-
-
-def _object(value: Any, what: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise Unreadable(f"{what} is not a JSON object")
-    return value
-
+__all__ = ["PARSERS", "HANDOFF_TYPES", "HandoffBuilder", "Notice", "Unreadable"]
 
 # --- Zendesk: event webhooks (https://developer.zendesk.com/api-reference/webhooks/event-types/ticket-events/) --
 
@@ -217,4 +194,7 @@ PARSERS: dict[str, Callable[[Any], list[Notice]]] = {
     "hubspot": hubspot,
     "freshdesk": freshdesk,
     "livechat": livechat,
+    "intercom": intercom,
+    "servicenow": servicenow,
+    "dynamics": dynamics,
 }

@@ -145,15 +145,29 @@ SECRET_HEADER = "x-webhook-secret"
 
 
 def shared_secret(inbound: Inbound, secret: str, tolerance: float) -> Verified:
-    """Vendors that do not sign (Freshdesk automation webhooks, ServiceNow REST messages): a per-connection secret
+    """Vendors that do not sign (Freshdesk automation webhooks, ServiceNow Business Rules' REST messages): a per-connection secret
     the operator puts in a custom header (X-Webhook-Secret) or the URL (?secret=). Weaker: anyone who sees one
     request can send more, and there is no replay protection (a replay re-publishes the ticket's current state).
 
     https://support.freshdesk.com/support/solutions/articles/132589-using-webhooks-in-automation-rules (custom headers)
     """
-    given = inbound.headers.get(SECRET_HEADER) or inbound.query.get("secret")
+    return _shared(inbound, secret, ("secret",))
+
+
+def dynamics(inbound: Inbound, secret: str, tolerance: float) -> Verified:
+    """A Dataverse webhook registration's authentication: HttpHeader (X-Webhook-Secret: <secret>), WebhookKey
+    (?code=<secret>) or HttpQueryString (?secret=<secret>). No signature: as weak as shared_secret.
+
+    https://learn.microsoft.com/en-us/power-apps/developer/data-platform/register-web-hook (authentication options)
+    """
+    return _shared(inbound, secret, ("code", "secret"))
+
+
+def _shared(inbound: Inbound, secret: str, query_keys: tuple[str, ...]) -> Verified:
+    given = inbound.headers.get(SECRET_HEADER) or next((inbound.query[k] for k in query_keys if inbound.query.get(k)), None)
     if not same(given, secret):
-        raise WebhookUnverified(f"webhook without the connection's secret (the {SECRET_HEADER} header or ?secret=)")
+        where = " or ".join(f"?{k}=" for k in query_keys)
+        raise WebhookUnverified(f"webhook without the connection's secret (the {SECRET_HEADER} header or {where})")
     return Verified(None, 0.0, "shared-secret")
 
 
@@ -165,4 +179,5 @@ VERIFIERS: dict[str, Verifier] = {
     "freshdesk": shared_secret,
     "intercom": intercom,
     "servicenow": shared_secret,
+    "dynamics": dynamics,
 }
