@@ -48,3 +48,16 @@ def test_a_record_the_collection_refuses_is_that_items_error(svc: Service):
     assert "STRING_TOO_LONG" in body["results"][1]["error"]["message"]
     again = svc.post("/crm/ticket/batch", {"crm_type": "salesforce", "tickets": [item(10)]})
     assert again.json()["results"][0]["replayed"] and len(calls(svc, "/composite/sobjects")) == 1
+
+
+def test_a_lost_collection_answer_is_found_by_each_marker_and_never_created_twice(svc: Service):
+    items = [item(n, customer_id=CONTACT) for n in (20, 21)]
+    svc.fault("salesforce", "lose_answer", mode="error", method="POST", path="/composite/sobjects")
+    lost = svc.post("/crm/ticket/batch", {"crm_type": "salesforce", "tickets": items}).json()
+    assert lost["failed"] == 2 and all(r["error"]["details"]["created"] == "unknown" for r in lost["results"]), lost
+    again = svc.post("/crm/ticket/batch", {"crm_type": "salesforce", "tickets": items})
+    results = again.json()["results"]
+    assert [r["status"] for r in results] == [201, 201], again.text
+    assert len(calls(svc, "/composite/sobjects")) == 1  # found by their markers, not made again
+    subjects = [r["ticket"]["subject"] for r in results]
+    assert subjects == ["Bulk 20", "Bulk 21"]
