@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 
 import handoff_log
 import ticket_cursor
+from ticket_bulk import BulkGather, BulkSlot
 from cache import CallerCache, cache_key, forget_requester
 from connectors.base import BaseCRMConnector, TicketQuery
 from connectors.http import ConnectorContext, Deadline
@@ -173,21 +174,23 @@ async def search_tickets(body: TicketSearchRequest, request: Request) -> JSONRes
 
 
 async def create_item(
-    crm: BaseCRMConnector, ctx: ConnectorContext, store: IdempotencyStore, item: TicketBatchItem
+    crm: BaseCRMConnector, ctx: ConnectorContext, store: IdempotencyStore, item: TicketBatchItem, slot: BulkSlot | None
 ) -> tuple[int, Any, bool]:
-    """One item as /crm/ticket/create makes it: with a key, exactly once (the same keys as that route's)."""
+    """One item as /crm/ticket/create makes it: with a key, exactly once (the same keys as that route's);
+    with a slot, its create goes into the batch's bulk call."""
+    make = slot.create if slot else crm.create_ticket
     ticket = TicketCreateRequest.model_validate(
         {**item.model_dump(exclude={"idempotency_key", "crm_type", "config", "connection_id"}), "crm_type": crm.vendor}
     )
     if item.idempotency_key is None:
         try:
-            created = await within_deadline(crm.create_ticket(ticket, idempotency_key=uuid.uuid4().hex), ctx, crm.vendor)
+            created = await within_deadline(make(ticket, idempotency_key=uuid.uuid4().hex), ctx, crm.vendor)
         except CRMError as exc:
             raise with_create_outcome(exc, "ticket", repeat_safe=False) from None
         return 201, created.model_dump(mode="json"), False
     scope = f"ticket_create:{crm.tenant_fingerprint()}"
     body_fp = fingerprint(ticket.model_dump(mode="json", exclude={"config"}))
-    once = CreateOnce(crm, ctx, store, scope, item.idempotency_key, body_fp)
+    once = CreateOnce(crm, ctx, store, scope, item.idempotency_key, body_fp, create=slot.create if slot else None)
 
     async def create_once() -> tuple[int, Any]:
         return 201, (await within_deadline(once.run(ticket), ctx, crm.vendor)).model_dump(mode="json")
@@ -201,15 +204,27 @@ async def create_item(
 
 @router.post("/crm/ticket/batch", response_model=TicketBatchResponse, responses=ERROR_RESPONSES)
 async def create_tickets(body: TicketBatchRequest, request: Request, store: Store) -> JSONResponse:
-    """Up to 100 tickets: each created once per its own idempotency key; partial success is a 200 listing each."""
+    """Up to 100 tickets: each created once per its own idempotency key; partial success is a 200 listing each.
+
+    Where the vendor has a bulk create, the items not already answered go into it (ticket_bulk.py); a batch
+    that repeats a key within itself runs item by item, so the repeat waits for its twin's answer.
+    """
     ctx = context_of(request)
     crm = await open_crm(body, ctx, "create_tickets", request)
-    gate = asyncio.Semaphore(BATCH_CONCURRENCY)
+    keys = [item.idempotency_key for item in body.tickets if item.idempotency_key is not None]
+    bulk = BulkGather(crm, ctx, len(body.tickets)) if crm.bulk_create_max and len(set(keys)) == len(keys) else None
+    # In bulk every item must reach its create (or settle) before the call goes, so none waits at the gate.
+    gate = asyncio.Semaphore(len(body.tickets) if bulk else BATCH_CONCURRENCY)
 
     async def one(index: int, item: TicketBatchItem) -> TicketBatchResult:
+        slot = bulk.slot() if bulk else None
         async with gate:
             try:
-                status, data, replayed = await create_item(crm, ctx, store, item)
+                try:
+                    status, data, replayed = await create_item(crm, ctx, store, item, slot)
+                finally:
+                    if slot:
+                        slot.done()  # settled: the bulk call no longer waits for this item
             except CRMError as exc:
                 await forget_requester(request, crm.tenant_fingerprint(), item)
                 exc.crm_type = exc.crm_type or crm.vendor

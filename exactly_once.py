@@ -10,6 +10,7 @@ Vendors that dedupe by Idempotency-Key themselves (Zendesk) get the key and need
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,8 @@ class CreateOnce:
     key: str
     fingerprint: str
     recovered: bool = False  # the answer is a ticket an earlier attempt made (found by its marker)
+    # How the ticket is made (crm.create_ticket unless given): a batch hands in its bulk create's slot.
+    create: Callable[..., Awaitable[Ticket]] | None = None
 
     async def run(self, ticket: TicketCreateRequest) -> Ticket:
         """The ticket, created at most once for this key."""
@@ -45,7 +48,9 @@ class CreateOnce:
                 return found
         try:
             created = await within_deadline(
-                self.crm.create_ticket(ticket, idempotency_key=self.key, marker=marker), self.ctx, self.crm.vendor
+                (self.create or self.crm.create_ticket)(ticket, idempotency_key=self.key, marker=marker),
+                self.ctx,
+                self.crm.vendor,
             )
         except CRMError as exc:
             error = with_create_outcome(exc, "ticket", repeat_safe=True)

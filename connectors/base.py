@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from connectors.http import UpstreamConnector
-from errors import InvalidRequest, MalformedAnswer, NotSupported
+from errors import CRMError, InvalidRequest, MalformedAnswer, NotSupported
 from models import Customer, Ticket, TicketCreateRequest, TicketPriority, TicketStatus, TicketUpdateRequest
 from phone import PhoneQuery, to_e164
 
@@ -139,6 +139,13 @@ class BaseCRMConnector(UpstreamConnector, ABC):
     async def find_created(self, marker: str, ticket: TicketCreateRequest) -> str | None:
         """The id of the ticket an earlier create wrote `marker` into, or None (the vendor has none)."""
         return None
+
+    # The most tickets the vendor's bulk create takes in one call; 0: none, so a batch creates them one by one.
+    bulk_create_max: ClassVar[int] = 0
+
+    async def create_tickets(self, tickets: list[tuple[TicketCreateRequest, str | None]]) -> list[Ticket | CRMError]:
+        """The vendor's bulk create (where bulk_create_max > 0): each (ticket, marker) made, or its own error, in order."""
+        raise NotSupported(f"{self.display_name} has no bulk create here", crm_type=self.vendor)
 
     # True where the vendor's Customer carries its deals (metadata["deals"]): the context's `deals` part.
     has_deals: ClassVar[bool] = False

@@ -13,9 +13,12 @@ from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 from pydantic import Field, SecretStr, field_validator, model_validator
+from yarl import URL
 
 from connectors.auth import Auth, OAuthAuth, OAuthToken
-from connectors.base import MARKER_LINE, BaseCRMConnector, require, with_marker, without_marker
+from connectors.base import (
+    MARKER_LINE, BaseCRMConnector, TicketPage, TicketQuery, require, vendor_statuses, with_marker, without_marker,
+)
 from connectors.dynamics_tables import (
     API_VERSION, AUTHORITY_HOSTS, AUTHORITY_URL, COLUMN, CONTACT_COLUMNS, DOCS, DYNAMICS_DOMAINS, ERROR_CODES, GUID,
     GUID_FORM, INCIDENT_COLUMNS, LOOKUP_NAMES, OAUTH_ERROR, ODATA_HEADERS, ORIGIN_PHONE, PHONE_COLUMNS,
@@ -30,6 +33,7 @@ from errors import (
     InvalidRequest,
     MalformedAnswer,
     NotFound,
+    NotSupported,
     SessionExpired,
     ValidationFailed,
 )
@@ -333,6 +337,36 @@ class DynamicsConnector(BaseCRMConnector):
         path = f"incidents({self.ticket_id(ticket_id)})"
         params = {"$select": ",".join(INCIDENT_COLUMNS)}
         return self._ticket(await self._odata("GET", path, params=params, headers=LOOKUP_NAMES, operation="get_ticket"))
+
+    async def list_tickets(self, query: TicketQuery, page: Mapping[str, Any] | None) -> TicketPage:
+        """A contact's cases: `GET incidents?$filter=_customerid_value eq {id}&$orderby=modifiedon desc` with
+        `Prefer: odata.maxpagesize`; the next page is the same query with the answer's `$skiptoken`.
+
+        Docs: https://learn.microsoft.com/power-apps/developer/data-platform/webapi/query-data-web-api (filter on a
+        lookup's _value), https://learn.microsoft.com/power-apps/developer/data-platform/webapi/query/page-results
+        """
+        if query.tags or query.updated_since:
+            raise NotSupported("Dynamics 365 ticket search here takes a customer, status or text", crm_type=self.vendor)
+        where = [f"_customerid_value eq {self.customer_id(query.customer_id)}"] if query.customer_id else []
+        if query.statuses:
+            codes = vendor_statuses(self.status_from, query.statuses)
+            if not codes:
+                return TicketPage([])
+            where.append("(" + " or ".join(f"statuscode eq {code}" for code in codes) + ")")
+        if query.text:
+            where.append(f"contains(title,{odata_quote(query.text)})")
+        params = {"$select": ",".join(INCIDENT_COLUMNS), "$orderby": "modifiedon desc"}
+        if where:
+            params["$filter"] = " and ".join(where)
+        token = page.get("skiptoken") if page else None
+        if isinstance(token, str) and 0 < len(token) <= 4096:
+            params["$skiptoken"] = token
+        headers = {"Prefer": f'{LOOKUP_NAMES["Prefer"]},odata.maxpagesize={query.limit}'}
+        data = await self._odata("GET", "incidents", params=params, headers=headers, operation="list_tickets")
+        records = require(data, "value", self.vendor, kind=list)
+        following = URL(str(data.get("@odata.nextLink") or "")).query.get("$skiptoken")
+        return TicketPage([self._ticket(r) for r in records if isinstance(r, dict)],
+                          {"skiptoken": following} if following else None)  # fmt: skip
 
     async def _customer_of(self, ticket: TicketCreateRequest) -> str:
         """The contact a case is for: given, or found by phone or email. Dataverse requires a case's customer."""

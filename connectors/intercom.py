@@ -8,9 +8,13 @@ Ticket Types, Admins); rate limits: https://developers.intercom.com/docs/referen
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, ClassVar
 
-from connectors.base import MARKER_LINE, BaseCRMConnector, require, with_marker, without_marker
+from connectors.base import (
+    MARKER_LINE, BaseCRMConnector, TicketPage, TicketQuery, require, vendor_statuses, with_marker, without_marker,
+)
 from connectors.governor import RateBudget, RateHeaders
 from connectors.http import CredentialCheck
 from connectors.intercom_api import (
@@ -24,12 +28,13 @@ from connectors.intercom_api import (
     state_category,
 )
 from connectors.intercom_chat import IntercomChat
-from errors import NotFound, ValidationFailed
+from errors import NotFound, NotSupported, ValidationFailed
 from models import Customer, Ticket, TicketCreateRequest, TicketPriority, TicketStatus, TicketUpdateRequest
 from phone import PhoneQuery, parse_phone
 
 TITLE, DESCRIPTION = "_default_title_", "_default_description_"  # the default ticket attributes' keys
 PRIORITY_FROM_INTERCOM = {v.lower(): k for k, v in PRIORITY_TO_INTERCOM.items()}
+SEARCH_PAGE_MAX = 150  # per_page's documented ceiling on a search
 DEFAULT_PRIORITY = TicketPriority.medium  # what a ticket without a priority attribute reads as
 
 
@@ -151,6 +156,36 @@ class IntercomConnector(IntercomChat, BaseCRMConnector):
         """`GET /tickets/{id}` (https://developers.intercom.com/docs/references/2.11/rest-api/api.intercom.io/tickets/getticket)."""
         data = await self._json("GET", f"/tickets/{self.ticket_id(ticket_id)}", operation="get_ticket")
         return self._ticket(data)
+
+    async def list_tickets(self, query: TicketQuery, page: Mapping[str, Any] | None) -> TicketPage:
+        """`POST /tickets/search` by `contact_ids`, state, `updated_at` and title, paged by `starting_after`
+        (https://developers.intercom.com/docs/references/2.11/rest-api/api.intercom.io/tickets/searchtickets)."""
+        if query.tags:
+            raise NotSupported("Intercom tickets have no tags: search by customer, status, text or updated_since", crm_type=self.vendor)
+        filters: list[dict[str, Any]] = []
+        if query.customer_id:
+            filters.append({"field": "contact_ids", "operator": "=", "value": self.customer_id(query.customer_id)})
+        if query.statuses:
+            states: list[dict[str, Any]] = [{"field": "state", "operator": "IN",
+                                              "value": vendor_statuses(self.status_from, query.statuses)}]  # fmt: skip
+            if TicketStatus.closed in query.statuses:  # closed is `open: false`, whatever the state
+                states.append({"field": "open", "operator": "=", "value": False})
+            filters.append({"operator": "OR", "value": states})
+        if query.updated_since:
+            since = int(datetime.fromisoformat(query.updated_since.replace("Z", "+00:00")).timestamp())
+            filters.append({"field": "updated_at", "operator": ">", "value": since - 1})
+        if query.text:
+            filters.append({"field": TITLE, "operator": "~", "value": query.text})
+        # A search needs a query: every ticket was created after the epoch.
+        filters = filters or [{"field": "created_at", "operator": ">", "value": 0}]
+        pagination: dict[str, Any] = {"per_page": min(query.limit, SEARCH_PAGE_MAX)}
+        if page and isinstance(page.get("starting_after"), str) and len(page["starting_after"]) <= 512:
+            pagination["starting_after"] = page["starting_after"]
+        body = {"query": {"operator": "AND", "value": filters}, "pagination": pagination}
+        data = await self._json("POST", "/tickets/search", json=body, idempotent=True, operation="list_tickets")
+        tickets = [self._ticket(t) for t in require(data, "tickets", self.vendor, kind=list) if isinstance(t, dict)]
+        following = ((data.get("pages") or {}).get("next") or {}).get("starting_after")
+        return TicketPage(tickets, {"starting_after": following} if isinstance(following, str) else None)
 
     # --- writes -----------------------------------------------------------------------------------
 

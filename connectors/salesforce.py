@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from connectors.base import MARKER_LINE, BaseCRMConnector, TicketPage, TicketQuery, require, vendor_statuses, with_marker, without_marker
+from connectors.salesforce_bulk import CaseCollections
 from connectors.field_mapping import NO_MAPPING, FieldMapping, mapped, to_write
 from connectors.hosts import check_vendor_url
 from connectors.auth import Auth, OAuthAuth, OAuthToken
@@ -230,8 +231,10 @@ class SalesforceConfig(VendorConfig):
         return self
 
 
-class SalesforceConnector(BaseCRMConnector):
+class SalesforceConnector(CaseCollections, BaseCRMConnector):
     """Salesforce: Contacts (with their Account) are customers, Cases are tickets."""
+
+    case_read_fields: ClassVar[tuple[str, ...]] = CASE_FIELDS  # what a Case is read with (the collection read too)
 
     vendor = "salesforce"
     display_name = "Salesforce"
@@ -513,15 +516,7 @@ class SalesforceConnector(BaseCRMConnector):
         Salesforce takes no idempotency key, so the create is retried only where it cannot have arrived; the
         marker ends the Description, where `find_created` looks for it after a lost answer.
         """
-        body: dict[str, Any] = {
-            "Subject": ticket.subject,
-            "Description": with_marker(ticket.description, marker),
-            "Origin": "Phone",  # the voice platform's calls
-            **self._case_fields(ticket.status, ticket.priority),
-            **await self._contact_of(ticket),
-        }
-        body.update({k: ticket.metadata[k] for k in CASE_METADATA_FIELDS if k in ticket.metadata})
-        body.update(to_write(self._mapping.ticket, ticket.metadata))
+        body = await self._case_body(ticket, marker)
         data = await self._json(
             "POST", self._data("/sobjects/Case"), json=body, idempotent=False, operation="create_ticket"
         )
@@ -533,6 +528,19 @@ class SalesforceConnector(BaseCRMConnector):
         except CRMError:
             # The Case exists: answer with what was sent rather than an error that invites a second create.
             return self._ticket({**body, "Id": case_id, "Status": body.get("Status", "New")})
+
+    async def _case_body(self, ticket: TicketCreateRequest, marker: str | None) -> dict[str, Any]:
+        """The new Case's fields, the marker ending its Description (one create and the collection create share it)."""
+        body: dict[str, Any] = {
+            "Subject": ticket.subject,
+            "Description": with_marker(ticket.description, marker),
+            "Origin": "Phone",  # the voice platform's calls
+            **self._case_fields(ticket.status, ticket.priority),
+            **await self._contact_of(ticket),
+        }
+        body.update({k: ticket.metadata[k] for k in CASE_METADATA_FIELDS if k in ticket.metadata})
+        body.update(to_write(self._mapping.ticket, ticket.metadata))
+        return body
 
     async def update_ticket(self, update: TicketUpdateRequest) -> Ticket:
         """`PATCH /sobjects/Case/{id}` (204), a CaseComment for the comment, then the Case read back.

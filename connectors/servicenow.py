@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from connectors import auth
 from connectors.auth import Auth, OAuthAuth, OAuthToken
-from connectors.base import BaseCRMConnector, require
+from connectors.base import BaseCRMConnector, TicketPage, TicketQuery, require, vendor_statuses
 from connectors.governor import RateHeaders
 from connectors.hosts import check_dns_label, only_label
 from connectors.http import ConnectorContext, CredentialCheck, UpstreamResponse, VendorConfig
-from errors import AuthFailed, CRMError, InvalidRequest, NotFound, SessionExpired, ValidationFailed
+from errors import AuthFailed, CRMError, InvalidRequest, NotFound, NotSupported, SessionExpired, ValidationFailed
 from idempotency import fingerprint
 from models import Customer, Ticket, TicketCreateRequest, TicketPriority, TicketStatus, TicketUpdateRequest, iso_utc
 from phone import PhoneQuery, parse_phone
@@ -365,6 +366,42 @@ class ServiceNowConnector(BaseCRMConnector):
         path = f"{TABLE}/incident/{self.ticket_id(ticket_id)}"
         data = await self._json("GET", path, params=self._params(",".join(INCIDENT_FIELDS)), operation="get_ticket")
         return self._ticket(self._result(data, dict))
+
+    def _ticket_query(self, query: TicketQuery) -> str:
+        """The encoded query for a ticket search: caller, states, last change and text, newest change first."""
+        terms = [f"caller_id={self.customer_id(query.customer_id)}"] if query.customer_id else []
+        if query.statuses:
+            terms.append("stateIN" + ",".join(vendor_statuses(self.status_from, query.statuses)))
+        if query.updated_since:  # sys_updated_on is stored in UTC as `YYYY-MM-DD HH:MM:SS`
+            terms.append(f"sys_updated_on>={query.updated_since[:19].replace('T', ' ')}")
+        if query.text:
+            text = encoded_value(query.text)
+            terms.append(f"short_descriptionLIKE{text}^ORdescriptionLIKE{text}")
+        return "^".join([*terms, "ORDERBYDESCsys_updated_on"])
+
+    async def list_tickets(self, query: TicketQuery, page: Mapping[str, Any] | None) -> TicketPage:
+        """Incidents by caller: one `GET /api/now/table/incident?sysparm_query=caller_id=...^ORDERBYDESCsys_updated_on`,
+        paged by sysparm_offset; one record more than asked tells whether a next page exists.
+
+        Docs: the Table API's sysparm_query/_limit/_offset (DOCS) and encoded queries,
+        https://docs.servicenow.com/bundle/vancouver-platform-user-interface/page/use/using-lists/concept/c_EncodedQueryStrings.html
+        """
+        if query.tags:
+            raise NotSupported(
+                "ServiceNow incidents have no tags: search by caller, status, text or updated_since", crm_type=self.vendor
+            )
+        if query.statuses and not vendor_statuses(self.status_from, query.statuses):
+            return TicketPage([])
+        offset = page.get("offset", 0) if page else 0
+        offset = offset if isinstance(offset, int) and 0 <= offset <= 100_000 else 0
+        params = self._params(
+            ",".join(INCIDENT_FIELDS), sysparm_query=self._ticket_query(query),
+            sysparm_limit=str(query.limit + 1), sysparm_offset=str(offset),
+        )  # fmt: skip
+        data = await self._json("GET", f"{TABLE}/incident", params=params, operation="list_tickets")
+        records = [r for r in self._result(data, list) if isinstance(r, dict)]
+        following = {"offset": offset + query.limit} if len(records) > query.limit else None
+        return TicketPage([self._ticket(r) for r in records[: query.limit]], following)
 
     # --- writes -------------------------------------------------------------------------------------
 

@@ -18,7 +18,9 @@ from aiohttp import web
 
 from sandbox import webhook_payloads
 from sandbox.core import Emulator, VendorError, bearer_token, json_response
-from sandbox.odata import EXPAND, ODataError, ordered, parse_filter, project, selected, top
+from sandbox.odata import (
+    EXPAND, ODataError, ordered, page_size, parse_filter, project, selected, skipped_pages, skiptoken, top,
+)
 
 GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 KEYED = re.compile(rf"^(?P<set>[A-Za-z]+)\((?P<id>{GUID})\)$")
@@ -281,11 +283,15 @@ class DynamicsEmulator(Emulator):
             keep = parse_filter(request.query.get("$filter"), columns)
             found = ordered([r for r in rows.values() if keep(r)], request.query.get("$orderby"), columns)
             limit = top(request.query.get("$top"))
+            size, passed = page_size(request.headers.get("Prefer", "")), skipped_pages(request.query.get("$skiptoken"))
         except ODataError as exc:
             raise odata_error(400, "0x80060888", str(exc)) from None
-        found = found[:limit] if limit else found[:5000]
-        return json_response({"@odata.context": self._context(request, segment),
-                              "value": [self._shape(request, segment, r) for r in found]})
+        found = found[:limit] if limit else found
+        body: dict[str, Any] = {"@odata.context": self._context(request, segment),
+                                "value": [self._shape(request, segment, r) for r in found[passed * size : (passed + 1) * size]]}
+        if (passed + 1) * size < len(found):  # more: the same query with the next page's cookie
+            body["@odata.nextLink"] = str(request.url.update_query({"$skiptoken": skiptoken(passed + 2)}))
+        return json_response(body)
 
     async def picklists(self, request: web.Request) -> web.StreamResponse:
         """A table's choice columns with their options (https://learn.microsoft.com/power-apps/developer/data-platform/webapi/query-metadata-web-api)."""

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from sandbox import webhook_payloads
 from sandbox.core import Emulator, VendorError, bearer_token, json_response
-from sandbox.intercom_search import SearchError, matches
+from sandbox.intercom_search import SearchError, matches, skipped, starting_after
 
 RATE_LIMIT = 10_000  # calls a minute, the private-app limit
 STATES = ("submitted", "in_progress", "waiting_on_customer", "resolved")
@@ -259,10 +259,14 @@ class IntercomEmulator(Emulator):
             raise fail(400, "parameter_invalid", "per_page must be between 1 and 150")
         try:
             found = [r for r in records if matches(body.get("query"), r)]
+            skip = skipped(body.get("pagination") or {})
         except SearchError as exc:
             raise fail(400, "parameter_invalid", str(exc)) from None
-        page = {"type": "pages", "page": 1, "per_page": per_page, "total_pages": max(1, -(-len(found) // per_page))}
-        return {"type": kind, key: found[:per_page], "total_count": len(found), "pages": page}
+        page: dict[str, Any] = {"type": "pages", "page": skip // per_page + 1, "per_page": per_page,
+                                "total_pages": max(1, -(-len(found) // per_page))}
+        if skip + per_page < len(found):  # the next page's opaque cursor
+            page["next"] = {"per_page": per_page, "starting_after": starting_after(skip + per_page)}
+        return {"type": kind, key: found[skip : skip + per_page], "total_count": len(found), "pages": page}
 
     # --- tickets ----------------------------------------------------------------------------------
 
@@ -309,7 +313,9 @@ class IntercomEmulator(Emulator):
         raise fail(400, "parameter_invalid", "A contact needs an id, external_id or email")
 
     async def search_tickets(self, request: web.Request) -> web.Response:
-        flat = [{**t, **{k: v for k, v in t["ticket_attributes"].items()}, "state": t["ticket_state"]} for t in self.tickets.values()]
+        flat = [{**t, **{k: v for k, v in t["ticket_attributes"].items()}, "state": t["ticket_state"],
+                 "contact_ids": [c["id"] for c in t["contacts"]["contacts"]]}
+                for t in sorted(self.tickets.values(), key=lambda t: -t["updated_at"])]  # newest change first
         page = await self._search(request, flat, "ticket.list", "tickets")
         page["tickets"] = [self._ticket_view(request, self.tickets[t["id"]]) for t in page["tickets"]]
         return json_response(page)

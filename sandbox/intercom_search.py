@@ -6,6 +6,7 @@ https://developers.intercom.com/docs/references/2.11/rest-api/api.intercom.io/co
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -21,7 +22,9 @@ def _text(value: Any) -> str:
 
 
 OPERATORS: Mapping[str, Callable[[Any, Any], bool]] = {
-    "=": lambda have, want: (have is None and want is None) or _text(have) == _text(want) and have is not None,
+    # A list field (a ticket's contact_ids) equals a value it holds.
+    "=": lambda have, want: _text(want) in {_text(h) for h in have} if isinstance(have, list)
+    else (have is None and want is None) or _text(have) == _text(want) and have is not None,
     "!=": lambda have, want: _text(have) != _text(want),
     "IN": lambda have, want: isinstance(want, list) and _text(have) in {_text(w) for w in want},
     "NIN": lambda have, want: isinstance(want, list) and _text(have) not in {_text(w) for w in want},
@@ -56,3 +59,22 @@ def matches(query: Any, record: Mapping[str, Any], depth: int = 0) -> bool:
     if test is None or not isinstance(query.get("field"), str):
         raise SearchError(f"unsupported operator {operator!r} or missing field")
     return test(_field(record, query["field"]), query.get("value"))
+
+
+def starting_after(offset: int) -> str:
+    """The opaque `pages.next.starting_after` cursor for the record at `offset`."""
+    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode()
+
+
+def skipped(pagination: Mapping[str, Any]) -> int:
+    """How many records `pagination.starting_after` has passed (0 without one); a cursor not issued here is an error."""
+    cursor = pagination.get("starting_after")
+    if cursor is None:
+        return 0
+    try:
+        kind, _, number = base64.urlsafe_b64decode(str(cursor)).decode().partition(":")
+        if kind == "offset" and number.isdigit():
+            return int(number)
+    except (ValueError, UnicodeDecodeError):
+        pass
+    raise SearchError("starting_after is not a cursor this search issued")

@@ -1,6 +1,6 @@
 """The slice of OData 4.0 query options the Dataverse emulator reads: $filter, $select, $expand, $orderby, $top.
 
-$filter takes `column eq|ne literal`, `contains(column,'text')`, `and`, `or`, `not` and parentheses, with string
+$filter takes `column eq|ne literal` (string, number or bare GUID), `contains(column,'text')`, `and`, `or`, `not` and parentheses, with string
 literals whose `'` is doubled (OData 4.01 URL conventions, section 5.1.1.6.1). Anything else is a syntax error,
 as the Web API answers it. https://learn.microsoft.com/power-apps/developer/data-platform/webapi/query-data-web-api
 """
@@ -15,7 +15,7 @@ Record = Mapping[str, Any]
 Predicate = Callable[[Record], bool]
 
 _TOKEN = re.compile(
-    r"\s*(?:(?P<str>'(?:[^']|'')*')|(?P<num>-?[0-9]+(?:\.[0-9]+)?)|(?P<word>[A-Za-z_][A-Za-z0-9_]*)|(?P<sym>[(),]))"
+    r"\s*(?:(?P<str>'(?:[^']|'')*')|(?P<guid>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})|(?P<num>-?[0-9]+(?:\.[0-9]+)?)|(?P<word>[A-Za-z_][A-Za-z0-9_]*)|(?P<sym>[(),]))"
 )
 _LITERALS = {"null": None, "true": True, "false": False}
 EXPAND = re.compile(r"^(?P<name>[a-z_][a-z0-9_]*)(?:\(\$select=(?P<select>[a-z0-9_,]+)\))?$")
@@ -40,6 +40,8 @@ def tokens(text: str) -> list[tuple[str, Any]]:
         value: Any = match.group(kind)
         if kind == "str":
             value = value[1:-1].replace("''", "'")
+        elif kind == "guid":  # an OData 4 Edm.Guid literal is unquoted; Dataverse compares it case-insensitively
+            kind, value = "str", value.lower()
         elif kind == "num":
             value = float(value) if "." in value else int(value)
         out.append((kind, value))
@@ -181,3 +183,28 @@ def top(value: str | None) -> int | None:
     if not value.isdigit() or int(value) < 1:
         raise ODataError(f"Invalid value '{value}' for $top query option found.")
     return int(value)
+
+
+MAX_PAGE_SIZE = re.compile(r"odata\.maxpagesize=(\d+)")
+SKIPTOKEN = re.compile(r'<cookie pagenumber="(\d+)" />')
+
+
+def page_size(prefer: str) -> int:
+    """`Prefer: odata.maxpagesize=N` (https://learn.microsoft.com/power-apps/developer/data-platform/webapi/query/page-results), else 5000."""
+    match = MAX_PAGE_SIZE.search(prefer)
+    return min(int(match.group(1)), 5000) if match and int(match.group(1)) > 0 else 5000
+
+
+def skipped_pages(skiptoken: str | None) -> int:
+    """The pages a `$skiptoken` paging cookie has passed (0 without one); a cookie this emulator did not issue is an error."""
+    if skiptoken is None:
+        return 0
+    match = SKIPTOKEN.fullmatch(skiptoken)
+    if not match:
+        raise ODataError("The $skiptoken is not valid.")
+    return int(match.group(1)) - 1
+
+
+def skiptoken(page_number: int) -> str:
+    """The paging cookie for page `page_number` (1-based), shaped like Dataverse's own."""
+    return f'<cookie pagenumber="{page_number}" />'

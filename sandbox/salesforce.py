@@ -18,12 +18,14 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
+from functools import partial
 from datetime import datetime, timezone
 from typing import Any
 
 import orjson
 from aiohttp import web
 
+from sandbox import salesforce_collections as collections
 from sandbox import soql_eval, sosl
 from sandbox.core import Emulator, Handler, VendorError, basic_credentials, bearer_token, json_response
 from sandbox.soql import SoqlError, parse
@@ -296,6 +298,8 @@ class SalesforceEmulator(Emulator):
             app.router.add_get(f"{api}/queryAll{suffix}", self._api(self.query_all))
             app.router.add_get(f"{api}/search{suffix}", self._api(self.search))
             app.router.add_post(f"{api}/sobjects/{{sobject}}{suffix}", self._api(self.create_record))
+        app.router.add_post(f"{api}/composite/sobjects", self._api(partial(collections.create, self)))
+        app.router.add_get(f"{api}/composite/sobjects/{{sobject}}", self._api(partial(collections.retrieve, self)))
         app.router.add_get(f"{api}/query/{{cursor}}", self._api(self.query_more))
         app.router.add_get(f"{api}/queryAll/{{cursor}}", self._api(self.query_more))
         app.router.add_get(f"{api}/limits", self._api(self.limits))
@@ -545,12 +549,14 @@ class SalesforceEmulator(Emulator):
 
     async def create_record(self, request: web.Request) -> web.StreamResponse:
         """`POST /sobjects/Case` or `/sobjects/CaseComment` → 201 `{"id","success":true,"errors":[]}`."""
-        sobject = self._sobject(request)
-        if not SCHEMA[sobject].writable:
-            return errors(
-                403, "INSUFFICIENT_ACCESS_OR_READONLY", "insufficient access rights on object id"
-            )  # this sandbox org only writes Cases and their comments
-        fields = self._validate(sobject, await self._fields(request))
+        record = self.create(self._sobject(request), await self._fields(request))
+        return json_response({"id": record["Id"], "success": True, "errors": []}, status=201)
+
+    def create(self, sobject: str, body: dict[str, Any]) -> dict[str, Any]:
+        """One new record of a writable type (an ApiError otherwise): the sObject and Collections creates share it."""
+        if not SCHEMA[sobject].writable:  # this sandbox org only writes Cases and their comments
+            raise ApiError(errors(403, "INSUFFICIENT_ACCESS_OR_READONLY", "insufficient access rights on object id"))
+        fields = self._validate(sobject, body)
         stamp = now()
         id15 = f"{SCHEMA[sobject].prefix}{next(self._ids[sobject]):012d}"
         extra: dict[str, Any] = {"CreatedDate": stamp, "LastModifiedDate": stamp}
@@ -561,7 +567,7 @@ class SalesforceEmulator(Emulator):
         record = self._store(sobject, id15, **{**extra, **fields})
         if sobject == "Case":
             self._case_defaults(record)
-        return json_response({"id": record["Id"], "success": True, "errors": []}, status=201)
+        return record
 
     async def update_record(self, request: web.Request) -> web.StreamResponse:
         """`PATCH /sobjects/Case/{id}` → 204 with no body."""

@@ -15,7 +15,8 @@ from tests.test_cache import running
 LISTS_TICKETS = {cls.vendor for cls in CRMS if cls.list_tickets is not BaseCRMConnector.list_tickets}
 SEEDS = {cls.vendor: dict(cls.sandbox_seed) for cls in CRMS if cls.sandbox_seed and cls.vendor in LISTS_TICKETS}
 NO_TICKET_LIST = sorted(cls.vendor for cls in CRMS if cls.sandbox_seed and cls.vendor not in LISTS_TICKETS)
-TICKETS_PATH = {"zendesk": "/tickets/requested", "salesforce": "/query", "hubspot": "/tickets/batch/read", "freshdesk": "/tickets"}
+TICKETS_PATH = {"zendesk": "/tickets/requested", "salesforce": "/query", "hubspot": "/tickets/batch/read", "freshdesk": "/tickets",
+                "servicenow": "/table/incident", "dynamics": "/incidents", "intercom": "/tickets/search"}
 
 
 @pytest.mark.parametrize("crm", sorted(SEEDS))
