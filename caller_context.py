@@ -7,7 +7,6 @@ runs out of time is named in `partial` with its contract code, while the custome
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -31,9 +30,9 @@ from context_models import (
     TicketList,
     TicketSearchRequest,
 )
-from deps import ERROR_RESPONSES, MAPPING_ERRORS, Store, context_of, open_crm, with_create_outcome, within_deadline
+from deps import ERROR_RESPONSES, MAPPING_ERRORS, Store, context_of, open_crm, within_deadline
 from errors import CRMError, NotFound, NotSupported, UpstreamError, UpstreamTimeout
-from exactly_once import CreateOnce
+from exactly_once import create_ticket_once
 from idempotency import IdempotencyStore, fingerprint, unpack_error
 from models import Customer, CustomerList, TicketCreateRequest, TicketStatus
 from observability import request_fields_var, request_id_var
@@ -176,30 +175,12 @@ async def search_tickets(body: TicketSearchRequest, request: Request) -> JSONRes
 async def create_item(
     crm: BaseCRMConnector, ctx: ConnectorContext, store: IdempotencyStore, item: TicketBatchItem, slot: BulkSlot | None
 ) -> tuple[int, Any, bool]:
-    """One item as /crm/ticket/create makes it: with a key, exactly once (the same keys as that route's);
-    with a slot, its create goes into the batch's bulk call."""
-    make = slot.create if slot else crm.create_ticket
+    """One item as /crm/ticket/create makes it (the same keys as that route's); with a slot, its create goes into
+    the batch's bulk call."""
     ticket = TicketCreateRequest.model_validate(
         {**item.model_dump(exclude={"idempotency_key", "crm_type", "config", "connection_id"}), "crm_type": crm.vendor}
     )
-    if item.idempotency_key is None:
-        try:
-            created = await within_deadline(make(ticket, idempotency_key=uuid.uuid4().hex), ctx, crm.vendor)
-        except CRMError as exc:
-            raise with_create_outcome(exc, "ticket", repeat_safe=False) from None
-        return 201, created.model_dump(mode="json"), False
-    scope = f"ticket_create:{crm.tenant_fingerprint()}"
-    body_fp = fingerprint(ticket.model_dump(mode="json", exclude={"config"}))
-    once = CreateOnce(crm, ctx, store, scope, item.idempotency_key, body_fp, create=slot.create if slot else None)
-
-    async def create_once() -> tuple[int, Any]:
-        return 201, (await within_deadline(once.run(ticket), ctx, crm.vendor)).model_dump(mode="json")
-
-    try:
-        status, data, replayed = await store.run(scope, item.idempotency_key, body_fp, create_once)
-    except CRMError as exc:
-        raise with_create_outcome(exc, "ticket", repeat_safe=True) from None
-    return status, data, replayed or once.recovered
+    return await create_ticket_once(crm, ctx, store, ticket, item.idempotency_key, slot.create if slot else None)
 
 
 @router.post("/crm/ticket/batch", response_model=TicketBatchResponse, responses=ERROR_RESPONSES)

@@ -10,6 +10,7 @@ Vendors that dedupe by Idempotency-Key themselves (Zendesk) get the key and need
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,8 +19,9 @@ from connectors.base import BaseCRMConnector
 from connectors.http import ConnectorContext
 from deps import with_create_outcome, within_deadline
 from errors import CRMError, IdempotencyConflict, OutcomeStillUnknown
-from idempotency import IdempotencyStore
+from idempotency import IdempotencyStore, fingerprint
 from models import Ticket, TicketCreateRequest
+from telemetry import record_replay
 
 
 @dataclass
@@ -89,3 +91,40 @@ class CreateOnce:
                 details={"created": "unknown", "searched": searched},
             )
         return None  # the vendor proves absence: create it now
+
+
+async def create_ticket_once(
+    crm: BaseCRMConnector,
+    ctx: ConnectorContext,
+    store: IdempotencyStore,
+    ticket: TicketCreateRequest,
+    key: str | None,
+    create: Callable[..., Awaitable[Ticket]] | None = None,
+) -> tuple[int, Any, bool]:
+    """A ticket create as /crm/ticket/create and each /crm/ticket/batch item make it: (status, body, replayed).
+
+    With a key, exactly once: the idempotency store runs it once per (tenant, key), and a repeat after a lost
+    answer finds the first attempt by its marker. `create` stands in for `crm.create_ticket` (a batch's bulk call).
+    """
+    make = create or crm.create_ticket
+    if key is None:
+        try:
+            created = await within_deadline(make(ticket, idempotency_key=uuid.uuid4().hex), ctx, crm.vendor)
+        except CRMError as exc:
+            raise with_create_outcome(exc, "ticket", repeat_safe=False) from None
+        return 201, created.model_dump(mode="json"), False
+    scope = f"ticket_create:{crm.tenant_fingerprint()}"
+    body_fp = fingerprint(ticket.model_dump(mode="json", exclude={"config"}))
+    once = CreateOnce(crm, ctx, store, scope, key, body_fp, create=create)
+
+    async def create_once() -> tuple[int, Any]:
+        return 201, (await within_deadline(once.run(ticket), ctx, crm.vendor)).model_dump(mode="json")
+
+    try:
+        status, data, replayed = await store.run(scope, key, body_fp, create_once)
+    except CRMError as exc:
+        raise with_create_outcome(exc, "ticket", repeat_safe=True) from None
+    replayed = replayed or once.recovered  # the ticket an earlier, unanswered attempt made
+    if replayed:
+        record_replay("ticket_create")
+    return status, data, replayed

@@ -8,7 +8,6 @@ import gc
 import logging
 import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib.resources import files
 from contextlib import asynccontextmanager
@@ -51,14 +50,12 @@ from deps import (
     context_of,
     error_responses,
     open_crm,
-    with_create_outcome,
     within_deadline,
 )
 from events.routes import router as events_router
 from webhooks.routes import router as webhooks_router
 from errors import CRMError, InvalidRequest, NotFound, UpstreamUnavailable, ValidationFailed
-from exactly_once import CreateOnce
-from idempotency import fingerprint
+from exactly_once import create_ticket_once
 from limits import BodyLimitMiddleware, uvicorn_options
 from livechat import router as handoff_router
 from models import (
@@ -518,30 +515,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ctx = context_of(request)
         crm = await open_crm(body, ctx, "create_ticket", request)
 
-        async def create() -> tuple[int, Any]:
-            try:
-                ticket = await within_deadline(
-                    crm.create_ticket(body, idempotency_key=uuid.uuid4().hex), ctx, crm.vendor
-                )
-            except CRMError as exc:
-                raise with_create_outcome(exc, "ticket", repeat_safe=False) from None
-            return 201, ticket.model_dump(mode="json")
-
         try:
-            if key is None:
-                status, data, replayed = *(await create()), False
-            else:
-                scope = f"ticket_create:{crm.tenant_fingerprint()}"
-                body_fp = fingerprint(body.model_dump(mode="json", exclude={"config"}))
-                once = CreateOnce(crm, ctx, store, scope, key, body_fp)
-
-                async def create_once() -> tuple[int, Any]:
-                    return 201, (await once.run(body)).model_dump(mode="json")
-
-                status, data, replayed = await store.run(scope, key, body_fp, create_once)
-                replayed = replayed or once.recovered  # the ticket an earlier, unanswered attempt made
-                if replayed:
-                    telemetry.record_replay("ticket_create")
+            status, data, replayed = await create_ticket_once(crm, ctx, store, body, key)
         finally:
             await forget_requester(request, crm.tenant_fingerprint(), body)
         return JSONResponse(data, status_code=status, headers={"Idempotent-Replayed": str(replayed).lower()})
