@@ -81,6 +81,10 @@ class LiveChatEmulator(CustomerSide, Emulator):
 
     # --- wire behaviour -------------------------------------------------------------------------
 
+
+    def ticket_ids(self) -> list[str]:
+        """The chats held now: what a handoff creates here, as a ticket is elsewhere."""
+        return list(self.chats)
     def authenticate(self, request: web.Request) -> bool:
         """Basic `account_id:PAT` or Bearer; the word `invalid` (or nothing) is refused."""
         creds = secret_of(request)
