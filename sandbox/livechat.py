@@ -18,6 +18,7 @@ from aiohttp import web
 
 from sandbox import webhook_payloads
 from sandbox.core import Emulator, basic_credentials, bearer_token, json_response
+from sandbox.oauth import Wire, livechat_extra
 from sandbox.livechat_customer import TOKEN_PATH, CustomerSide
 from sandbox.livechat_wire import LiveChatError, now, required, session_fields
 
@@ -50,6 +51,7 @@ class LiveChatEmulator(CustomerSide, Emulator):
     """Answers as `https://api.livechatinc.com/v3.6/...` does for the actions the handoff uses, and a few more."""
 
     name = "livechat"
+    oauth_wire = Wire("/", "/v2/token", rotates=False, expires_in=28800, extra=livechat_extra)
     auth_exempt = (TOKEN_PATH,)  # the accounts service checks its own grants
 
     AGENT_ACTIONS = {
