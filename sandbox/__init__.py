@@ -12,7 +12,7 @@ from registry import all_connectors
 from sandbox.core import Emulator, SandboxRunner
 
 
-def _emulator_class(path: str) -> type[Emulator]:
+def emulator_class(path: str) -> type[Emulator]:
     """The emulator class a connector names as "module:Class"."""
     module, _, name = path.partition(":")
     emulator = getattr(importlib.import_module(module), name)
@@ -21,7 +21,7 @@ def _emulator_class(path: str) -> type[Emulator]:
 
 
 EMULATORS: tuple[type[Emulator], ...] = tuple(
-    _emulator_class(cls.emulator) for cls in all_connectors() if cls.emulator
+    emulator_class(cls.emulator) for cls in all_connectors() if cls.emulator
 )
 
 # Credentials the sandbox-mode service uses when neither the environment nor the request gives any.

@@ -8,12 +8,15 @@ import re
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
 from aiohttp import web
 
 from sandbox.webhooks import WebhookSender
+
+if TYPE_CHECKING:
+    from sandbox.oauth import Wire
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # How `lose_answer` drops the answer of a request the emulator did carry out (a create that really happened).
@@ -194,6 +197,7 @@ class Emulator:
 
     name: ClassVar[str]
     auth_exempt: ClassVar[tuple[str, ...]] = ()  # subpaths that take no Authorization (token endpoints)
+    oauth_wire: ClassVar[Wire | None] = None  # the vendor's OAuth authorization server (sandbox/oauth.py), if any
 
     def __init__(self) -> None:
         from sandbox.oauth import authorization_server  # it builds on this module's helpers

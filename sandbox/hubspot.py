@@ -20,6 +20,7 @@ from aiohttp import web
 from sandbox import hubspot_search as search
 from sandbox import webhook_payloads
 from sandbox.core import Emulator, VendorError, bearer_token, json_response
+from sandbox.oauth import Wire, hubspot_error, hubspot_expired
 from sandbox.hubspot_schema import ASSOCIATION_TYPES, KIND_PATTERN, KINDS, PIPELINES, pipeline_view
 
 MAX_BATCH = 100
@@ -95,6 +96,8 @@ class HubSpotEmulator(Emulator):
     """Answers as `https://api.hubapi.com` does for the CRM object calls the connector makes, v3 or dated."""
 
     name = "hubspot"
+    oauth_wire = Wire("/oauth/authorize", "/oauth/v1/token", rotates=False, expires_in=1800, error=hubspot_error,
+                      expired=hubspot_expired)
 
     def ticket_ids(self) -> list[str]:
         """The tickets held now."""

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from sandbox import webhook_payloads
 from sandbox.core import Emulator, basic_credentials, bearer_token, json_response
+from sandbox.oauth import Wire, livechat_extra
 from sandbox.livechat_customer import TOKEN_PATH, CustomerSide
 from sandbox.livechat_wire import LiveChatError, now, required, session_fields
 
@@ -50,6 +51,7 @@ class LiveChatEmulator(CustomerSide, Emulator):
     """Answers as `https://api.livechatinc.com/v3.6/...` does for the actions the handoff uses, and a few more."""
 
     name = "livechat"
+    oauth_wire = Wire("/", "/v2/token", rotates=False, expires_in=28800, extra=livechat_extra)
     auth_exempt = (TOKEN_PATH,)  # the accounts service checks its own grants
 
     AGENT_ACTIONS = {
@@ -81,6 +83,10 @@ class LiveChatEmulator(CustomerSide, Emulator):
 
     # --- wire behaviour -------------------------------------------------------------------------
 
+
+    def ticket_ids(self) -> list[str]:
+        """The chats held now: what a handoff creates here, as a ticket is elsewhere."""
+        return list(self.chats)
     def authenticate(self, request: web.Request) -> bool:
         """Basic `account_id:PAT` or Bearer; the word `invalid` (or nothing) is refused."""
         creds = secret_of(request)

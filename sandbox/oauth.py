@@ -3,7 +3,7 @@
 The authorization-code grant with PKCE (RFC 7636, S256) where the vendor supports it, the refresh_token grant
 (rotating the refresh token where the vendor does), and sandbox switches: `oauth_expire` (access tokens answer
 401, the refresh still works) and `oauth_revoke` (the grant is gone: refreshes answer the vendor's invalid_grant).
-Paths and answer shapes per vendor are the table WIRES; the service's side is oauth/apps.py.
+Each emulator names its vendor's paths and answer shapes as its `oauth_wire`; the service's side is oauth/apps.py.
 """
 
 from __future__ import annotations
@@ -71,15 +71,6 @@ class Wire:
     expired: Callable[[Emulator, web.Request], web.StreamResponse] | None = None
     extra: Callable[[web.Request, str], dict[str, Any]] | None = None
 
-
-WIRES: dict[str, Wire] = {
-    "salesforce": Wire("/services/oauth2/authorize", "/services/oauth2/token", rotates=False, expires_in=None,
-                       extra=salesforce_extra),
-    "hubspot": Wire("/oauth/authorize", "/oauth/v1/token", rotates=False, expires_in=1800, error=hubspot_error,
-                    expired=hubspot_expired),
-    "zendesk": Wire("/oauth/authorizations/new", "/oauth/tokens", rotates=True, expires_in=7200),
-    "livechat": Wire("/", "/v2/token", rotates=False, expires_in=28800, extra=livechat_extra),
-}  # fmt: skip
 
 PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>{title}: authorize</title></head><body>
 <h1>{title}</h1><p>The app <b>{client}</b> asks for access ({scope}).</p>
@@ -229,5 +220,5 @@ class AuthorizationServer:
 
 def authorization_server(emulator: Emulator) -> AuthorizationServer | None:
     """The emulator's authorization server, when its vendor uses OAuth here."""
-    wire = WIRES.get(emulator.name)
+    wire = emulator.oauth_wire
     return AuthorizationServer(emulator, wire) if wire else None

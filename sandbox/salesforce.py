@@ -28,6 +28,7 @@ from aiohttp import web
 from sandbox import salesforce_collections as collections
 from sandbox import soql_eval, sosl
 from sandbox.core import Emulator, Handler, VendorError, basic_credentials, bearer_token, json_response
+from sandbox.oauth import Wire, salesforce_extra
 from sandbox.soql import SoqlError, parse
 
 ORG_ID = "00D000000000001AAA"
@@ -196,6 +197,8 @@ class SalesforceEmulator(Emulator):
     """Answers as `https://{mydomain}.my.salesforce.com` does for the calls the connector makes."""
 
     name = "salesforce"
+    oauth_wire = Wire("/services/oauth2/authorize", "/services/oauth2/token", rotates=False, expires_in=None,
+                      extra=salesforce_extra)
     auth_exempt = ("/services/oauth2/token",)
 
     def __init__(self) -> None:

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from sandbox import webhook_payloads
 from sandbox.core import Emulator, basic_credentials, bearer_token, json_response, record_id
+from sandbox.oauth import Wire
 from sandbox.zendesk_pages import PageError, by_id, cursor_page, list_page, offset_page
 from sandbox.zendesk_search import RESULT_TYPES, Index, SearchError, sort_results
 
@@ -63,6 +64,7 @@ class ZendeskEmulator(Emulator):
     """Answers as `https://{subdomain}.zendesk.com` does for the calls the connector makes."""
 
     name = "zendesk"
+    oauth_wire = Wire("/oauth/authorizations/new", "/oauth/tokens", rotates=True, expires_in=7200)
 
     def ticket_ids(self) -> list[str]:
         """The tickets held now."""

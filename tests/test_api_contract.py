@@ -12,12 +12,11 @@ from typing import Any
 import pytest
 
 from crm import CRMFactory
+from registry import CRMS
 from sandbox import SANDBOX_CREDENTIALS
 from tests.conftest import Service, error_of
+from tests.vendor_facts import facts
 
-ZENDESK_CONFIG = {"subdomain": "your-company", "email": "admin@yourcompany.com", "api_token": "your_token"}
-FRESHDESK_CONFIG = {"domain": "yourcompany.freshdesk.com", "api_key": "your_api_key"}
-SSRF_BASE_URLS = ({"base_url": "http://169.254.169.254/latest/meta-data"}, {"base_url": "http://internal.corp"})
 
 
 @dataclass(frozen=True)
@@ -39,6 +38,8 @@ class Vendor:
     sends_retry_after: bool = True  # the vendor's rate limit says how long to wait
     rate_limit_upstream_status: int = 429
     rate_limit_message: str = ""
+    echo_auth_audited: bool = True  # tests/test_secrets.py echoes the Authorization header back through it
+    redirect_audited: bool = True  # tests/test_ssrf_corpus.py points its base_url at a redirecting host
 
     # Derived from the registered connector class: its emulator's seed and whether the vendor dedupes creates.
     @property
@@ -83,166 +84,8 @@ class Vendor:
         return [q for q in svc.vendor_requests(self.crm_type) if q["method"] == "POST" and self.create_path in q["path"]]
 
 
-ZENDESK = Vendor(
-    crm_type="zendesk",
-    unknown_ids={"ticket": ("999999", 404), "customer": ("999999", 404)},
-    bad_ids=("abc", "12-3", "../3001"),
-    config=ZENDESK_CONFIG,
-    invalid_credentials=({"api_token": "invalid"},),
-    auth_upstream_status=401,
-    auth_message="Couldn't authenticate you",
-    ssrf_configs=(
-        {"subdomain": "169.254.169.254"},
-        {"subdomain": "evil.com#"},
-        {"subdomain": "a/../../x"},
-        *SSRF_BASE_URLS,
-        {"base_url": "http://127.0.0.1:22"},
-        {"base_url": "gopher://internal:70"},
-    ),
-    sandbox_url_key="base_url",
-    first_new_ticket_id="12346",
-    create_path="/tickets",
-)
-
-SALESFORCE = Vendor(
-    crm_type="salesforce",
-    # The Contact is read by a SOQL query: an empty result, not an HTTP 404.
-    unknown_ids={"ticket": ("500000000000999AAA", 404), "customer": ("003000000000999AAA", None)},
-    bad_ids=("12345", "003000000000001AA", "003' OR Id != '", "500000000000001AAA/../x", "500000000000001AAA?"),
-    invalid_credentials=({"access_token": "invalid", "client_secret": "invalid"},),  # a 401, then a refused refresh
-    auth_upstream_status=400,
-    auth_message="invalid client credentials",
-    ssrf_configs=(
-        {"instance_url": "http://169.254.169.254/latest/meta-data"},
-        {"instance_url": "https://evil.example.com"},
-        {"instance_url": "https://acme.my.salesforce.com.evil.com"},
-        {"instance_url": "http://acme.my.salesforce.com"},
-        {"instance_url": "http://127.0.0.1:22"},
-        {"instance_url": "gopher://internal:70"},
-    ),
-    sandbox_url_key="instance_url",
-    first_new_ticket_id="500000000000100AAA",
-    create_path="/sobjects/Case",
-    read_path="/sobjects/Case",  # not the token endpoint, whose calls depend on what earlier tests cached
-    # Salesforce's API limit is a 403 REQUEST_LIMIT_EXCEEDED with no Retry-After.
-    sends_retry_after=False,
-    rate_limit_upstream_status=403,
-    rate_limit_message="REQUEST_LIMIT_EXCEEDED",
-)
-
-HUBSPOT = Vendor(
-    crm_type="hubspot",
-    unknown_ids={"ticket": ("999999", 404), "customer": ("999999", 404)},
-    bad_ids=("abc", "12-3", "../3001"),
-    invalid_credentials=({"api_key": "invalid"}, {"access_token": "invalid"}),
-    auth_upstream_status=401,
-    auth_message="INVALID_AUTHENTICATION",
-    ssrf_configs=(
-        *SSRF_BASE_URLS,
-        {"base_url": "http://127.0.0.1:22"},
-        {"base_url": "gopher://internal:70"},
-        {"base_url": "https://user:pw@api.hubapi.com"},
-    ),
-    sandbox_url_key="base_url",
-    first_new_ticket_id="3002",
-    create_path="/tickets",  # /crm/objects/2026-09/tickets or /crm/v3/objects/tickets
-    rate_limit_message="TEN_SECONDLY_ROLLING",  # HubSpot names the window that was exceeded
-)
-
-FRESHDESK = Vendor(
-    crm_type="freshdesk",
-    # Freshdesk answers an unknown id with an empty 404 body.
-    unknown_ids={"ticket": ("999999", 404), "customer": ("424242", 404)},
-    bad_ids=("abc", "12-3", "../3001"),
-    config=FRESHDESK_CONFIG,
-    invalid_credentials=({"api_key": "invalid"},),
-    auth_upstream_status=401,
-    auth_message="You have to be logged in",
-    ssrf_configs=(
-        {"domain": "169.254.169.254"},
-        {"domain": "evil.com"},
-        {"domain": "yourcompany.freshdesk.com.evil.com"},
-        {"domain": "yourcompany.freshdesk.com/../x"},
-        {"domain": "https://yourcompany.freshdesk.com"},
-        {"domain": ""},
-        *SSRF_BASE_URLS,
-    ),
-    sandbox_url_key="base_url",
-    first_new_ticket_id="54322",
-    create_path="/tickets",
-)
-
-INTERCOM = Vendor(
-    crm_type="intercom",
-    unknown_ids={"ticket": ("999999", 404), "customer": ("6657a1c2b1e5f2a3c4d5ffff", 404)},
-    bad_ids=("abc", "12-3", "../3001", "6657A1C2B1E5F2A3C4D50001/x"),
-    invalid_credentials=({"access_token": "invalid"},),
-    auth_upstream_status=401,
-    auth_message="Access Token Invalid",
-    ssrf_configs=(
-        {"region": "169.254.169.254"},
-        {"region": "eu.evil.com"},
-        *SSRF_BASE_URLS,
-        {"base_url": "http://127.0.0.1:22"},
-        {"base_url": "gopher://internal:70"},
-    ),
-    sandbox_url_key="base_url",
-    first_new_ticket_id="203",
-    create_path="/tickets",
-    rate_limit_message="rate_limit_exceeded",
-)
-
-SERVICENOW = Vendor(
-    crm_type="servicenow",
-    # ServiceNow answers an unknown sys_id with 404 "No Record found".
-    unknown_ids={"ticket": ("0" * 32, 404), "customer": ("f" * 32, 404)},
-    bad_ids=("abc", "12345", "9D385017C611228701D22104CC95C371", "9d385017c611228701d22104cc95c371/../x"),
-    invalid_credentials=({"password": "invalid"},),
-    auth_upstream_status=401,
-    auth_message="User Not Authenticated",
-    ssrf_configs=(
-        {"instance": "169.254.169.254"},
-        {"instance": "evil.com#"},
-        {"instance": "acme.service-now.com.evil.com"},
-        {"instance": "acme/../x"},
-        {"instance": "https://acme.service-now.com"},
-        *SSRF_BASE_URLS,
-    ),
-    sandbox_url_key="base_url",
-    first_new_ticket_id=f"{0x1000:032x}",
-    create_path="/api/now/table/incident",
-    read_path="/api/now/table/incident/",  # the record, not the marker query on the list
-    rate_limit_message="Rate limit exceeded",
-)
-
-
-# Dynamics 365 (Dataverse): GUID ids; the token comes from Entra ID, whose refusal names its AADSTS number.
-DYNAMICS_CASE = "a1b2c3d4-0000-4000-8000-{:012d}"
-DYNAMICS = Vendor(
-    crm_type="dynamics",
-    unknown_ids={"ticket": (DYNAMICS_CASE.format(999999), 404), "customer": ("6f1c1c0e-0000-4000-8000-000000999999", 404)},
-    bad_ids=("12345", "6f1c1c0e-0000-4000-8000-00000000100", "x' or contactid ne null or '", "../contacts",
-             "6f1c1c0e-0000-4000-8000-000000001001)", "{6f1c1c0e-0000-4000-8000-000000001001}"),
-    invalid_credentials=({"client_secret": "invalid"},),
-    auth_upstream_status=401,
-    auth_message="AADSTS7000215",
-    ssrf_configs=(
-        {"instance_url": "http://169.254.169.254/latest/meta-data"},
-        {"instance_url": "https://evil.example.com"},
-        {"instance_url": "https://contoso.crm.dynamics.com.evil.com"},
-        {"instance_url": "http://contoso.crm.dynamics.com"},
-        {"instance_url": "http://127.0.0.1:22"},
-        {"authority_url": "https://login.microsoftonline.com.evil.com"},
-        {"authority_url": "http://169.254.169.254"},
-    ),
-    sandbox_url_key="instance_url",
-    first_new_ticket_id=DYNAMICS_CASE.format(54322),
-    create_path="/incidents",
-    read_path="/incidents(",  # not the token endpoint, whose calls depend on what earlier tests cached
-    rate_limit_message="0x80072322",  # service protection's "number of requests" limit
-)
-
-VENDORS = [ZENDESK, SALESFORCE, HUBSPOT, FRESHDESK, INTERCOM, SERVICENOW, DYNAMICS]
+# One row per registered CRM, from tests/vendor_facts/<crm_type>.py (a CRM without one fails the test below).
+VENDORS = [Vendor(crm_type=cls.vendor, **row) for cls in CRMS if (row := facts(cls.vendor)) is not None]
 # The service's secrets and the vendor configs' own credentials must never reach an answer.
 NOT_ECHOED = ("token:invalid", "admin@yourcompany.com", "your_token", "your_api_key", "sandbox-client-secret")
 

@@ -7,16 +7,13 @@ import pytest
 from connectors.freshdesk import FreshdeskConnector
 from connectors.hubspot import HubSpotConnector
 from tests.conftest import Service, error_of
+from tests.test_api_contract import VENDORS
 from tests.test_api_handoff import handoff, sara_offline
 
-# Per CRM: a seeded customer and the path substring of its create call.
+# Per CRM that finds a lost create by its marker (not one that dedupes creates itself): a seeded customer and the
+# path substring of its create call, from the registered class and its contract row (tests/vendor_facts/).
 CRMS = {
-    "salesforce": ("003000000000001", "/sobjects/Case"),
-    "hubspot": ("12345", "/tickets"),
-    "freshdesk": ("1001", "/api/v2/tickets"),
-    "intercom": ("6657a1c2b1e5f2a3c4d50001", "/tickets"),
-    "servicenow": ("a8f98bb0eb32010045e1a5115206fe3a", "/api/now/table/incident"),
-    "dynamics": ("6f1c1c0e-0000-4000-8000-000000001001", "/api/data/v9.2/incidents"),
+    v.crm_type: (v.customer_id, v.create_path) for v in VENDORS if not v.forwards_idempotency_key
 }
 MODES = ("reset", "error", "stall")
 

@@ -16,9 +16,11 @@ from typing import Any
 import aiohttp
 import pytest
 
+from registry import CHATS, CRMS
 from sandbox import SANDBOX_CREDENTIALS
 from tests.conftest import error_of, make_settings, start_service
 from tests.secrets_audit import audited_client
+from tests.test_api_contract import VENDORS
 
 # {real}: the vendor's own host for the field; {sandbox}: the sandbox's allowed host:port.
 URL_TRICKS = [
@@ -87,9 +89,8 @@ def request_for(vendor: str, field: str, value: str) -> tuple[str, dict[str, Any
     if vendor == "livechat":
         config["client_id"] = "sandbox-client-id"  # the agent token grant: accounts_url is used
         return "/handoff/status", {"chat_type": "livechat", "handoff_id": "C000000001", "config": config}
-    ids = {"salesforce": "500000000000001AAA", "servicenow": "9d385017c611228701d22104cc95c371",
-           "dynamics": "a1b2c3d4-0000-4000-8000-000000054321"}
-    return "/crm/ticket", {"crm_type": vendor, "ticket_id": ids.get(vendor, "1"), "config": config}
+    ticket_id = CRMS.connector_class(vendor).sandbox_seed["ticket_id"]  # a well-formed id, so the host decides
+    return "/crm/ticket", {"crm_type": vendor, "ticket_id": ticket_id, "config": config}
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +193,11 @@ def redirector() -> Iterator[tuple[str, Trap]]:
     trap.sock.close()
 
 
-@pytest.mark.parametrize("vendor", ["zendesk", "freshdesk", "hubspot", "salesforce", "servicenow", "livechat"])
+# Every CRM whose contract row audits the redirect, and every chat-only vendor (its base_url is its only host).
+REDIRECT_VENDORS = [v.crm_type for v in VENDORS if v.redirect_audited] + [s for s in CHATS.supported() if s not in CRMS.supported()]
+
+
+@pytest.mark.parametrize("vendor", REDIRECT_VENDORS)
 def test_a_redirect_from_an_allowed_host_is_not_followed(redirector, vendor):
     host, trap = redirector
     server, thread, url = start_service(make_settings(connectors_allowed_hosts=host))

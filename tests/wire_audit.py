@@ -6,18 +6,14 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
+from registry import all_connectors
+from sandbox import emulator_class
+
 WIRE = Path(__file__).resolve().parent.parent / "wire"
-# Emulator name -> the vendor list its traffic is checked against (one vendor may serve several hosts).
+# Emulator name -> the vendor whose list (wire/<vendor>.txt) its traffic is checked against, from the registry:
+# each connector class names its emulator, and the list is named by the connector's slug.
 VENDOR_OF_EMULATOR: dict[str, str] = {
-    "zendesk": "zendesk",
-    "salesforce": "salesforce",
-    "hubspot": "hubspot",
-    "freshdesk": "freshdesk",
-    "servicenow": "servicenow",
-    "dynamics": "dynamics",
-    "livechat": "livechat",
-    "livechat-accounts": "livechat",
-    "intercom": "intercom",
+    emulator_class(cls.emulator).name: cls.vendor for cls in all_connectors() if cls.emulator
 }
 # Path spellings a vendor accepts for the same documented resource.
 SPELLINGS: dict[str, re.Pattern[str]] = {"zendesk": re.compile(r"\.json$")}
