@@ -45,6 +45,7 @@ class KnownBodies:
         self.entries: dict[tuple[str, bytes, bytes], Learnt] = {}
 
     def get(self, token: tuple[str, bytes, bytes]) -> Learnt | None:
+        """What the route learnt for these bytes, if it has seen them."""
         return self.entries.get(token)
 
     def learn(self, request: Request, key: str) -> None:
