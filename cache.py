@@ -80,13 +80,23 @@ class CallerCache:
         if not refresh:
             raw = await self.state.get(key)
             if raw is not None:
-                stored_at, status, body = read_entry(raw)
-                age = max(0.0, time.time() - stored_at)
-                if age < (self.fresh if status == 200 else self.negative):
-                    return Cached(status, body, "hit", age)
-                self._revalidate(key, load)
-                return Cached(status, body, "stale", age)
+                got = self._served(raw)
+                if got.outcome == "stale":
+                    self._revalidate(key, load)
+                return got
         return await self._fill(key, load, refresh)
+
+    async def fresh_hit(self, key: str) -> Cached | None:
+        """A fresh found answer for a key, or None (missing, stale or not-found): the fast path's read."""
+        raw = await self.state.get(key)
+        got = self._served(raw) if raw is not None else None
+        return got if got is not None and got.outcome == "hit" and got.status == 200 else None
+
+    def _served(self, raw: bytes) -> Cached:
+        """A stored entry as served: a hit while fresh (the negative TTL for a not-found), else stale."""
+        stored_at, status, body = read_entry(raw)
+        age = max(0.0, time.time() - stored_at)
+        return Cached(status, body, "hit" if age < (self.fresh if status == 200 else self.negative) else "stale", age)
 
     async def _fill(self, key: str, load: Callable[[], Awaitable[bytes]], refresh: bool) -> Cached:
         """One upstream call per key however many ask at once: here a future, across replicas a lock."""
@@ -155,6 +165,11 @@ class CallerCache:
         await asyncio.gather(*self._refreshing.values(), return_exceptions=True)
 
 
+def hit_headers(got: Cached) -> dict[str, str]:
+    """The headers of an answer through the cache (the route's and the fast path's alike)."""
+    return {"X-Cache": got.outcome, "Age": str(int(got.age))}
+
+
 async def cached_answer(request: Request, key: str, load: Callable[[], Awaitable[bytes]]) -> Response:
     """A route's answer through the caller cache, with `X-Cache` and `Age`; `Cache-Control: no-cache` reads afresh."""
     cache: CallerCache | None = request.app.state.cache
@@ -162,7 +177,10 @@ async def cached_answer(request: Request, key: str, load: Callable[[], Awaitable
         return Response(await load(), media_type="application/json")
     refresh = "no-cache" in request.headers.get("cache-control", "")
     got = await cache.read(key, load, refresh=refresh)
-    headers = {"X-Cache": got.outcome, "Age": str(int(got.age))}
+    known = getattr(request.app.state, "known_bodies", None)
+    if known is not None:  # the body is valid and keyed: the fast path may answer its next fresh hit
+        known.learn(request, key)
+    headers = hit_headers(got)
     fields = request_fields_var.get()
     if fields is not None:
         fields["cache"] = got.outcome

@@ -56,6 +56,7 @@ from events.routes import router as events_router
 from webhooks.routes import router as webhooks_router
 from errors import CRMError, InvalidRequest, NotFound, UpstreamUnavailable, ValidationFailed
 from exactly_once import create_ticket_once
+from fastpath import FastPathMiddleware, KnownBodies
 from limits import BodyLimitMiddleware, uvicorn_options
 from livechat import router as handoff_router
 from models import (
@@ -377,6 +378,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.api_keys = parse_keys(settings.connectors_api_keys)
     # Outermost last: request id and access line, then the caller's key, then the body's limits.
+    app.state.known_bodies = KnownBodies()
+    app.add_middleware(FastPathMiddleware, known=app.state.known_bodies)  # fresh caller-cache hits, before FastAPI
     app.add_middleware(BodyLimitMiddleware, read_timeout=settings.body_read_timeout_seconds)
     app.add_middleware(CallerAuthMiddleware, keys=app.state.api_keys, send_error=send_error)
     app.state.audit = audit.AuditLog(settings.audit_log)
