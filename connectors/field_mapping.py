@@ -105,3 +105,18 @@ def nest(values: Mapping[str, Any], id_lists: frozenset[str] = frozenset()) -> d
 def unified_names(mapping: FieldMapping) -> list[tuple[str, str, str]]:
     """(kind, unified key, vendor path) for each entry, for the save-time check."""
     return [(kind, key, path) for kind in ("customer", "ticket") for key, path in getattr(mapping, kind).items()]
+
+
+def unknown_fields(kind: str, entries: Mapping[str, str], known: set[str], root: str | None, words: str) -> list[dict[str, Any]]:
+    """The save-time problems of one kind: each path whose field (under `root`, if any) the vendor's list lacks.
+
+    `words` is the vendor's own refusal, formatted with `{name}` (the field name the path asks for).
+    """
+    problems = []
+    for key, path in entries.items():
+        head, _, rest = path.partition(".")
+        name = rest.split(".")[0] if root else head
+        if (root and head != root) or not name or name not in known or (not root and rest):
+            message = f"{path}: {words.format(name=name or path)}"
+            problems.append({"loc": ["field_mapping", kind, key], "msg": message, "type": "unknown_field"})
+    return problems

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 from pydantic import SecretStr
 
+from connectors.field_mapping import NO_MAPPING, FieldMapping, mapped, nest, to_write, unknown_fields
 from connectors.base import MARKER, BaseCRMConnector, TicketPage, TicketQuery, require, vendor_statuses
 from connectors.hosts import check_dns_label, only_label
 from connectors import auth
@@ -84,6 +85,8 @@ class FreshdeskConfig(VendorConfig):
 
     domain: str
     api_key: SecretStr
+    # custom_fields.<name> for contacts and tickets (connectors/field_mapping.py)
+    field_mapping: FieldMapping | None = None
 
     # `acme` or acme.freshdesk.com (the connector accepts both); anything else fails at start-up.
     env_checks = {"domain": lambda value: only_label(value, ".freshdesk.com", "acme", suffix_allowed=True) and value.strip()}
@@ -101,6 +104,7 @@ class FreshdeskConnector(BaseCRMConnector):
     rate_limit_headers = (RateHeaders(("X-RateLimit-Total",), ("X-RateLimit-Remaining",)),)
     config_model = FreshdeskConfig
     config: FreshdeskConfig
+    tuning_fields = frozenset({"field_mapping"})
     emulator = "sandbox.freshdesk:FreshdeskEmulator"
     sandbox_credentials = {"domain": "sandbox.freshdesk.com", "api_key": "sandbox-key"}
     sandbox_seed = {"customer_id": "1001", "ticket_id": "54321", "phone": "+971501234567"}
@@ -162,6 +166,9 @@ class FreshdeskConnector(BaseCRMConnector):
             "updated_at": iso_utc(contact.get("updated_at")),
         }
         tier = company.get("account_tier")  # Freshdesk's default company field (Basic, Premium, Enterprise)
+        mapped_tier, extra = mapped(self._mapping.customer, contact)
+        metadata.update(extra)
+        tier = mapped_tier if mapped_tier is not None else tier
         return Customer(
             id=str(require(contact, "id", self.vendor)),
             name=contact.get("name") or "",
@@ -189,6 +196,7 @@ class FreshdeskConnector(BaseCRMConnector):
             "due_by": iso_utc(ticket.get("due_by")),
             "fr_due_by": iso_utc(ticket.get("fr_due_by")),
             "custom_fields": ticket.get("custom_fields") or None,
+            **mapped(self._mapping.ticket, ticket)[1],
         }
         requester = ticket.get("requester_id")
         return Ticket(
@@ -321,6 +329,7 @@ class FreshdeskConnector(BaseCRMConnector):
             **await self._requester(ticket),
         }
         body.update({key: ticket.metadata[key] for key in CREATE_PASSTHROUGH if key in ticket.metadata})
+        self._write_mapped(body, ticket.metadata)
         data = await self._json("POST", "/api/v2/tickets", json=body, operation="create_ticket")
         return self._ticket(data)
 
@@ -334,6 +343,7 @@ class FreshdeskConnector(BaseCRMConnector):
         changes = self.ticket_changes(
             update, fields=UPDATE_FIELDS, status=STATUS_TO_FRESHDESK, priority=PRIORITY_TO_FRESHDESK
         )
+        self._write_mapped(changes, update.metadata or {})
         data = None
         if changes:
             data = await self._json("PUT", path, json=changes, idempotent=True, operation="update_ticket")
@@ -413,3 +423,33 @@ class FreshdeskConnector(BaseCRMConnector):
         total = data.get("total") if isinstance(data.get("total"), int) else 0
         more = number * FILTER_PAGE_SIZE < total and number < FILTER_PAGE_MAX
         return TicketPage(tickets, {"page": number + 1, "skip": 0} if more else None)
+
+    # --- field mapping (connectors/field_mapping.py) ----------------------------------------------
+
+    @property
+    def _mapping(self) -> FieldMapping:
+        return self.config.field_mapping or NO_MAPPING
+
+    def _write_mapped(self, body: dict[str, Any], metadata: Mapping[str, Any]) -> None:
+        """The mapped metadata keys into the ticket's `custom_fields` object (Freshdesk updates only the keys sent)."""
+        values = nest(to_write(self._mapping.ticket, metadata))
+        if values.get("custom_fields"):
+            body["custom_fields"] = {**(body.get("custom_fields") or {}), **values.pop("custom_fields")}
+        body.update(values)
+
+    async def check_field_mapping(self, mapping: FieldMapping) -> list[dict[str, Any]]:
+        """Each mapped custom field the helpdesk lacks, per `GET /contact_fields` and `GET /ticket_fields`.
+
+        https://developers.freshdesk.com/api/#list_all_contact_fields, https://developers.freshdesk.com/api/#list_all_ticket_fields
+        """
+        problems: list[dict[str, Any]] = []
+        for kind, path in (("customer", "/api/v2/contact_fields"), ("ticket", "/api/v2/ticket_fields")):
+            entries = getattr(mapping, kind)
+            if entries:
+                listed = await self._json("GET", path, operation="list_fields")
+                if not isinstance(listed, list):
+                    raise MalformedAnswer(f"Freshdesk's {path} answer is not a list", crm_type=self.vendor)
+                # Only custom fields live under custom_fields; default ones are top-level keys of the record.
+                known = {str(f.get("name")) for f in listed if isinstance(f, dict) and not f.get("default")}
+                problems += unknown_fields(kind, entries, known, "custom_fields", "Unexpected/invalid field in request")
+        return problems

@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from connectors import auth
 from connectors.auth import Auth
+from connectors.field_mapping import NO_MAPPING, FieldMapping, mapped, to_write, unknown_fields
 from connectors.base import MARKER_LINE, BaseCRMConnector, TicketPage, TicketQuery, require, with_marker, without_marker
 from connectors.governor import RateBudget, RateHeaders
 from connectors.http import ConnectorContext, CredentialCheck, UpstreamResponse, VendorConfig, parse_retry_after
@@ -42,6 +43,8 @@ API_PATHS: dict[str, tuple[str, str]] = {
     "objects": ("/crm/v3/objects/{resource}", "/crm/objects/{version}/{resource}"),
     "associations": ("/crm/v4/associations/{resource}", "/crm/associations/{version}/{resource}"),
     "pipelines": ("/crm/v3/pipelines/{resource}", "/crm/pipelines/{version}/{resource}"),
+    # https://developers.hubspot.com/docs/api-reference/latest/crm/properties/get-properties (the field-mapping check)
+    "properties": ("/crm/v3/properties/{resource}", "/crm/properties/{version}/{resource}"),
 }
 
 
@@ -187,6 +190,8 @@ class HubSpotConfig(VendorConfig):
     stage_map: dict[str, str] = Field(default_factory=dict)
     tier_property: str | None = Field(None, pattern=_PROPERTY_NAME)
     api_version: str = Field(DEFAULT_API_VERSION, pattern=HUBSPOT_API_VERSION_PATTERN)
+    # contact property names for customers, ticket property names for tickets (connectors/field_mapping.py)
+    field_mapping: FieldMapping | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -236,6 +241,7 @@ class HubSpotConnector(BaseCRMConnector):
     )
     config_model = HubSpotConfig
     config: HubSpotConfig
+    tuning_fields = frozenset({"field_mapping"})
     emulator = "sandbox.hubspot:HubSpotEmulator"
     # The portal has a custom contact property customer_tier (HubSpot has no built-in tier).
     sandbox_credentials = {"api_key": "sandbox-token", "tier_property": "customer_tier"}
@@ -299,7 +305,16 @@ class HubSpotConnector(BaseCRMConnector):
     def contact_properties(self) -> list[str]:
         """Contact properties to read, with the configured tier property."""
         tier = self.config.tier_property
-        return [*CONTACT_PROPERTIES, *([tier] if tier and tier not in CONTACT_PROPERTIES else [])]
+        return list(dict.fromkeys([*CONTACT_PROPERTIES, *([tier] if tier else []), *self._mapping.customer.values()]))
+
+    @property
+    def ticket_properties(self) -> list[str]:
+        """Ticket properties to read, with the mapped ones (so a read needs no second call)."""
+        return list(dict.fromkeys([*TICKET_PROPERTIES, *self._mapping.ticket.values()]))
+
+    @property
+    def _mapping(self) -> FieldMapping:
+        return self.config.field_mapping or NO_MAPPING
 
     @staticmethod
     def _deal(deal: dict[str, Any]) -> dict[str, Any]:
@@ -331,6 +346,9 @@ class HubSpotConnector(BaseCRMConnector):
             "created_at": iso_utc(contact.get("createdAt") or props.get("createdate")),
             "updated_at": iso_utc(contact.get("updatedAt") or props.get("lastmodifieddate")),
         }
+        mapped_tier, extra = mapped(self._mapping.customer, props)
+        metadata.update(extra)
+        tier = mapped_tier if mapped_tier is not None else tier
         return Customer(
             id=str(require(contact, "id", self.vendor)),
             name=name or props.get("email") or "",
@@ -355,6 +373,7 @@ class HubSpotConnector(BaseCRMConnector):
             "source_type": props.get("source_type"),
             "owner_id": props.get("hubspot_owner_id"),
             "contact_ids": contacts or None,
+            **mapped(self._mapping.ticket, props)[1],
             **(extra or {}),
         }
         return Ticket(
@@ -434,7 +453,7 @@ class HubSpotConnector(BaseCRMConnector):
         return await self._json(
             "GET",
             self._ticket_path(ticket_id),
-            params={"properties": ",".join(TICKET_PROPERTIES), "associations": "contacts"},
+            params={"properties": ",".join(self.ticket_properties), "associations": "contacts"},
             operation=operation,
         )
 
@@ -502,6 +521,7 @@ class HubSpotConnector(BaseCRMConnector):
         if ticket.priority:
             properties["hs_ticket_priority"] = PRIORITY_TO_HUBSPOT[ticket.priority]
         properties.update({k: str(ticket.metadata[k]) for k in CREATE_PASSTHROUGH if k in ticket.metadata})
+        properties.update(self._mapped_properties(ticket.metadata))
         body: dict[str, Any] = {"properties": properties}
         if contact_id:
             body["associations"] = [association(contact_id, TICKET_TO_CONTACT)]
@@ -531,6 +551,7 @@ class HubSpotConnector(BaseCRMConnector):
         properties = self.ticket_changes(
             update, fields=UPDATE_PROPERTIES, status=self.stage_for, priority=PRIORITY_TO_HUBSPOT
         )
+        properties.update(self._mapped_properties(update.metadata or {}))
         if not properties and update.comment is None:
             message = "HubSpot tickets have no tags; give status, priority, subject or comment"
             raise InvalidRequest(message, crm_type=self.vendor)
@@ -586,7 +607,7 @@ class HubSpotConnector(BaseCRMConnector):
         if chunk:
             data = await self._json(
                 "POST", self._path("objects", "tickets/batch/read"),
-                json={"properties": list(TICKET_PROPERTIES), "inputs": [{"id": i} for i in chunk]},
+                json={"properties": self.ticket_properties, "inputs": [{"id": i} for i in chunk]},
                 idempotent=True, operation="list_tickets",
             )
             order = {ticket_id: n for n, ticket_id in enumerate(chunk)}
@@ -601,7 +622,7 @@ class HubSpotConnector(BaseCRMConnector):
             return await self._contact_tickets(query.customer_id, query.limit, page)
         body: dict[str, Any] = {
             "filterGroups": [{"filters": filters}] if (filters := self._ticket_filters(query)) else [],
-            "properties": list(TICKET_PROPERTIES),
+            "properties": self.ticket_properties,
             "sorts": [{"propertyName": "hs_lastmodifieddate", "direction": "DESCENDING"}],
             "limit": min(query.limit, self.search_page_max),
         }
@@ -617,3 +638,24 @@ class HubSpotConnector(BaseCRMConnector):
         tickets = [self._ticket(t, contact_ids=contact) for t in require(data, "results", self.vendor)]
         following = ((data.get("paging") or {}).get("next") or {}).get("after")
         return TicketPage(tickets, {"after": str(following)} if following else None)
+
+    # --- field mapping (connectors/field_mapping.py) ----------------------------------------------
+
+    def _mapped_properties(self, metadata: Mapping[str, Any]) -> dict[str, str]:
+        """The mapped metadata keys as ticket properties (HubSpot property values are strings)."""
+        return {name: str(value) for name, value in to_write(self._mapping.ticket, metadata).items()}
+
+    async def check_field_mapping(self, mapping: FieldMapping) -> list[dict[str, Any]]:
+        """Each mapped property the portal lacks, per `GET .../properties/{objectType}` (contacts, tickets);
+        refused in HubSpot's PROPERTY_DOESNT_EXIST words.
+
+        https://developers.hubspot.com/docs/api-reference/latest/crm/properties/get-properties
+        """
+        problems: list[dict[str, Any]] = []
+        for kind, object_type in (("customer", "contacts"), ("ticket", "tickets")):
+            entries = getattr(mapping, kind)
+            if entries:
+                data = await self._json("GET", self._path("properties", object_type), operation="list_fields")
+                known = {str(p.get("name")) for p in require(data, "results", self.vendor) if isinstance(p, dict)}
+                problems += unknown_fields(kind, entries, known, None, 'Property "{name}" does not exist')
+        return problems

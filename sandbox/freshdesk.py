@@ -44,6 +44,9 @@ ERROR_BODIES: dict[int, dict[str, str]] = {
     415: {"code": "invalid_content_type", "message": "Content-Type header should have application/json"},
 }
 UNEXPECTED_FIELD = "Unexpected/invalid field in request"
+# The account's custom fields (`GET /contact_fields`, `/ticket_fields` list them beside the default ones).
+CUSTOM_CONTACT_FIELDS = ("loyalty_number",)
+CUSTOM_TICKET_FIELDS = ("cf_order_id",)
 INVALID_JSON = {"code": "invalid_json", "message": "Request body has invalid json format"}
 
 
@@ -105,7 +108,8 @@ class FreshdeskEmulator(Emulator):
             }
         }
         self.contacts: dict[int, dict[str, Any]] = {}
-        self._add_contact(1001, "Ahmed Al-Mansoori", "ahmed@example.ae", phone="+971501234567", company_id=2001)
+        ahmed = self._add_contact(1001, "Ahmed Al-Mansoori", "ahmed@example.ae", phone="+971501234567", company_id=2001)
+        ahmed["custom_fields"] = {"loyalty_number": "LOY-7781"}
         self._add_contact(1002, "Layla Hassan", "layla@example.com", mobile="(415) 555-2671")
         self._add_contact(1003, "Omar Khalid", None, phone="+44 20 7946 0958")
         self._contact_ids = itertools.count(1100)
@@ -262,6 +266,8 @@ class FreshdeskEmulator(Emulator):
     def add_routes(self, app: web.Application) -> None:
         """The v2 paths the connector (and python-freshdesk) use for contacts, companies, tickets, notes, search."""
         app.router.add_get("/api/v2/agents/me", self.get_me)
+        app.router.add_get("/api/v2/contact_fields", self.list_fields)
+        app.router.add_get("/api/v2/ticket_fields", self.list_fields)
         app.router.add_get("/api/v2/contacts", self.list_contacts)
         app.router.add_get("/api/v2/contacts/{id}", self.get_contact)
         app.router.add_get("/api/v2/companies/{id}", self.get_company)
@@ -306,6 +312,17 @@ class FreshdeskEmulator(Emulator):
         return json_response(chunk, headers=headers)
 
     # --- contacts and companies -------------------------------------------------------------------
+
+    async def list_fields(self, request: web.Request) -> web.StreamResponse:
+        """`GET /contact_fields` or `/ticket_fields`: a bare list; default fields have `default: true`."""
+        contacts = request.path.endswith("contact_fields")
+        defaults = ("name", "email", "phone", "mobile", "job_title") if contacts else ("subject", "status", "priority")
+        custom = CUSTOM_CONTACT_FIELDS if contacts else CUSTOM_TICKET_FIELDS
+        listed = [(n, True) for n in defaults] + [(n, False) for n in custom]
+        fields = [{"id": i, "name": n, "label": n.removeprefix("cf_").replace("_", " ").title(), "position": i,
+                   "type": f"{'default' if d else 'custom'}_{'text' if n not in ('status', 'priority') else 'dropdown'}",
+                   "default": d} for i, (n, d) in enumerate(listed, 1)]  # fmt: skip
+        return json_response(fields)
 
     async def get_me(self, request: web.Request) -> web.StreamResponse:
         """`GET /agents/me`: the agent the API key belongs to (readiness's credential check)."""
@@ -382,6 +399,9 @@ class FreshdeskEmulator(Emulator):
     def _check_fields(self, fields: dict[str, Any], allowed: frozenset[str]) -> list[dict[str, str]]:
         """Freshdesk rejects unknown keys and values outside its lists, field by field."""
         errors = [error(k, UNEXPECTED_FIELD, "invalid_field") for k in fields if k not in allowed]
+        custom = fields.get("custom_fields")
+        if isinstance(custom, dict):
+            errors += [error(k, UNEXPECTED_FIELD, "invalid_field") for k in custom if k not in CUSTOM_TICKET_FIELDS]
         for key, values in (("status", STATUSES), ("priority", PRIORITIES), ("source", SOURCES)):
             if key in fields and fields[key] not in values:
                 listed = ",".join(map(str, values))
@@ -471,9 +491,11 @@ class FreshdeskEmulator(Emulator):
             errors += [error(f, "It should be a/an String", "missing_field") for f in missing]
         if errors:
             return self._invalid(errors)
-        for key in ("status", "priority", "subject", "tags", "type", "group_id", "responder_id", "custom_fields"):
+        for key in ("status", "priority", "subject", "tags", "type", "group_id", "responder_id"):
             if key in fields:
                 ticket[key] = fields[key]
+        if isinstance(fields.get("custom_fields"), dict):  # only the custom fields sent change
+            ticket["custom_fields"] = {**ticket["custom_fields"], **fields["custom_fields"]}
         if "description" in fields:
             ticket["description"], ticket["description_text"] = fields["description"], plain_text(fields["description"])
         ticket["updated_at"] = now()

@@ -242,6 +242,7 @@ class HubSpotEmulator(Emulator):
             app.router.add_get(base, self._guard(self.list))
             app.router.add_get(f"{base}/{{id}}", self._guard(self.read))
             app.router.add_patch(f"{base}/{{id}}", self._guard(self.update))
+            app.router.add_get(family("properties") + f"/{{kind:{KIND_PATTERN}}}", self._guard(self.properties))
             pipelines = family("pipelines") + f"/{{kind:{'|'.join(PIPELINES)}}}"
             app.router.add_get(pipelines, self._guard(self.pipelines))
             app.router.add_get(f"{pipelines}/{{pipeline}}", self._guard(self.pipelines))
@@ -284,6 +285,15 @@ class HubSpotEmulator(Emulator):
             return kind, None, json_response(body, status=404)
         record = self.objects[kind].get(oid)
         return kind, record, None
+
+    async def properties(self, request: web.Request) -> web.StreamResponse:
+        """`GET .../properties/{kind}`: `{"results": [Property]}`, one per property the portal has (name and type)."""
+        spec = KINDS[request.match_info["kind"]]
+        names = sorted(spec.writable | spec.read_only)
+        results = [{"name": n, "label": n, "type": "enumeration" if n in spec.enums else "string",
+                    "fieldType": "select" if n in spec.enums else "text", "calculated": n in spec.read_only,
+                    "hubspotDefined": n not in ("customer_tier", "order_id"), "archived": False} for n in names]
+        return json_response({"results": results})
 
     async def list(self, request: web.Request) -> web.StreamResponse:
         """`GET /crm/v3/objects/{kind}?limit=n`: the first page (readiness's credential check)."""

@@ -56,7 +56,7 @@ KINDS: dict[str, Kind] = {
     "tickets": Kind(
         "ticket",
         frozenset({"subject", "content", "hs_pipeline", "hs_pipeline_stage", "hs_ticket_priority", "hs_ticket_category",
-                   "source_type", "hubspot_owner_id"}),
+                   "source_type", "hubspot_owner_id", "order_id"}),  # order_id: the portal's custom property
         ("content", "createdate", "hs_lastmodifieddate", "hs_object_id", "hs_pipeline", "hs_pipeline_stage",
          "hs_ticket_category", "hs_ticket_priority", "subject"),
         "createdate",
