@@ -16,6 +16,7 @@ from connectors import auth
 from connectors.auth import Auth
 from connectors.field_mapping import NO_MAPPING, FieldMapping, mapped, to_write, unknown_fields
 from connectors.base import MARKER_LINE, BaseCRMConnector, TicketPage, TicketQuery, require, with_marker, without_marker
+from connectors.hubspot_bulk import TicketBatches
 from connectors.governor import RateBudget, RateHeaders
 from connectors.http import ConnectorContext, CredentialCheck, UpstreamResponse, VendorConfig, parse_retry_after
 from errors import InvalidRequest, NotSupported
@@ -215,7 +216,7 @@ class HubSpotConfig(VendorConfig):
         return value
 
 
-class HubSpotConnector(BaseCRMConnector):
+class HubSpotConnector(TicketBatches, BaseCRMConnector):
     """HubSpot: contacts are customers (with their deals), tickets are tickets, comments are notes."""
 
     vendor = "hubspot"
@@ -511,6 +512,13 @@ class HubSpotConnector(BaseCRMConnector):
         HubSpot takes no idempotency key here, so `_request` repeats the create only where HubSpot cannot have
         received it (429, no connection); the marker ends `content`, where `find_created` searches for it.
         """
+        body, contact_id = await self._create_body(ticket, marker)
+        data = await self._json("POST", self._path("objects", "tickets"), json=body, operation="create_ticket")
+        # The create answer lists no associations: the customer is the contact just associated.
+        return self._ticket(data, contact_ids=[contact_id] if contact_id else [])
+
+    async def _create_body(self, ticket: TicketCreateRequest, marker: str | None) -> tuple[dict[str, Any], str | None]:
+        """One ticket's create body (properties, its contact association) and that contact's id."""
         contact_id = await self._contact_for(ticket)
         properties = {
             "subject": ticket.subject,
@@ -525,9 +533,7 @@ class HubSpotConnector(BaseCRMConnector):
         body: dict[str, Any] = {"properties": properties}
         if contact_id:
             body["associations"] = [association(contact_id, TICKET_TO_CONTACT)]
-        data = await self._json("POST", self._path("objects", "tickets"), json=body, operation="create_ticket")
-        # The create answer lists no associations: the customer is the contact just associated.
-        return self._ticket(data, contact_ids=[contact_id] if contact_id else [])
+        return body, contact_id
 
     async def _add_note(self, ticket_id: str, text: str) -> dict[str, Any]:
         """`POST .../objects/notes` on the ticket; `hs_note_body` is HTML, so the text is escaped."""

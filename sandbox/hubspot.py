@@ -12,11 +12,13 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timezone
+from functools import partial
 from typing import Any
 
 import orjson
 from aiohttp import web
 
+from sandbox import hubspot_batch as batches
 from sandbox import hubspot_search as search
 from sandbox import webhook_payloads
 from sandbox.core import Emulator, VendorError, bearer_token, json_response
@@ -238,6 +240,7 @@ class HubSpotEmulator(Emulator):
             for slash in ("", "/"):  # HubSpot takes these collection paths with a trailing slash too
                 app.router.add_post(f"{base}/search{slash}", self._guard(self.search))
                 app.router.add_post(f"{base}/batch/read{slash}", self._guard(self.batch_read))
+                app.router.add_post(f"{base}/batch/create{slash}", self._guard(partial(batches.create, self)))
                 app.router.add_post(f"{base}{slash}", self._guard(self.create))
             app.router.add_get(base, self._guard(self.list))
             app.router.add_get(f"{base}/{{id}}", self._guard(self.read))
@@ -463,20 +466,24 @@ class HubSpotEmulator(Emulator):
                 targets.append((pair[1], to_id))
         return targets
 
-    async def create(self, request: web.Request) -> web.StreamResponse:
-        """`POST .../objects/{kind}` `{properties, associations}` → 201 with every stored property."""
-        kind = request.match_info["kind"]
-        body = await self._body(request)
-        values = self._properties(kind, body.get("properties"), api_version(request))
+    def make(self, kind: str, body: dict[str, Any], version: str) -> dict[str, Any]:
+        """One object from a create body (its properties and associations checked first), stored and announced."""
+        values = self._properties(kind, body.get("properties"), version)
         targets = self._associations(kind, body.get("associations"))
         oid = str(next(self._ids[kind]))
         record = self._seed(kind, oid, instant(), **{k: v for k, v in values.items() if v is not None})
         for target in targets:
             self._link((kind, oid), target)
-        version = api_version(request)
+        self.webhooks.emit(webhook_payloads.hubspot(f"{kind.removesuffix('s')}.creation", oid))
+        return record
+
+    async def create(self, request: web.Request) -> web.StreamResponse:
+        """`POST .../objects/{kind}` `{properties, associations}` → 201 with every stored property."""
+        kind, version = request.match_info["kind"], api_version(request)
+        record = self.make(kind, await self._body(request), version)
+        oid = record["id"]
         prefix = "/crm/v3/objects" if version == "v3" else f"/crm/objects/{version}"
         location = f"https://api.hubapi.com{prefix}/{kind}/{oid}"
-        self.webhooks.emit(webhook_payloads.hubspot(f"{kind.removesuffix('s')}.creation", oid))
         return json_response(self._view(kind, record, None), status=201, headers={"Location": location})
 
     async def update(self, request: web.Request) -> web.StreamResponse:
