@@ -7,6 +7,7 @@ URI and scopes come from the environment (`{VENDOR}_OAUTH_CLIENT_ID`, `_CLIENT_S
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -82,6 +83,37 @@ VENDORS: dict[str, OAuthVendor] = {
         token_field="api_key",
         client_id_field="client_id",
     ),
+    # Microsoft Entra ID's v2.0 endpoints for Dynamics 365 (Dataverse): PKCE, the environment's `.default` scope
+    # and offline_access for a refresh token; learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow.
+    "dynamics": OAuthVendor(
+        authorize="https://login.microsoftonline.com/{tenant_id}/oauth2/v2.0/authorize",
+        token="https://login.microsoftonline.com/{tenant_id}/oauth2/v2.0/token",
+        scopes="{instance_url}/.default offline_access",
+        pkce=True,
+        docs="https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow",
+        token_field="access_token",
+    ),
+    # The instance's own OAuth server (an Application Registry entry); access tokens 30 minutes, refresh tokens
+    # 100 days, not replaced on use.
+    "servicenow": OAuthVendor(
+        authorize="/oauth_auth.do",
+        token="/oauth_token.do",
+        scopes="useraccount",
+        pkce=False,
+        docs="https://docs.servicenow.com/bundle/vancouver-platform-security/page/administer/security/concept/"
+        "c_OAuthAuthorizationCodeFlow.html",
+        token_field="access_token",
+    ),
+    # Public apps: the code redeems for a token that does not expire; Intercom issues no refresh tokens, so a
+    # revoked or refused token means authorizing again. Scopes are the app's settings, not a request parameter.
+    "intercom": OAuthVendor(
+        authorize="https://app.intercom.com/oauth",
+        token="https://api.intercom.io/auth/eagle/token",
+        scopes="",
+        pkce=False,
+        docs="https://developers.intercom.com/docs/build-an-integration/learn-more/authentication/setting-up-oauth",
+        token_field="access_token",
+    ),
 }
 
 
@@ -155,11 +187,22 @@ def oauth_app(vendor: str, settings: Any, sandbox: bool, service_url: str) -> OA
     )
 
 
+def fill(template: str, connector: UpstreamConnector) -> str:
+    """A URL or scope with the connection's `{field}`s (Entra ID's tenant, the Dynamics environment) filled in."""
+    if "{" not in template:
+        return template
+    fields = {name: value for name, value in connector.config if isinstance(value, str)}  # never a SecretStr
+    missing = [name for name in re.findall(r"{(\w+)}", template) if not fields.get(name)]
+    if missing:
+        raise InvalidConfig(f"the connection's settings lack {', '.join(missing)}", crm_type=connector.vendor)
+    return template.format_map(fields)
+
+
 def vendor_url(connector: UpstreamConnector, target: str, sandbox_url: str | None) -> str:
     """An absolute authorize or token URL: the sandbox's emulator, the vendor's own host, or the connector's."""
-    parts = urlsplit(target)
+    parts = urlsplit(fill(target, connector))
     if sandbox_url:  # every host of the vendor is its one emulator in the sandbox
         return f"{sandbox_url.rstrip('/')}{parts.path or '/'}"
     if parts.scheme:
-        return target
-    return f"{connector.base_url.rstrip('/')}{target}"
+        return parts.geturl()
+    return f"{connector.base_url.rstrip('/')}{parts.path}"

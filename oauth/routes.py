@@ -21,7 +21,7 @@ from connections.routes import Manager, vendor_class
 from deps import ERROR_RESPONSES, app_context
 from errors import CRMError, InvalidRequest
 from observability import log_event, register_secrets
-from oauth.apps import OAuthApp, OAuthSettings, oauth_app, oauth_vendor, vendor_url
+from oauth.apps import OAuthApp, OAuthSettings, fill, oauth_app, oauth_vendor, vendor_url
 from oauth.grants import connector_for, install, redeem
 from oauth.state import BadState, StateSigner, s256
 
@@ -67,7 +67,9 @@ async def oauth_start(connection_id: str, request: Request, manager: Manager, ad
     connector = connector_for(manager, vendor_class, row, ctx)
     state, flow = signer(request).issue(connection_id, row.vendor)
     params = {"response_type": "code", "client_id": app.client_id, "redirect_uri": app.redirect_uri,
-              "scope": app.scopes, "state": state}  # fmt: skip
+              "scope": fill(app.scopes, connector), "state": state}  # fmt: skip
+    if not params["scope"]:  # Intercom: the app's settings hold its permissions
+        del params["scope"]
     if app.flow.pkce:
         params |= {"code_challenge": s256(signer(request).verifier(flow)), "code_challenge_method": "S256"}
     target = vendor_url(connector, app.flow.authorize, ctx.sandbox_urls.get(row.vendor))

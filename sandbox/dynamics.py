@@ -18,6 +18,7 @@ from aiohttp import web
 
 from sandbox import webhook_payloads
 from sandbox.core import Emulator, VendorError, bearer_token, json_response
+from sandbox.oauth import Wire
 from sandbox.odata import (
     EXPAND, ODataError, ordered, page_size, parse_filter, project, selected, skipped_pages, skiptoken, top,
 )
@@ -83,6 +84,10 @@ class DynamicsEmulator(Emulator):
     """Answers as `https://{org}.crm{N}.dynamics.com/api/data/v9.2` and `login.microsoftonline.com` do."""
 
     name = "dynamics"
+    # Entra ID's authorization-code flow (learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow);
+    # its refresh answer carries a new refresh token, which the client keeps.
+    oauth_wire = Wire("/{tenant}/oauth2/v2.0/authorize", "/{tenant}/oauth2/v2.0/token", rotates=True,
+                      expires_in=TOKEN_LIFETIME, delegates=True)
 
     def __init__(self) -> None:
         self.tokens: set[str] = set()  # every token issued: a reset of the data does not revoke them
@@ -188,6 +193,8 @@ class DynamicsEmulator(Emulator):
     async def token(self, request: web.Request) -> web.StreamResponse:
         """Client credentials: any id and secret except `invalid`; the scope must be a resource's `/.default`."""
         form = await request.post()
+        if self.oauth is not None and form.get("grant_type") in ("authorization_code", "refresh_token"):
+            return await self.oauth.token(request, dict(form))  # the authorization-code flow (sandbox/oauth.py)
         if form.get("grant_type") != "client_credentials":
             return self._aad_error(400, "unsupported_grant_type", 70003, "The app requested an unsupported grant type.")
         if not form.get("client_id") or not form.get("client_secret") or "invalid" in str(form.get("client_secret")):

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from sandbox import webhook_payloads
 from sandbox.core import Emulator, VendorError, bearer_token, json_response
+from sandbox.oauth import Wire
 from sandbox.intercom_search import SearchError, matches, skipped, starting_after
 
 RATE_LIMIT = 10_000  # calls a minute, the private-app limit
@@ -52,6 +53,8 @@ class IntercomEmulator(Emulator):
     """Answers as api.intercom.io does for the calls the connector (and the common SDK operations) make."""
 
     name = "intercom"
+    # Public apps' OAuth: the code redeems for a token without expiry and without a refresh token.
+    oauth_wire = Wire("/oauth", "/auth/eagle/token", rotates=False, expires_in=None, refreshes=False)
 
     def reset(self) -> None:
         """Seed: Ahmed (user, Al-Mansoori Trading, Enterprise), Layla (lead, national number), Omar; tickets 201, 202."""

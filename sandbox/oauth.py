@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -70,6 +71,8 @@ class Wire:
     error: Callable[[str, str], dict[str, Any]] = rfc_error
     expired: Callable[[Emulator, web.Request], web.StreamResponse] | None = None
     extra: Callable[[web.Request, str], dict[str, Any]] | None = None
+    refreshes: bool = True  # False: the vendor issues no refresh token (Intercom)
+    delegates: bool = False  # the emulator's own token handler passes these grants on to `token`
 
 
 PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>{title}: authorize</title></head><body>
@@ -108,12 +111,14 @@ class AuthorizationServer:
         """The authorize page (GET shows it, POST is the Allow button) and the token endpoint."""
         app.router.add_get(self.wire.authorize_path, self.authorize_page)
         app.router.add_post(self.wire.authorize_path, self.authorize_decision)
-        if self.wire.token_path not in self.emulator.auth_exempt:  # Salesforce's handler delegates to `token`
+        # Salesforce's, ServiceNow's and Entra ID's handlers serve other grants too and delegate to `token`.
+        if self.wire.token_path not in self.emulator.auth_exempt and not self.wire.delegates:
             app.router.add_post(self.wire.token_path, self.token)
 
     def exempt(self, subpath: str) -> bool:
         """Paths that take no Authorization header: the browser's page and the client's token call."""
-        return subpath in (self.wire.authorize_path, self.wire.token_path)
+        return any(re.fullmatch(re.sub(r"{\w+}", "[^/]+", path), subpath)
+                   for path in (self.wire.authorize_path, self.wire.token_path))  # fmt: skip
 
     def rejects(self, request: web.Request) -> web.StreamResponse | None:
         """The vendor's 401 for an access token this server issued and then expired or revoked."""
@@ -205,12 +210,13 @@ class AuthorizationServer:
         access = secrets.token_urlsafe(32)
         self.access_tokens[access] = True
         refresh = old_refresh
-        if old_refresh is None or self.wire.rotates:
+        if self.wire.refreshes and (old_refresh is None or self.wire.rotates):
             refresh = secrets.token_urlsafe(32)
             self.refresh_tokens.pop(old_refresh or "", None)
             self.refresh_tokens[refresh] = grant
-        body: dict[str, Any] = {"access_token": access, "refresh_token": refresh, "token_type": "Bearer",
-                                "scope": grant.scope}  # fmt: skip
+        body: dict[str, Any] = {"access_token": access, "token_type": "Bearer", "scope": grant.scope}
+        if refresh is not None:
+            body["refresh_token"] = refresh
         if self.wire.expires_in is not None:
             body["expires_in"] = self.wire.expires_in
         if self.wire.extra is not None:

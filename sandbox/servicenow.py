@@ -20,6 +20,7 @@ from aiohttp import web
 
 from sandbox import webhook_payloads
 from sandbox.core import Emulator, VendorError, basic_credentials, bearer_token, json_response
+from sandbox.oauth import Wire
 from sandbox.servicenow_query import QueryError, compile_query
 
 Record = dict[str, Any]
@@ -67,6 +68,8 @@ class ServiceNowEmulator(Emulator):
 
     name = "servicenow"
     auth_exempt = ("/oauth_token.do",)
+    # The authorization-code grant (oauth_auth.do, then oauth_token.do); refresh tokens are not replaced on use.
+    oauth_wire = Wire("/oauth_auth.do", "/oauth_token.do", rotates=False, expires_in=TOKEN_SECONDS)
 
     def ticket_ids(self) -> list[str]:
         """The incidents held now."""
@@ -145,8 +148,8 @@ class ServiceNowEmulator(Emulator):
     def authenticate(self, request: web.Request) -> bool:
         """Basic with any password but `invalid`, or a Bearer token this instance issued and that is unexpired."""
         token = bearer_token(request)
-        if token is not None:
-            return self.tokens.get(token, 0) > time.time()
+        if token is not None:  # the authorization-code flow's tokens: sandbox/oauth.py checks their expiry
+            return self.tokens.get(token, 0) > time.time() or (self.oauth is not None and token in self.oauth.access_tokens)
         creds = basic_credentials(request)
         return creds is not None and bool(creds[0]) and "invalid" not in creds[1]
 
@@ -193,6 +196,8 @@ class ServiceNowEmulator(Emulator):
         if client and ("client_id" not in form or "client_secret" not in form):
             form.update(client_id=client[0], client_secret=client[1])
         grant = form.get("grant_type")
+        if self.oauth is not None and (grant == "authorization_code" or form.get("refresh_token") in self.oauth.refresh_tokens):
+            return await self.oauth.token(request, dict(form))  # the authorization-code flow (sandbox/oauth.py)
         client_ok = bool(form.get("client_id")) and "invalid" not in form.get("client_secret", "invalid")
         grant_ok = {
             "password": lambda: bool(form.get("username")) and "invalid" not in form.get("password", "invalid"),

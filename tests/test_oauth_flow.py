@@ -6,6 +6,7 @@ grant marks the connection needs_reauth and calls answer 502 crm_auth_failed wit
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 from html.parser import HTMLParser
@@ -14,15 +15,23 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from oauth.apps import OAuthSettings
+from oauth.apps import VENDORS, OAuthSettings
 from registry import CRMS
 from sandbox import SANDBOX_CREDENTIALS
 from tests.conftest import Service, error_of
 
 SEED = {cls.vendor: cls.sandbox_seed["customer_id"] for cls in CRMS}
 HOSTS = {"salesforce": {"instance_url": "https://acme.my.salesforce.com"}, "zendesk": {"subdomain": "acme"},
-         "hubspot": {}}  # fmt: skip
-TOKEN_PATHS = {"salesforce": "/services/oauth2/token", "hubspot": "/oauth/v1/token", "zendesk": "/oauth/tokens"}
+         "hubspot": {}, "servicenow": {"instance": "acme"}, "intercom": {},
+         "dynamics": {"instance_url": "https://acme.crm4.dynamics.com", "tenant_id": "acme.onmicrosoft.com"}}  # fmt: skip
+OAUTH_CRMS = sorted(vendor for vendor in VENDORS if vendor in SEED)  # every CRM in the apps table
+
+
+def token_path(vendor: str) -> re.Pattern[str]:
+    """The emulator's token path (Entra ID's names the tenant), as a pattern."""
+    module, name = next(cls for cls in CRMS if cls.vendor == vendor).emulator.split(":")
+    wire = getattr(importlib.import_module(module), name).oauth_wire
+    return re.compile(re.sub(r"{\w+}", "[^/]+", wire.token_path))
 
 
 class Form(HTMLParser):
@@ -68,7 +77,7 @@ def authorize(svc: Service, cid: str, *, decision: str = "allow") -> httpx.Respo
     return svc.client.get(back, headers={"Accept": "text/html"})
 
 
-@pytest.mark.parametrize("vendor", ["salesforce", "hubspot", "zendesk"])
+@pytest.mark.parametrize("vendor", OAUTH_CRMS)
 def test_a_crm_connected_by_oauth_is_active_and_serves_calls(svc: Service, vendor: str):
     cid = pending(svc, vendor)
     refused = svc.post("/crm/customer", {"connection_id": cid, "customer_id": SEED[vendor]})
@@ -82,11 +91,11 @@ def test_a_crm_connected_by_oauth_is_active_and_serves_calls(svc: Service, vendo
 
     r = svc.post("/crm/customer", {"connection_id": cid, "customer_id": SEED[vendor]})
     assert r.status_code == 200, r.text
-    grant = [q for q in svc.vendor_requests(vendor) if q["path"] == TOKEN_PATHS[vendor]]
+    grant = [q for q in svc.vendor_requests(vendor) if token_path(vendor).fullmatch(q["path"])]
     sent = grant[-1]["body"]
     form = sent if isinstance(sent, dict) else parse_qs(sent)
     assert "authorization_code" in str(form.get("grant_type"))
-    assert ("code_verifier" in form) == (vendor != "hubspot")  # PKCE where the vendor documents it
+    assert ("code_verifier" in form) == VENDORS[vendor].pkce  # PKCE where the vendor documents it
 
 
 def test_an_expired_access_token_renews_once_and_the_rotated_refresh_token_is_kept(svc: Service):
@@ -116,6 +125,41 @@ def test_a_revoked_grant_marks_the_connection_needs_reauth_and_calls_say_so(svc:
     assert again.status_code == 502 and error_of(again)["details"]["reauth_required"] is True
     assert authorize(svc, cid).status_code == 200  # authorizing again brings it back
     assert svc.post("/crm/customer", {"connection_id": cid, "customer_id": SEED["hubspot"]}).status_code == 200
+
+
+@pytest.mark.parametrize("vendor", ["dynamics", "servicenow"])
+def test_an_expired_token_renews_by_the_refresh_grant(svc: Service, vendor: str):
+    cid = pending(svc, vendor)
+    assert authorize(svc, cid).status_code == 200
+    svc.control(vendor, "oauth_expire")
+    r = svc.post("/crm/customer", {"connection_id": cid, "customer_id": SEED[vendor]})
+    assert r.status_code == 200, r.text
+    sent = [q["body"] for q in svc.vendor_requests(vendor) if token_path(vendor).fullmatch(q["path"])]
+    forms = [body if isinstance(body, dict) else parse_qs(body) for body in sent]
+    assert "refresh_token" in str(forms[-1].get("grant_type"))
+
+
+def test_the_entra_id_authorize_url_names_the_tenant_and_the_environment_scope(svc: Service):
+    cid = pending(svc, "dynamics")
+    start = svc.client.get(f"{svc.url}/connections/{cid}/oauth/start", follow_redirects=False)
+    target = urlsplit(start.headers["location"])
+    assert target.path.endswith("/acme.onmicrosoft.com/oauth2/v2.0/authorize")
+    query = parse_qs(target.query)
+    assert query["scope"] == ["https://acme.crm4.dynamics.com/.default offline_access"]
+    assert query["code_challenge_method"] == ["S256"]
+
+
+def test_an_intercom_grant_has_no_refresh_token_so_a_refused_token_asks_for_reauthorization(svc: Service):
+    cid = pending(svc, "intercom")  # Intercom documents no refresh tokens and no expiry
+    assert authorize(svc, cid).status_code == 200
+    redeemed = [q for q in svc.vendor_requests("intercom") if q["path"] == "/auth/eagle/token"]
+    assert len(redeemed) == 1
+    svc.control("intercom", "oauth_expire")
+    r = svc.post("/crm/customer", {"connection_id": cid, "customer_id": SEED["intercom"]})
+    assert r.status_code == 502 and error_of(r)["details"]["reauth_required"] is True, r.text
+    assert len([q for q in svc.vendor_requests("intercom") if q["path"] == "/auth/eagle/token"]) == 1  # no refresh
+    assert authorize(svc, cid).status_code == 200  # authorizing again brings it back
+    assert svc.post("/crm/customer", {"connection_id": cid, "customer_id": SEED["intercom"]}).status_code == 200
 
 
 def test_a_denied_or_forged_callback_is_a_contract_error_and_changes_nothing(svc: Service):
