@@ -66,7 +66,7 @@ async def open_queue(settings: Settings, path: str | None = None) -> Queue:
         embedded = SQLiteQueue(path, dedupe_ttl=settings.events_dedupe_ttl_seconds)
         try:
             await embedded.open()
-        except (OSError, sqlite3.Error) as exc:  # a read-only disk: say so and keep the service up on memory
+        except (OSError, sqlite3.Error, StateUnavailable) as exc:  # a read-only disk: say so and keep the service up on memory
             await embedded.close()
             log_event("event_queue_file_failed", logging.WARNING, path=path, error=type(exc).__name__)
             return await open_queue(settings, None)

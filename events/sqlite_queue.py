@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from errors import StateUnavailable
+
 from .queue import subscriber_of
 
 T = TypeVar("T")
@@ -80,7 +82,10 @@ class SQLiteQueue:
                     self._db.execute("ROLLBACK")
                     raise
 
-        return await asyncio.to_thread(locked)
+        try:
+            return await asyncio.to_thread(locked)
+        except sqlite3.Error as exc:  # a locked or unwritable file: retryable, never a 500
+            raise StateUnavailable(f"the event queue is unavailable ({type(exc).__name__}); retry shortly") from None
 
     async def add(self, event_id: str, dedupe_key: str | None, body: bytes) -> bool:
         def work(db: sqlite3.Connection) -> bool:
