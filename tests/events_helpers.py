@@ -15,6 +15,7 @@ from events.bus import EventBus
 from events.envelope import Event, EventType, SubscriptionRequest
 from events.queue import MemoryQueue, Queue
 from events.redis_queue import RedisQueue
+from events.sqlite_queue import SQLiteQueue
 from events.worker import Worker, WorkerConfig
 from models import Ticket
 
@@ -81,16 +82,27 @@ async def subscriber_fixture() -> AsyncIterator[Subscriber]:
 def make_queue(kind: str, redis_url: str | None = None, **options: Any) -> Queue:
     if kind == "memory":
         return MemoryQueue()
+    if kind == "sqlite":
+        return SQLiteQueue(**options)
     assert redis_url is not None
     defaults = {"dedupe_ttl": 3600, "retention": 86400, "claim_idle_ms": 60_000}
     return RedisQueue(redis_url, **{**defaults, **options})
 
 
-@pytest.fixture(name="queue", params=["memory", "redis"])
-async def queue_fixture(request: pytest.FixtureRequest) -> AsyncIterator[Queue]:
-    """Each backend in turn: the embedded queue and a real Redis (emptied first)."""
-    url = request.getfixturevalue("redis_url") if request.param == "redis" else None
-    q = make_queue(request.param, url)
+async def open_sqlite(path: str) -> SQLiteQueue:
+    """An embedded durable queue on `path`, opened (as a new process would)."""
+    queue = SQLiteQueue(path)
+    await queue.open()
+    return queue
+
+
+@pytest.fixture(name="queue", params=["memory", "sqlite", "redis"])
+async def queue_fixture(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[Queue]:
+    """Each backend in turn: the in-memory queue, the SQLite one on a fresh file, and a real Redis (emptied first)."""
+    if request.param == "sqlite":
+        q: Queue = await open_sqlite(str(tmp_path / "events.db"))
+    else:
+        q = make_queue(request.param, request.getfixturevalue("redis_url") if request.param == "redis" else None)
     yield q
     await q.close()
 

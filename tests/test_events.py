@@ -13,7 +13,9 @@ from errors import InvalidConfig
 from events.bus import SubscriptionDisabled
 from events.delivery import check_subscriber_url
 from events.envelope import Event, EventType
+from events.queue import Queue
 from events.signing import sign
+from events.sqlite_queue import SQLiteQueue
 from events.worker import WorkerConfig
 from models import Customer, HandoffResponse
 from tests.events_helpers import (
@@ -22,6 +24,7 @@ from tests.events_helpers import (
     drain,
     make_queue,
     make_worker,
+    open_sqlite,
     subscribe,
     ticket_event,
 )
@@ -234,8 +237,13 @@ async def test_a_worker_stopped_mid_way_leaves_the_rest_to_the_next_exactly_once
     subscriber.hold = None
     await stopping
     assert 2 <= len(subscriber.delivered()) < 20
-    # The next process: for Redis a new client on the same server, for memory the same queue (one process).
-    second_queue = queue if queue.durable is False else make_queue("redis", request.getfixturevalue("redis_url"))
+    # The next process: a new client on the same server (Redis) or a new queue on the same file (SQLite); for
+    # memory the same queue (one process).
+    if isinstance(queue, SQLiteQueue):
+        await queue.close()
+        second_queue: Queue = await open_sqlite(queue.path)
+    else:
+        second_queue = queue if queue.durable is False else make_queue("redis", request.getfixturevalue("redis_url"))
     try:
         second = make_worker(second_queue, http_session, Clock())
         await drain(second)
@@ -292,6 +300,31 @@ async def test_publish_survives_a_restart_of_the_service(redis_url, subscriber, 
     assert subscriber.delivered() == [event.id]
 
 
+async def test_the_embedded_queue_survives_a_restart_mid_delivery(tmp_path, subscriber, http_session):
+    """SQLite: publish commits; a process that died holding leases and an unfanned entry is resumed by the next."""
+    path = str(tmp_path / "connectors.db")
+    clock = Clock()
+    before = await open_sqlite(path)
+    crashed = make_worker(before, http_session, clock)
+    await subscribe(crashed, subscriber.url)
+    leased, intake = ticket_event("1", vendor_event_id="v-1"), ticket_event("2", vendor_event_id="v-2")
+    await crashed.bus.publish(leased)
+    await crashed.fan_out()
+    assert await before.lease(clock(), 10, clock() + CONFIG.lease_seconds)  # took a lane, then died
+    await crashed.bus.publish(intake)
+    assert await before.take(crashed.consumer, 10)  # took the entry, then died before fanning out
+    await before.close()
+    after = await open_sqlite(path)
+    try:
+        restarted = make_worker(after, http_session, clock)  # the same clock: leases resumed, not waited out
+        assert not await restarted.bus.publish(ticket_event(vendor_event_id="v-1"))  # still known as a duplicate
+        await drain(restarted)
+        assert sorted(subscriber.delivered()) == sorted([leased.id, intake.id])  # each once
+        assert await after.depth() == 0
+    finally:
+        await after.close()
+
+
 def test_the_envelope_holds_the_object_its_type_names():
     event = ticket_event()
     assert event.object_id == "42" and set(event.data) == {"ticket"}
@@ -333,3 +366,22 @@ async def test_stop_is_bounded_by_a_hung_subscriber_and_the_delivery_comes_due_a
     assert await drain(second) == 1
     assert subscriber.delivered() == [event.id] and len(subscriber.received) == 2  # the hung try was never answered
     gate.set()  # the abandoned request's handler may end now
+
+
+async def test_without_redis_the_queue_lives_in_the_connection_stores_sqlite_file(tmp_path):
+    """The lifespan's choice: the store's file (durable); an in-memory store keeps the queue in memory."""
+    from types import SimpleNamespace
+
+    from events import embedded_path, open_queue
+    from tests.conftest import make_settings
+
+    settings = make_settings(sandbox=True)
+    on_file = SimpleNamespace(connections=SimpleNamespace(store=SimpleNamespace(path=str(tmp_path / "c.db"))))
+    in_memory = SimpleNamespace(connections=SimpleNamespace(store=SimpleNamespace(path=":memory:")))
+    assert embedded_path(in_memory) is None and embedded_path(SimpleNamespace()) is None
+    queue = await open_queue(settings, embedded_path(on_file))
+    try:
+        assert isinstance(queue, SQLiteQueue) and queue.durable and (tmp_path / "c.db").exists()
+    finally:
+        await queue.close()
+    assert not (await open_queue(settings, None)).durable
