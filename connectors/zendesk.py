@@ -276,6 +276,19 @@ class ZendeskConnector(BaseCRMConnector):
         self, ticket: TicketCreateRequest, *, idempotency_key: str, marker: str | None = None
     ) -> Ticket:
         """`POST /tickets.json` with Idempotency-Key, so a retry can never open a second ticket."""
+        response = await self._request(
+            "POST",
+            "/api/v2/tickets.json",
+            json={"ticket": await self._create_body(ticket)},
+            headers={"Idempotency-Key": idempotency_key},
+            idempotent=True,  # Zendesk replays the first answer for a repeated key
+            operation="create_ticket",
+        )
+        replayed = response.headers.get("x-idempotency-lookup") == "hit"
+        return self._ticket(require(response.json(), "ticket", self.vendor), replayed=replayed)
+
+    async def _create_body(self, ticket: TicketCreateRequest) -> dict[str, Any]:
+        """The `ticket` object a create sends (single or create_many)."""
         body: dict[str, Any] = {
             "subject": ticket.subject,
             "comment": {"body": ticket.description, "public": True},
@@ -290,16 +303,7 @@ class ZendeskConnector(BaseCRMConnector):
             if key in ticket.metadata:
                 body[key] = ticket.metadata[key]
         self._write_mapped(body, ticket.metadata)
-        response = await self._request(
-            "POST",
-            "/api/v2/tickets.json",
-            json={"ticket": body},
-            headers={"Idempotency-Key": idempotency_key},
-            idempotent=True,  # Zendesk replays the first answer for a repeated key
-            operation="create_ticket",
-        )
-        replayed = response.headers.get("x-idempotency-lookup") == "hit"
-        return self._ticket(require(response.json(), "ticket", self.vendor), replayed=replayed)
+        return body
 
     async def update_ticket(self, update: TicketUpdateRequest) -> Ticket:
         """`PUT /tickets/{id}.json`; a comment with public false is an internal note."""
