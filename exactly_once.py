@@ -40,7 +40,7 @@ class CreateOnce:
 
     async def run(self, ticket: TicketCreateRequest) -> Ticket:
         """The ticket, created at most once for this key."""
-        marker = self.crm.creation_marker(self.key)
+        marker = self.crm.creation_marker(self.key, bulk=self.create is not None)
         pending = await self.store.unknown_outcome(self.scope, self.key) if marker else None
         if pending is not None:
             found = await self._look(pending, marker or "", ticket)

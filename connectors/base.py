@@ -130,9 +130,10 @@ class BaseCRMConnector(UpstreamConnector, ABC):
         }
         return {fields[name]: value for name, value in values.items() if value is not None and name in fields}
 
-    def creation_marker(self, key: str) -> str | None:
-        """The word a create writes into its record, so a lost answer can be found; None where the vendor dedupes."""
-        if self.vendor_dedupes_creates:
+    def creation_marker(self, key: str, *, bulk: bool = False) -> str | None:
+        """The word a create writes into its record, so a lost answer can be found; None where the vendor dedupes
+        (its single creates: a bulk create, such as Zendesk's create_many, documents no Idempotency-Key)."""
+        if self.vendor_dedupes_creates and not bulk:
             return None
         return "idem" + hashlib.sha256(f"{self.tenant_fingerprint()}:{key}".encode()).hexdigest()[:24]
 

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from pydantic import SecretStr, model_validator
 
 from connectors.base import BaseCRMConnector, TicketPage, TicketQuery, require, vendor_statuses
+from connectors.zendesk_bulk import TicketBatches
 from connectors.hosts import check_dns_label, only_label
 from connectors import auth
 from connectors.field_mapping import NO_MAPPING, FieldMapping, mapped, nest, to_write
@@ -91,7 +92,7 @@ class ZendeskConfig(VendorConfig):
         return self
 
 
-class ZendeskConnector(BaseCRMConnector):
+class ZendeskConnector(TicketBatches, BaseCRMConnector):
     """Zendesk Support: users are customers, tickets are tickets."""
 
     vendor = "zendesk"

@@ -14,6 +14,7 @@ from aiohttp import web
 from sandbox import webhook_payloads
 from sandbox.core import Emulator, basic_credentials, bearer_token, json_response, record_id
 from sandbox.oauth import Wire
+from sandbox.zendesk_jobs import Jobs
 from sandbox.zendesk_pages import PageError, by_id, cursor_page, list_page, offset_page
 from sandbox.zendesk_search import RESULT_TYPES, Index, SearchError, sort_results
 
@@ -106,6 +107,7 @@ class ZendeskEmulator(Emulator):
             stamp="2025-11-18T10:30:00Z",
         )
         self.tickets[12345]["updated_at"] = "2025-11-18T11:45:00Z"
+        self.jobs = Jobs(self)
         self.idempotency: dict[str, tuple[str, dict[str, Any]]] = {}  # key -> (body hash, first answer's body)
 
     def _add_user(
@@ -238,6 +240,9 @@ class ZendeskEmulator(Emulator):
             app.router.add_get(f"/api/v2/organizations{suffix}", self.list_organizations)
             app.router.add_get(f"/api/v2/users/{{id}}/tickets/requested{suffix}", self.requested_tickets)
             app.router.add_post(f"/api/v2/tickets{suffix}", self.create_ticket)
+            app.router.add_post(f"/api/v2/tickets/create_many{suffix}", self.jobs.create_many)
+            app.router.add_get(f"/api/v2/tickets/show_many{suffix}", self.jobs.show_many)
+        app.router.add_get("/api/v2/job_statuses/{id}", self.jobs.job_status)
         for suffix in ("", ".json"):  # before {id}, which would take "me" for an id
             app.router.add_get(f"/api/v2/users/me{suffix}", self.get_me)
             app.router.add_get(f"/api/v2/ticket_fields{suffix}", self.list_ticket_fields)
@@ -459,6 +464,18 @@ class ZendeskEmulator(Emulator):
             # The first answer is replayed as it was (ticket and audit), not the ticket as it is now.
             headers = {"x-idempotency-lookup": "hit", "Location": first["ticket"]["url"]}
             return json_response(first, 201, headers)
+        made = self.make_ticket(fields)
+        if isinstance(made, web.Response):
+            return made
+        body = orjson.loads(orjson.dumps(made))  # a snapshot, for a replay
+        if key:
+            self.idempotency[key] = (digest, body)
+        ticket = made["ticket"]
+        headers = {"Location": ticket["url"], **({"x-idempotency-lookup": "miss"} if key else {})}
+        return json_response(body, 201, headers)
+
+    def make_ticket(self, fields: dict[str, Any]) -> dict[str, Any] | web.Response:
+        """A ticket made from `fields` (`{ticket, audit}`), or the 422 its validation errors answer."""
         comment = fields.get("comment") or ({"body": fields["description"]} if fields.get("description") else None)
         details = self._validate(fields)
         if not comment or not comment.get("body"):
@@ -477,12 +494,8 @@ class ZendeskEmulator(Emulator):
         self.tickets[tid] = ticket
         created = ("subject", "requester_id", "priority", "type", "status", "organization_id")
         audit = self._audit(ticket, {k: ticket[k] for k in created}, comment, "Create")
-        body = orjson.loads(orjson.dumps({"ticket": ticket, "audit": audit}))  # a snapshot, for a replay
-        if key:
-            self.idempotency[key] = (digest, body)
         self.webhooks.emit(webhook_payloads.zendesk_ticket("created", ticket, {"current": {"status": ticket["status"]}}))
-        headers = {"Location": ticket["url"], **({"x-idempotency-lookup": "miss"} if key else {})}
-        return json_response(body, 201, headers)
+        return {"ticket": ticket, "audit": audit}
 
     async def update_ticket(self, request: web.Request) -> web.StreamResponse:
         """`PUT /tickets/{id}.json` → 200 `{ticket, audit}`; closed tickets cannot change."""

@@ -9,7 +9,6 @@ import orjson
 import pytest
 
 from connectors.zendesk import ZendeskConnector
-from connectors.zendesk_bulk import TicketBatches
 from errors import MalformedAnswer, UpstreamUnavailable, ValidationFailed
 from models import Ticket, TicketCreateRequest
 from tests.conftest import sent
@@ -19,13 +18,9 @@ CONFIG = {"subdomain": "acme", "email": "agent@acme.com", "api_token": "tok123"}
 MARKER = "idem" + "a" * 24
 
 
-class BulkZendesk(TicketBatches, ZendeskConnector):
-    """The connector with its bulk create mixed in (as it is once wired)."""
-
-
 @pytest.fixture
 def zendesk(make_context):
-    return BulkZendesk.from_request(CONFIG, make_context())
+    return ZendeskConnector.from_request(CONFIG, make_context())
 
 
 def record(tid: int, subject: str) -> dict:
