@@ -32,12 +32,19 @@ class TicketBatches:
 
     async def create_tickets(self: Any, tickets: list[tuple[TicketCreateRequest, str | None]]) -> list[Ticket | CRMError]:
         """Each (ticket, marker) as a ticket, or that input's own error; a whole-call failure raises, as one create's."""
-        bodies = []
-        for ticket, marker in tickets:
-            body = await self._create_body(ticket)
+        bodies, sent, refused = [], [], {}  # sent: each body's input position; refused: inputs failing before the call
+        for n, (ticket, marker) in enumerate(tickets):
+            try:
+                body = await self._create_body(ticket)
+            except CRMError as exc:  # e.g. an invalid customer_id: that item's error, not the batch's
+                refused[n] = exc
+                continue
             if marker:  # create_many has no Idempotency-Key: the marker tag is how a lost answer is found
                 body["tags"] = [*(body.get("tags") or []), marker]
             bodies.append(body)
+            sent.append(n)
+        if not bodies:
+            return [refused[n] for n in range(len(tickets))]
         answer = await self._json(
             "POST", "/api/v2/tickets/create_many.json", json={"tickets": bodies}, idempotent=False, operation="create_ticket"
         )
@@ -53,7 +60,8 @@ class TicketBatches:
                 "GET", f"/api/v2/job_statuses/{require(job, 'id', self.vendor)}.json", operation="create_ticket"
             )
             job = require(polled, "job_status", self.vendor)
-        by_index = {r.get("index"): r for r in job.get("results") or [] if isinstance(r, dict)}
+        results_of = [r for r in job.get("results") or [] if isinstance(r, dict) and isinstance(r.get("index"), int)]
+        by_index = {sent[r["index"]]: r for r in results_of if 0 <= r["index"] < len(sent)}
         ids = [str(r["id"]) for r in by_index.values() if r.get("id") is not None]
         made: dict[str, dict[str, Any]] = {}
         if ids:
@@ -62,7 +70,9 @@ class TicketBatches:
         results: list[Ticket | CRMError] = []
         for n in range(len(tickets)):
             result = by_index.get(n) or {}
-            if (record := made.get(str(result.get("id")))) is not None:
+            if n in refused:
+                results.append(refused[n])
+            elif (record := made.get(str(result.get("id")))) is not None:
                 results.append(self._ticket(record))
             elif result.get("error") or result.get("errors"):
                 message = str(result.get("details") or result.get("error") or result.get("errors"))[:300]
