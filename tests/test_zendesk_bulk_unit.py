@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from connectors.zendesk import ZendeskConnector
-from errors import MalformedAnswer, UpstreamUnavailable, ValidationFailed
+from errors import InvalidRequest, MalformedAnswer, UpstreamUnavailable, ValidationFailed
 from models import Ticket, TicketCreateRequest
 from tests.conftest import sent
 
@@ -58,3 +58,12 @@ async def test_find_created_searches_the_marker_tag(zendesk, mock_http):
     assert await zendesk.find_created(MARKER, ticket(0)) == "9"
     [call] = sent(mock_http, "GET", f"{BASE}/search.json")
     assert call.kwargs["params"] == {"query": f"type:ticket tags:{MARKER}"}
+
+
+async def test_an_input_refused_before_the_call_keeps_the_others_paired(zendesk, mock_http):
+    bad = TicketCreateRequest(subject="Bad", description="x", customer_id="not-a-number", crm_type="zendesk")
+    mock_http.post(f"{BASE}/tickets/create_many.json", payload={"job_status": {
+        "id": "j3", "status": "completed", "results": [{"index": 0, "id": 8}]}})  # fmt: skip
+    mock_http.get(re.compile(rf"{BASE}/tickets/show_many\.json\?ids=8$"), payload={"tickets": [record(8, "Bulk 1")]})
+    results = await zendesk.create_tickets([(bad, None), (ticket(1), None)])
+    assert isinstance(results[0], InvalidRequest) and isinstance(results[1], Ticket) and results[1].id == "8"
