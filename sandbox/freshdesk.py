@@ -87,7 +87,7 @@ class FreshdeskEmulator(Emulator):
         return [str(i) for i in self.tickets]
 
     def reset(self) -> None:
-        """Seed: Ahmed (contact 1001) in Al-Mansoori Trading (2001), Layla (mobile only), ticket 54321."""
+        """Seed: Ahmed (contact 1001) in Al-Mansoori Trading (2001), Layla (mobile only); Ahmed's open ticket 54321 and resolved 54320."""
         created = "2023-01-15T09:00:00Z"
         self.calls = 0
         self.required_for_closure: set[str] = set()  # ticket fields an admin made mandatory on resolve/close
@@ -132,6 +132,21 @@ class FreshdeskEmulator(Emulator):
         )
         seed["updated_at"] = "2025-11-18T11:45:00Z"
         self.tickets[54321] = seed
+        resolved = self._new_ticket(
+            54320,
+            {
+                "subject": "Invoice copy requested",
+                "description": "<div>Caller asked for a copy of the September invoice.</div>",
+                "status": 4,
+                "priority": 1,
+                "source": 3,
+                "tags": ["billing"],
+            },
+            requester_id=1001,
+            stamp="2025-10-02T08:00:00Z",
+        )
+        resolved["updated_at"] = "2025-10-02T09:10:00Z"
+        self.tickets[54320] = resolved
 
     def _add_contact(
         self,

@@ -106,7 +106,7 @@ class HubSpotEmulator(Emulator):
         return [str(i) for i in self.objects["tickets"]]
 
     def reset(self) -> None:
-        """Seed: Ahmed (contact 12345) with deals 2001 and 2002, ticket 3001; two more contacts."""
+        """Seed: Ahmed (contact 12345) with deals 2001 and 2002, open ticket 3001 and closed 3000; two more contacts."""
         self.objects: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in KINDS}
         self.links: list[tuple[tuple[str, str], tuple[str, str]]] = []  # undirected, in creation order
         self._ids = {"contacts": itertools.count(12400), "deals": itertools.count(2100),
@@ -134,9 +134,15 @@ class HubSpotEmulator(Emulator):
                             hs_pipeline="0", hs_pipeline_stage="1", hs_ticket_priority="HIGH",
                             hs_ticket_category="PRODUCT_ISSUE", source_type="PHONE")  # fmt: skip
         ticket["updatedAt"] = ticket["properties"]["hs_lastmodifieddate"] = "2025-11-18T11:45:00.000Z"
+        closed = self._seed("tickets", "3000", "2025-10-02T08:00:00.000Z", subject="Invoice copy requested",
+                            content="Caller asked for a copy of the September invoice.",
+                            hs_pipeline="0", hs_pipeline_stage="4", hs_ticket_priority="LOW",
+                            hs_ticket_category="BILLING_ISSUE", source_type="PHONE")  # fmt: skip
+        closed["updatedAt"] = closed["properties"]["hs_lastmodifieddate"] = "2025-10-02T09:10:00.000Z"
         for deal in ("2001", "2002"):
             self._link(("contacts", "12345"), ("deals", deal))
-        self._link(("tickets", "3001"), ("contacts", "12345"))
+        for seeded in ("3001", "3000"):
+            self._link(("tickets", seeded), ("contacts", "12345"))
 
     def _seed(self, kind: str, oid: str, stamp: str, **props: str) -> dict[str, Any]:
         """Store one object with its calculated properties."""

@@ -213,7 +213,7 @@ class SalesforceEmulator(Emulator):
         return [id18(i) for i in self.records["Case"]]
 
     def reset(self) -> None:
-        """Seed: the integration User, Ahmed in Al-Mansoori Trading (Tier__c Enterprise), Layla, Case 'Product not working'."""
+        """Seed: the integration User, Ahmed in Al-Mansoori Trading (Tier__c Enterprise), Layla; Ahmed's open Case 'Product not working' and closed 'Invoice copy requested'."""
         self.api_usage = 0
         self._ids = {name: itertools.count(100) for name in SCHEMA}
         self._case_numbers = itertools.count(1001)
@@ -236,6 +236,13 @@ class SalesforceEmulator(Emulator):
             Priority="High", Origin="Phone", ContactId="003000000000001AAA", AccountId="001000000000001AAA",
             OwnerId=USER_ID, IsClosed=False, CreatedDate="2025-11-18T10:30:00.000+0000",
             LastModifiedDate="2025-11-18T11:45:00.000+0000",
+        )
+        self._store(
+            "Case", "500000000000002", CaseNumber="00000999", Subject="Invoice copy requested",
+            Description="Caller asked for a copy of the September invoice.", Status="Closed",
+            Priority="Low", Origin="Phone", ContactId="003000000000001AAA", AccountId="001000000000001AAA",
+            OwnerId=USER_ID, IsClosed=True, CreatedDate="2025-10-02T08:00:00.000+0000",
+            LastModifiedDate="2025-10-02T09:10:00.000+0000", ClosedDate="2025-10-02T09:10:00.000+0000",
         )
 
     def _store(self, sobject: str, id15: str, **values: Any) -> dict[str, Any]:

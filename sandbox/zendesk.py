@@ -72,7 +72,7 @@ class ZendeskEmulator(Emulator):
         return [str(i) for i in self.tickets]
 
     def reset(self) -> None:
-        """Seed: Ahmed (user 1001) in Al-Mansoori Trading, an agent, and ticket 12345."""
+        """Seed: Ahmed (user 1001) in Al-Mansoori Trading with open ticket 12345 and solved 12344; Layla; an agent."""
         created = "2023-01-15T09:00:00Z"
         self.organizations: dict[int, dict[str, Any]] = {
             501: {
@@ -107,6 +107,19 @@ class ZendeskEmulator(Emulator):
             stamp="2025-11-18T10:30:00Z",
         )
         self.tickets[12345]["updated_at"] = "2025-11-18T11:45:00Z"
+        self.tickets[12344] = self._new_ticket(
+            12344,
+            {
+                "subject": "Invoice copy requested",
+                "description": "Caller asked for a copy of the September invoice.",
+                "status": "solved",
+                "priority": "low",
+                "tags": ["billing"],
+            },
+            requester_id=1001,
+            stamp="2025-10-02T08:00:00Z",
+        )
+        self.tickets[12344]["updated_at"] = "2025-10-02T09:10:00Z"
         self.jobs = Jobs(self)
         self.idempotency: dict[str, tuple[str, dict[str, Any]]] = {}  # key -> (body hash, first answer's body)
 

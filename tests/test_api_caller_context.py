@@ -79,7 +79,7 @@ def test_search_pages_to_the_end_with_cursors(svc: Service, crm: str):
         cursor = r.json()["next_cursor"]
         if cursor is None:
             break
-    assert len(seen) >= 3 and len(seen) == len(set(seen)) and cursor is None
+    assert len(seen) == 4 and len(set(seen)) == 4 and cursor is None  # the two seed tickets and the two above
 
 
 @pytest.mark.parametrize("crm", sorted(SEEDS))
@@ -135,6 +135,21 @@ def test_search_by_status_without_a_customer(svc: Service, crm: str):
 def test_text_search_where_the_vendor_has_none_is_not_supported(svc: Service):
     r = svc.post("/crm/ticket/search", {"crm_type": "freshdesk", "customer_id": "1", "text": "router"})
     assert r.status_code == 400 and error_of(r)["code"] == "not_supported"
+
+
+@pytest.mark.parametrize("crm", sorted(SEEDS))
+def test_the_seed_caller_has_an_open_and_a_solved_ticket(svc: Service, crm: str):
+    """The sandbox's Ahmed has one open and one solved ticket in every CRM, so the README's context example shows both."""
+    r = svc.post("/crm/customer/context", {"crm_type": crm, "phone": "+971501234567", "include": ["tickets"]})
+    assert r.status_code == 200, r.text
+    tickets = r.json()["tickets"]
+    assert len(tickets) == 2 and tickets[0]["subject"] == "Product not working", tickets
+    assert tickets[1]["subject"].startswith("Invoice copy")
+    assert tickets[0]["status"] in ("new", "open", "pending") and tickets[1]["status"] in ("solved", "closed")
+    solved = svc.post("/crm/ticket/search", {"crm_type": crm, "customer_id": SEEDS[crm]["customer_id"],
+                                             "status": ["solved", "closed"]})
+    assert solved.status_code == 200, solved.text
+    assert [t["id"] for t in solved.json()["tickets"]] == [tickets[1]["id"]]
 
 
 @pytest.mark.parametrize("crm", sorted(SEEDS))

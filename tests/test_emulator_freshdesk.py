@@ -11,6 +11,7 @@ from tests.conftest import Service
 
 AUTH = ("sandbox-key", "X")
 INVALID = {"description": "Validation failed"}
+SEED_OPEN, SEED_RESOLVED = 54321, 54320  # Ahmed's seed tickets: open (priority 3, urgent) and resolved (priority 1)
 
 
 @pytest.fixture
@@ -61,14 +62,15 @@ def test_ticket_filters_with_numbers_dates_tags_and_null(fd):
     created = fd.post("/tickets", json={"subject": "s", "description": "d", "status": 3, "priority": 1, "email": "new@example.org"})
     assert created.status_code == 201
     new = created.json()["id"]
-    assert found(fd, "tickets", '"status:2"') == [54321]
-    assert found(fd, "tickets", '"priority:>2"') == [54321]
-    assert found(fd, "tickets", '"priority:<1 OR status:3"') == [new]
-    assert found(fd, "tickets", "\"tag:'urgent' AND created_at:<'2025-12-01'\"") == [54321]
+    assert found(fd, "tickets", '"status:2"') == [SEED_OPEN]
+    assert found(fd, "tickets", '"status:4"') == [SEED_RESOLVED]
+    assert found(fd, "tickets", '"priority:>2"') == [SEED_OPEN]
+    assert found(fd, "tickets", '"priority:<1 OR status:3"') == [SEED_RESOLVED, new]  # :< includes the value itself
+    assert found(fd, "tickets", "\"tag:'urgent' AND created_at:<'2025-12-01'\"") == [SEED_OPEN]
     assert found(fd, "tickets", "\"created_at:>'2026-01-01'\"") == [new]
-    assert found(fd, "tickets", '"type:null AND agent_id:null"') == [54321, new]
+    assert found(fd, "tickets", '"type:null AND agent_id:null"') == [SEED_RESOLVED, SEED_OPEN, new]
     r = fd.get("/search/tickets", params={"query": '"type:null"'}).json()
-    assert [t["id"] for t in r["results"]] == [new, 54321] and r["total"] == 2  # newest first
+    assert [t["id"] for t in r["results"]] == [new, SEED_OPEN, SEED_RESOLVED] and r["total"] == 3  # newest first
 
 
 def test_results_come_thirty_a_page_up_to_page_ten(fd):
@@ -114,12 +116,12 @@ def test_ticket_list_filters_and_pages(fd, svc):
     for n in range(3):
         fd.post("/tickets", json={"subject": f"s{n}", "description": "d", "status": 2 + n, "priority": 1, "requester_id": 1002})
     listed = fd.get("/tickets").json()
-    assert len(listed) == 3  # the seed ticket is older than the default 30 days
+    assert len(listed) == 3  # the seed tickets are older than the default 30 days
     everything = fd.get("/tickets", params={"updated_since": "2020-01-01T00:00:00Z"}).json()
-    assert [t["id"] for t in everything][-1] == 54321  # newest first
+    assert [t["id"] for t in everything][-2:] == [SEED_OPEN, SEED_RESOLVED]  # newest first
     mine = fd.get("/tickets", params={"filter": "new_and_my_open", "updated_since": "2020-01-01T00:00:00Z"}).json()
     assert sorted(t["id"] for t in mine) == sorted(t["id"] for t in everything if t["status"] == 2)
-    assert [t["id"] for t in fd.get("/tickets", params={"email": "ahmed@example.ae", "updated_since": "2020-01-01T00:00:00Z"}).json()] == [54321]
+    assert [t["id"] for t in fd.get("/tickets", params={"email": "ahmed@example.ae", "updated_since": "2020-01-01T00:00:00Z"}).json()] == [SEED_OPEN, SEED_RESOLVED]
     assert len(fd.get("/tickets", params={"requester_id": "1002"}).json()) == 3
     r = fd.get("/tickets", params={"per_page": "2"})
     assert len(r.json()) == 2 and r.headers["link"].startswith(f"<{svc.emulators['freshdesk']}/api/v2/tickets?")

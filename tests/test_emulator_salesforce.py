@@ -13,15 +13,17 @@ import pytest
 from tests.conftest import Service
 
 AHMED, LAYLA = "003000000000001AAA", "003000000000002AAA"
-SEED_CASE = "Product not working"
-# Cases created on top of the seed one, each test starting from this org.
+SEED_CASE = "Product not working"  # Ahmed's open seed Case
+SEED_CLOSED = "Invoice copy requested"  # and his closed one (Priority Low, created 2025-10-02)
+SEEDS = {SEED_CASE, SEED_CLOSED}
+# Cases created on top of the seed ones, each test starting from this org.
 CASES = (
     {"Subject": "Router offline", "Status": "Working", "Priority": "High", "ContactId": AHMED},
     {"Subject": "Billing question", "Status": "Closed", "Priority": "Low", "ContactId": AHMED},
     {"Subject": "Password reset", "Status": "New", "Priority": "Medium", "ContactId": LAYLA},
     {"Subject": "100% broken_screen", "Status": "Escalated", "Priority": "High", "SuppliedName": "Walk-in"},
 )
-ALL = {SEED_CASE, *(c["Subject"] for c in CASES)}
+ALL = {*SEEDS, *(c["Subject"] for c in CASES)}
 
 
 @dataclass
@@ -79,29 +81,29 @@ def org(svc: Service) -> Iterator[Org]:
     ("where", "expected"),
     [
         ("Priority = 'high'", {SEED_CASE, "Router offline", "100% broken_screen"}),  # text: case-insensitive
-        ("Priority != 'High'", {"Billing question", "Password reset"}),
-        ("Priority <> 'High'", {"Billing question", "Password reset"}),
+        ("Priority != 'High'", {"Billing question", "Password reset", SEED_CLOSED}),
+        ("Priority <> 'High'", {"Billing question", "Password reset", SEED_CLOSED}),
         ("Subject < 'C'", {"100% broken_screen", "Billing question"}),
         ("Subject <= 'billing question'", {"100% broken_screen", "Billing question"}),
         ("Subject > 'Product not working'", {"Router offline"}),
         ("Subject >= 'product NOT working'", {SEED_CASE, "Router offline"}),
-        ("CreatedDate <= 2025-11-18T10:30:00Z", {SEED_CASE}),
-        ("CreatedDate > 2025-11-18T10:30:00.000+0000", ALL - {SEED_CASE}),
-        ("CreatedDate < 2025-11-18T14:30:00+04:00", set()),  # the same instant as the seed Case, in +04:00
-        # Relative date literals are whole UTC days; the seed Case is from 2025, the others from today.
-        ("CreatedDate = LAST_N_DAYS:1", ALL - {SEED_CASE}),
-        ("CreatedDate >= YESTERDAY AND CreatedDate <= TODAY", ALL - {SEED_CASE}),
-        ("CreatedDate < LAST_N_DAYS:1", {SEED_CASE}),
+        ("CreatedDate <= 2025-11-18T10:30:00Z", SEEDS),
+        ("CreatedDate > 2025-11-18T10:30:00.000+0000", ALL - SEEDS),
+        ("CreatedDate < 2025-11-18T14:30:00+04:00", {SEED_CLOSED}),  # the open seed Case's instant, in +04:00
+        # Relative date literals are whole UTC days; the seed Cases are from 2025, the others from today.
+        ("CreatedDate = LAST_N_DAYS:1", ALL - SEEDS),
+        ("CreatedDate >= YESTERDAY AND CreatedDate <= TODAY", ALL - SEEDS),
+        ("CreatedDate < LAST_N_DAYS:1", SEEDS),
         ("CreatedDate = TOMORROW OR CreatedDate > TODAY OR CreatedDate = NEXT_N_DAYS:7", set()),
-        ("CreatedDate IN (YESTERDAY, TODAY)", ALL - {SEED_CASE}),
-        ("IsClosed = true", {"Billing question"}),
-        ("IsClosed = false", ALL - {"Billing question"}),
+        ("CreatedDate IN (YESTERDAY, TODAY)", ALL - SEEDS),
+        ("IsClosed = true", {"Billing question", SEED_CLOSED}),
+        ("IsClosed = false", ALL - {"Billing question", SEED_CLOSED}),
         ("ContactId = null", {"100% broken_screen"}),
         ("ContactId != null", ALL - {"100% broken_screen"}),
         (f"ContactId = '{LAYLA[:15]}'", {"Password reset"}),  # a 15-character id matches its 18-character form
         ("SuppliedName != 'Walk-in'", ALL - {"100% broken_screen"}),  # != keeps the records where it is null
         ("Contact.Name = 'layla hassan'", {"Password reset"}),  # a parent field
-        ("Contact.Account.Name = 'Al-Mansoori Trading'", {SEED_CASE, "Router offline", "Billing question"}),
+        ("Contact.Account.Name = 'Al-Mansoori Trading'", {*SEEDS, "Router offline", "Billing question"}),
         ("subject = 'ROUTER OFFLINE'", {"Router offline"}),  # field names are case-insensitive too
     ],
 )
@@ -113,16 +115,16 @@ def test_comparison_operators(org: Org, where: str, expected: set[str]):
     ("where", "expected"),
     [
         ("Priority = 'High' AND Status = 'New'", {SEED_CASE}),
-        ("Priority = 'Low' OR Status = 'New'", {SEED_CASE, "Billing question", "Password reset"}),
+        ("Priority = 'Low' OR Status = 'New'", {*SEEDS, "Billing question", "Password reset"}),
         ("Priority = 'Low' OR Status = 'New' OR Subject = 'Router offline'",
-         {SEED_CASE, "Billing question", "Password reset", "Router offline"}),
-        ("NOT Priority = 'High'", {"Billing question", "Password reset"}),
+         {*SEEDS, "Billing question", "Password reset", "Router offline"}),
+        ("NOT Priority = 'High'", {SEED_CLOSED, "Billing question", "Password reset"}),
         ("NOT (Status = 'New' OR Status = 'Closed')", {"Router offline", "100% broken_screen"}),
         ("Priority = 'High' AND (NOT Status = 'New')", {"Router offline", "100% broken_screen"}),
         # The two readings of `a OR b AND c` differ, which is why Salesforce wants the parentheses:
-        ("Status = 'Closed' OR (Priority = 'High' AND Status = 'New')", {"Billing question", SEED_CASE}),
+        ("Status = 'Closed' OR (Priority = 'High' AND Status = 'New')", {"Billing question", *SEEDS}),
         ("(Status = 'Closed' OR Priority = 'High') AND Status = 'New'", {SEED_CASE}),
-        ("((Status = 'Closed') OR ((Priority = 'Medium')))", {"Billing question", "Password reset"}),
+        ("((Status = 'Closed') OR ((Priority = 'Medium')))", {"Billing question", SEED_CLOSED, "Password reset"}),
     ],
 )
 def test_logical_operators_and_parentheses(org: Org, where: str, expected: set[str]):
@@ -154,7 +156,7 @@ def test_and_or_mixed_without_parentheses_is_malformed_as_in_salesforce(org: Org
         (r"Subject LIKE '100\% %'", {"100% broken_screen"}),  # an escaped wildcard is itself
         (r"Subject LIKE '%\_%'", {"100% broken_screen"}),
         ("SuppliedName LIKE '%'", {"100% broken_screen"}),  # null never matches
-        ("Contact.Account.Name LIKE 'al-%'", {SEED_CASE, "Router offline", "Billing question"}),
+        ("Contact.Account.Name LIKE 'al-%'", {*SEEDS, "Router offline", "Billing question"}),
     ],
 )
 def test_like(org: Org, where: str, expected: set[str]):
@@ -188,20 +190,22 @@ def test_string_literal_escapes(org: Org):
 @pytest.mark.parametrize(
     ("tail", "expected"),
     [
-        ("ORDER BY Subject", ["100% broken_screen", "Billing question", "Password reset", SEED_CASE, "Router offline"]),
+        ("ORDER BY Subject", ["100% broken_screen", "Billing question", SEED_CLOSED, "Password reset", SEED_CASE,
+                              "Router offline"]),
         ("ORDER BY Subject DESC LIMIT 2", ["Router offline", SEED_CASE]),
-        ("ORDER BY Subject LIMIT 2 OFFSET 1", ["Billing question", "Password reset"]),
-        ("ORDER BY Priority DESC, Subject ASC", ["Password reset", "Billing question", "100% broken_screen", SEED_CASE,
-                                                "Router offline"]),
+        ("ORDER BY Subject LIMIT 2 OFFSET 1", ["Billing question", SEED_CLOSED]),
+        ("ORDER BY Priority DESC, Subject ASC", ["Password reset", "Billing question", SEED_CLOSED, "100% broken_screen",
+                                                SEED_CASE, "Router offline"]),
         # Ascending puts nulls first and descending last, unless NULLS says otherwise.
         ("ORDER BY SuppliedName, Subject LIMIT 1", ["Billing question"]),
         ("ORDER BY SuppliedName NULLS LAST, Subject LIMIT 1", ["100% broken_screen"]),
-        ("ORDER BY ContactId DESC, Subject", ["Password reset", "Billing question", SEED_CASE, "Router offline",
-                                             "100% broken_screen"]),
+        ("ORDER BY ContactId DESC, Subject", ["Password reset", "Billing question", SEED_CLOSED, SEED_CASE,
+                                             "Router offline", "100% broken_screen"]),
         ("ORDER BY ContactId DESC NULLS FIRST, Subject LIMIT 2", ["100% broken_screen", "Password reset"]),
         # Equal keys keep their order (these Cases share a CreatedDate second): the sort is stable.
-        ("ORDER BY Contact.Name DESC NULLS LAST, CreatedDate", ["Password reset", SEED_CASE, "Router offline",
-                                                               "Billing question", "100% broken_screen"]),
+        ("ORDER BY Contact.Name DESC NULLS LAST, CreatedDate", ["Password reset", SEED_CLOSED, SEED_CASE,
+                                                               "Router offline", "Billing question",
+                                                               "100% broken_screen"]),
     ],
 )
 def test_order_by_limit_offset(org: Org, tail: str, expected: list[str]):
@@ -262,16 +266,16 @@ def test_paging_with_next_records_url_to_the_end(org: Org, resource: str):
     soql = "SELECT Id, Subject FROM Case ORDER BY Subject"
     everything = org.records(soql)
     first = org.query(soql, resource, batch=2).json()
-    assert first["totalSize"] == 5 and first["done"] is False and len(first["records"]) == 2
+    assert first["totalSize"] == 6 and first["done"] is False and len(first["records"]) == 2
     assert re.fullmatch(rf"/services/data/v62\.0/{resource}/01g[A-Za-z0-9]{{15}}-2", first["nextRecordsUrl"])
     pages, page = [first], first
     while not page["done"]:
         r = org.get(page["nextRecordsUrl"])
         assert r.status_code == 200
         page = r.json()
-        assert page["totalSize"] == 5
+        assert page["totalSize"] == 6
         pages.append(page)
-    assert [len(p["records"]) for p in pages] == [2, 2, 1]
+    assert [len(p["records"]) for p in pages] == [2, 2, 2]
     assert "nextRecordsUrl" not in pages[-1]
     assert [r for p in pages for r in p["records"]] == everything
     again = org.get(first["nextRecordsUrl"]).json()  # a batch may be read again while the cursor lives

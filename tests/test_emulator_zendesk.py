@@ -61,26 +61,29 @@ def test_search_keywords_free_text_quotes_and_wildcards(zd, query, expected):
     assert search(zd, query) == expected
 
 
+SEED_OPEN, SEED_SOLVED = 12345, 12344  # Ahmed's two seed tickets: open (high, technical) and solved (low, billing)
+
+
 def test_ticket_status_priority_and_comparisons(zd):
-    seeded = [t for t in ids(zd, "type:ticket") if t != 12345]
+    seeded = [t for t in ids(zd, "type:ticket") if t not in (SEED_OPEN, SEED_SOLVED)]
     caller = dict(enumerate(seeded))  # ticket of caller n
     assert ids(zd, "type:ticket status:pending") == [caller[2]]
-    assert ids(zd, "type:ticket status:new status:solved") == [caller[0], caller[3]]  # same keyword: OR
-    assert ids(zd, "type:ticket status<pending") == [12345, caller[0], caller[1]]  # new, open < pending
-    assert ids(zd, "type:ticket status>=solved") == [caller[3], caller[4]]
-    assert ids(zd, "type:ticket priority>normal") == [12345, caller[2], caller[3]]
+    assert ids(zd, "type:ticket status:new status:solved") == [SEED_SOLVED, caller[0], caller[3]]  # same keyword: OR
+    assert ids(zd, "type:ticket status<pending") == [SEED_OPEN, caller[0], caller[1]]  # new, open < pending
+    assert ids(zd, "type:ticket status>=solved") == [SEED_SOLVED, caller[3], caller[4]]
+    assert ids(zd, "type:ticket priority>normal") == [SEED_OPEN, caller[2], caller[3]]
     assert ids(zd, "type:ticket priority:none") == [caller[4]]
-    assert ids(zd, "type:ticket created<2026-01-01") == [12345]
+    assert ids(zd, "type:ticket created<2026-01-01") == [SEED_OPEN, SEED_SOLVED]
 
 
 def test_requester_tags_and_negation(zd):
-    seeded = [t for t in ids(zd, "type:ticket") if t != 12345]
-    assert ids(zd, "type:ticket requester:ahmed@example.ae") == [12345]
-    assert ids(zd, "type:ticket requester:1001") == [12345]
+    seeded = [t for t in ids(zd, "type:ticket") if t not in (SEED_OPEN, SEED_SOLVED)]
+    assert ids(zd, "type:ticket requester:ahmed@example.ae") == [SEED_OPEN, SEED_SOLVED]
+    assert ids(zd, "type:ticket requester:1001") == [SEED_OPEN, SEED_SOLVED]
     assert ids(zd, "type:ticket tags:voice tag:n1") == seeded  # tags and tag are one keyword: OR
-    assert ids(zd, "type:ticket tags:technical") == [12345]
-    assert ids(zd, "type:ticket -tags:voice") == [12345]
-    assert ids(zd, "type:ticket -status:closed -status:solved") == [12345, *seeded[:3]]
+    assert ids(zd, "type:ticket tags:technical") == [SEED_OPEN]
+    assert ids(zd, "type:ticket -tags:voice") == [SEED_OPEN, SEED_SOLVED]
+    assert ids(zd, "type:ticket -status:closed -status:solved") == [SEED_OPEN, *seeded[:3]]
     assert search(zd, "-type:ticket -type:user") == [("organization", 501)]
     assert search(zd, "type:user -email:*@example.org") == [("user", 1001), ("user", 1002), ("user", 2001)]
 
@@ -91,7 +94,7 @@ def test_sort_by_and_sort_order(zd):
     assert by_priority[-1] == ids(zd, "type:ticket priority:none")[0]  # no priority: last
     asc = ids(zd, "type:ticket", sort_by="status", sort_order="asc")
     statuses = [zd.get(f"/tickets/{t}.json").json()["ticket"]["status"] for t in asc]
-    assert statuses == ["new", "open", "open", "pending", "solved", "closed"]
+    assert statuses == ["new", "open", "open", "pending", "solved", "solved", "closed"]
     assert ids(zd, "type:ticket", sort_by="created_at") == sorted(ids(zd, "type:ticket"), reverse=True)
 
 
@@ -169,7 +172,9 @@ def test_lists_page_by_offset_with_next_page_links(zd, svc):
 
 def test_requested_tickets_of_a_user_page_by_cursor(zd):
     body = zd.get("/users/1001/tickets/requested.json", params={"page[size]": "1"}).json()
-    assert [t["id"] for t in body["tickets"]] == [12345] and body["meta"]["has_more"] is False
+    assert [t["id"] for t in body["tickets"]] == [SEED_SOLVED] and body["meta"]["has_more"] is True
+    body = zd.get(body["links"]["next"]).json()
+    assert [t["id"] for t in body["tickets"]] == [SEED_OPEN] and body["meta"]["has_more"] is False
     assert zd.get(body["links"]["next"]).json()["tickets"] == []
     assert zd.get("/users/999999/tickets/requested.json").status_code == 404
 
