@@ -204,6 +204,7 @@ class Emulator:
 
         self.oauth = authorization_server(self)  # the vendor's OAuth authorize page and token endpoint, if any
         self.faults: list[Fault] = []
+        self.generation = 0  # bumped by each sandbox reset; a request that waited across one acts on nothing
         self.requests: deque[dict[str, Any]] = deque(maxlen=1000)
         self.webhooks = WebhookSender(self.name)  # the vendor's webhooks as objects change (sandbox/webhooks.py)
         self.reset()
@@ -300,11 +301,14 @@ class Emulator:
         await self._record(request, subpath)
         if request.headers.get("User-Agent", "").startswith(SERVICE_USER_AGENT) and len(SERVICE_CALLS) < SERVICE_CALLS_MAX:
             SERVICE_CALLS.add((self.name, request.method, subpath))
+        generation = self.generation
         fault = self._take_fault(request, subpath)
         if fault:
             answer = await FAULTS[fault.kind](self, request, fault)
             if answer is not None:
                 return answer
+            if self.generation != generation:  # reset while a latency fault held it: it must not write to the new seed
+                return await _reset(self, request, fault)
         oauth_path = self.oauth is not None and self.oauth.exempt(subpath)
         if subpath not in self.auth_exempt and not oauth_path and not self.authenticate(request):
             return self.unauthorized(request)
@@ -444,6 +448,7 @@ class SandboxRunner:
         for emulator in self.emulators.values():
             emulator.faults.clear()
             emulator.requests.clear()
+            emulator.generation += 1
             emulator.reset()
             emulator.webhooks.reset()
         for hook in self.reset_hooks:
