@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -30,6 +30,23 @@ def with_marker(text: str, marker: str | None) -> str:
 def without_marker(text: str) -> str:
     """A text field as the caller wrote it: a trailing marker line dropped."""
     return MARKER_LINE.sub("", text)
+
+
+def created_by_marker(
+    records: Iterable[Any], marker: str, text_of: Callable[[Any], Any], id_of: Callable[[Any], str]
+) -> str | None:
+    """The id of the first search result whose text field (`text_of`) ends with this marker's line, else None.
+
+    Vendor searches match the marker loosely (a token, a substring, the same subject), so each find_created
+    keeps only the record a create actually wrote it into.
+    """
+    for record in records:
+        found = MARKER_LINE.search(text_of(record))
+        if found and found.group(1) == marker:
+            return id_of(record)
+    return None
+
+
 NUMERIC_ID_FORM = "1 to 20 digits, e.g. 12345"  # what a caller is told a NUMERIC_ID looks like
 
 

@@ -3,220 +3,43 @@
 from __future__ import annotations
 
 import html
-import re
 import time
-from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta, timezone
+from collections.abc import Mapping
 from typing import Any, ClassVar
-
-import orjson
-from pydantic import Field, SecretStr, field_validator, model_validator
 
 from connectors import auth
 from connectors.auth import Auth
+from connectors.base import BaseCRMConnector, created_by_marker, require, with_marker, without_marker
 from connectors.field_mapping import NO_MAPPING, FieldMapping, mapped, to_write, unknown_fields
-from connectors.base import MARKER_LINE, BaseCRMConnector, TicketPage, TicketQuery, require, with_marker, without_marker
-from connectors.hubspot_bulk import TicketBatches
 from connectors.governor import RateBudget, RateHeaders
-from connectors.http import ConnectorContext, CredentialCheck, UpstreamResponse, VendorConfig, parse_retry_after
-from errors import InvalidRequest, NotSupported
-from models import (
-    Customer,
-    Ticket,
-    TicketCreateRequest,
-    TicketPriority,
-    TicketStatus,
-    TicketUpdateRequest,
-    iso_utc,
+from connectors.http import ConnectorContext, CredentialCheck, UpstreamResponse, parse_retry_after
+from connectors.hubspot_bulk import TicketBatches
+from connectors.hubspot_errors import property_errors, rate_limit_wait
+from connectors.hubspot_lists import TicketLists
+from connectors.hubspot_tables import (
+    CONTACT_PROPERTIES,
+    CREATE_PASSTHROUGH,
+    DEAL_PROPERTIES,
+    NOTE_TO_TICKET,
+    PHONE_PROPERTIES,
+    PRIORITY_FROM_HUBSPOT,
+    PRIORITY_TO_HUBSPOT,
+    STAGE_TO_HUBSPOT,
+    TICKET_PROPERTIES,
+    TICKET_TO_CONTACT,
+    UPDATE_PROPERTIES,
+    VENDOR_URL,
+    HubSpotConfig,
+    api_path,
+    associated_ids,
+    association,
 )
+from errors import InvalidRequest
+from models import Customer, Ticket, TicketCreateRequest, TicketPriority, TicketStatus, TicketUpdateRequest, iso_utc
 from phone import PhoneQuery, parse_phone
 
-VENDOR_URL = "https://api.hubapi.com"  # one host for every portal: the token says which portal
 
-HUBSPOT_API_VERSION_PATTERN = r"^(v3|\d{4}-(0[1-9]|1[0-2]))$"  # legacy `v3`, or a date version such as 2026-09
-DEFAULT_API_VERSION = "2026-09"  # HUBSPOT_API_VERSION: `v3` paths are unsupported from September 2027
-# API -> (legacy path, date-versioned path); the date pattern is /api-name/YYYY-MM/resource, same host:
-# https://developers.hubspot.com/docs/api-reference/latest/overview
-# objects (read, create, update): .../latest/crm/objects/tickets/guide; search: .../latest/crm/search-the-crm;
-# batch read: .../latest/crm/objects/objects/batch/get-objects; associations (the v4 API's successor):
-# .../latest/crm/associations/associate-records/batch/get-associations; pipelines: .../2026-03/crm/pipelines/get-pipelines
-API_PATHS: dict[str, tuple[str, str]] = {
-    "objects": ("/crm/v3/objects/{resource}", "/crm/objects/{version}/{resource}"),
-    "associations": ("/crm/v4/associations/{resource}", "/crm/associations/{version}/{resource}"),
-    "pipelines": ("/crm/v3/pipelines/{resource}", "/crm/pipelines/{version}/{resource}"),
-    # https://developers.hubspot.com/docs/api-reference/latest/crm/properties/get-properties (the field-mapping check)
-    "properties": ("/crm/v3/properties/{resource}", "/crm/properties/{version}/{resource}"),
-}
-
-
-def api_path(version: str, api: str, resource: str) -> str:
-    """The path of `resource` (e.g. `contacts/search`) in one API (`objects`, ...) for the configured version."""
-    legacy, dated = API_PATHS[api]
-    return (legacy if version == "v3" else dated).format(version=version, resource=resource)
-
-# Our status -> stage of HubSpot's default ticket pipeline "0" (1 New, 2 Waiting on contact, 3 Waiting on us,
-# 4 Closed). Portals with their own pipelines override entries with `stage_map` / HUBSPOT_STAGE_MAP.
-STAGE_TO_HUBSPOT: dict[TicketStatus, str] = {
-    TicketStatus.new: "1",
-    TicketStatus.open: "3",
-    TicketStatus.pending: "2",
-    TicketStatus.solved: "4",  # the default pipeline has no "solved": Closed is the nearest
-    TicketStatus.closed: "4",
-}
-PRIORITY_FROM_HUBSPOT: dict[str, TicketPriority] = {
-    "LOW": TicketPriority.low,
-    "MEDIUM": TicketPriority.medium,
-    "HIGH": TicketPriority.high,
-    "URGENT": TicketPriority.urgent,
-}
-PRIORITY_TO_HUBSPOT: dict[TicketPriority, str] = {unified: vendor for vendor, unified in PRIORITY_FROM_HUBSPOT.items()}
-
-# HUBSPOT_DEFINED association type ids used in create bodies.
-TICKET_TO_CONTACT = 16
-NOTE_TO_TICKET = 228
-
-CONTACT_PROPERTIES = (
-    "firstname", "lastname", "email", "phone", "mobilephone", "company", "lifecyclestage", "jobtitle",
-    "hs_lead_status", "createdate", "lastmodifieddate",
-)  # fmt: skip
-PHONE_PROPERTIES = ("phone", "mobilephone")
-DEAL_PROPERTIES = ("dealname", "dealstage", "amount", "pipeline", "closedate")
-TICKET_PROPERTIES = (
-    "subject", "content", "hs_pipeline", "hs_pipeline_stage", "hs_ticket_priority", "hs_ticket_category",
-    "source_type", "hubspot_owner_id", "createdate", "hs_lastmodifieddate",
-)  # fmt: skip
-# Ticket properties a caller may set through `metadata` on create.
-CREATE_PASSTHROUGH = ("hs_ticket_category", "source_type", "hubspot_owner_id")
-
-_HUBSPOT_ID = r"^[A-Za-z0-9_-]{1,64}$"  # pipeline and stage ids: "0", "4", or a portal's numeric ids
-_PROPERTY_NAME = r"^[a-z0-9_]{1,100}$"  # HubSpot internal property names
-
-
-def association(to_id: str, type_id: int) -> dict[str, Any]:
-    """One `associations` entry of a v3 create body, with a HUBSPOT_DEFINED type."""
-    return {"to": {"id": to_id}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}]}
-
-
-def associated_ids(record: dict[str, Any], kind: str) -> list[str]:
-    """Ids under `associations.{kind}.results`, once each (labelled associations repeat an id)."""
-    results = ((record.get("associations") or {}).get(kind) or {}).get("results") or []
-    return list(dict.fromkeys(str(r["id"]) for r in results if isinstance(r, dict) and r.get("id") is not None))
-
-
-# Our update fields -> HubSpot ticket properties.
-UPDATE_PROPERTIES: dict[str, str] = {"status": "hs_pipeline_stage", "priority": "hs_ticket_priority", "subject": "subject"}
-
-
-def _listed_errors(body: dict[str, Any]) -> list[tuple[str, str | None, str | None]]:
-    """(property, message, code) from `errors[]`: `{"message","code","context":{"propertyName":[...]}}`."""
-    found = []
-    for error in body.get("errors") or []:
-        names = ((error.get("context") or {}).get("propertyName") or []) if isinstance(error, dict) else []
-        found += [(str(name), error.get("message"), error.get("code")) for name in names]
-    return found
-
-
-def _embedded_errors(body: dict[str, Any]) -> list[tuple[str, str | None, str | None]]:
-    """(property, message, code) from the JSON list v3 embeds in `message`: `Property values were not valid: [...]`."""
-    text = str(body.get("message") or "")
-    start = text.find("[")
-    try:
-        entries = orjson.loads(text[start:]) if start >= 0 else []
-    except orjson.JSONDecodeError:
-        return []
-    if not isinstance(entries, list):
-        return []
-    return [(str(e["name"]), e.get("message"), e.get("error")) for e in entries if isinstance(e, dict) and e.get("name")]
-
-
-def property_errors(body: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """A VALIDATION_ERROR's problems keyed by property, from `errors[]` or else from the list inside `message`."""
-    fields: dict[str, list[dict[str, Any]]] = {}
-    for name, message, code in _listed_errors(body) or _embedded_errors(body):
-        fields.setdefault(name, []).append({"message": message, "code": code})
-    return fields
-
-
-def _header_number(response: UpstreamResponse, name: str) -> float | None:
-    """A numeric X-HubSpot-RateLimit-* header, or None when absent or unreadable."""
-    return parse_retry_after(response.headers.get(name))
-
-
-def _rolling_wait(response: UpstreamResponse) -> float:
-    """TEN_SECONDLY_ROLLING: the window (10 s unless the interval header says otherwise), 1 s if it has room again."""
-    remaining = _header_number(response, "X-HubSpot-RateLimit-Remaining")
-    if remaining:  # other callers' burst has already rolled out of the window
-        return 1.0
-    interval_ms = _header_number(response, "X-HubSpot-RateLimit-Interval-Milliseconds")
-    return (interval_ms if interval_ms is not None else 10_000) / 1000
-
-
-def _daily_wait(response: UpstreamResponse) -> float:
-    """DAILY: until the daily reset, midnight (UTC here: the portal's time zone is not on the wire)."""
-    now = datetime.now(timezone.utc)
-    midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    return round((midnight - now).total_seconds(), 1)
-
-
-# 429 `policyName` -> the wait it implies. https://developers.hubspot.com/docs/guides/apps/api-usage/usage-details
-RATE_POLICY_WAITS: dict[str, Callable[[UpstreamResponse], float]] = {
-    "TEN_SECONDLY_ROLLING": _rolling_wait,
-    "SECONDLY": lambda response: 1.0,
-    "DAILY": _daily_wait,
-}
-
-
-def rate_limit_wait(response: UpstreamResponse) -> float:
-    """The wait a 429 without Retry-After implies: its policy, else what its headers show.
-
-    With neither, it is most likely the search API's per-second limit (search answers carry no rate headers): 1 s.
-    """
-    body = response.error_json()
-    policy = str(body.get("policyName") or "").upper() if isinstance(body, dict) else ""
-    if policy not in RATE_POLICY_WAITS:
-        if _header_number(response, "X-HubSpot-RateLimit-Daily-Remaining") == 0:
-            policy = "DAILY"
-        elif response.headers.get("X-HubSpot-RateLimit-Interval-Milliseconds"):
-            policy = "TEN_SECONDLY_ROLLING"
-        else:
-            policy = "SECONDLY"
-    return RATE_POLICY_WAITS[policy](response)
-
-
-class HubSpotConfig(VendorConfig):
-    """`api_key`: a private-app or OAuth access token (alias `access_token`); pipeline; API version (`v3`/`YYYY-MM`)."""
-
-    api_key: SecretStr
-    pipeline: str = Field("0", pattern=_HUBSPOT_ID)
-    stage_map: dict[str, str] = Field(default_factory=dict)
-    tier_property: str | None = Field(None, pattern=_PROPERTY_NAME)
-    api_version: str = Field(DEFAULT_API_VERSION, pattern=HUBSPOT_API_VERSION_PATTERN)
-    # contact property names for customers, ticket property names for tickets (connectors/field_mapping.py)
-    field_mapping: FieldMapping | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _token_alias(cls, data: Any) -> Any:
-        """`access_token`, OAuth's name for the same Bearer credential, wins over an environment `api_key`."""
-        if isinstance(data, dict) and "access_token" in data:
-            data = {**data, "api_key": data["access_token"]}
-            del data["access_token"]
-        return data
-
-    @field_validator("stage_map")
-    @classmethod
-    def _check_stage_map(cls, value: dict[str, str]) -> dict[str, str]:
-        """Keys are our statuses, values HubSpot stage ids (they go into request bodies as sent)."""
-        statuses = {s.value for s in TicketStatus}
-        unknown = sorted(set(value) - statuses)
-        if unknown:
-            raise ValueError(f"keys must be ticket statuses ({', '.join(sorted(statuses))}), not {unknown}")
-        if not all(re.fullmatch(_HUBSPOT_ID, stage) for stage in value.values()):
-            raise ValueError("stage ids are letters, digits, '_' or '-'")
-        return value
-
-
-class HubSpotConnector(TicketBatches, BaseCRMConnector):
+class HubSpotConnector(TicketBatches, TicketLists, BaseCRMConnector):
     """HubSpot: contacts are customers (with their deals), tickets are tickets, comments are notes."""
 
     vendor = "hubspot"
@@ -498,11 +321,11 @@ class HubSpotConnector(TicketBatches, BaseCRMConnector):
             idempotent=True,  # a search changes nothing
             operation="create_ticket",
         )
-        for record in require(data, "results", self.vendor):
-            found = MARKER_LINE.search((record.get("properties") or {}).get("content") or "")
-            if found and found.group(1) == marker:
-                return str(require(record, "id", self.vendor))
-        return None
+        return created_by_marker(
+            require(data, "results", self.vendor), marker,
+            lambda record: (record.get("properties") or {}).get("content") or "",
+            lambda record: str(require(record, "id", self.vendor)),
+        )  # fmt: skip
 
     async def create_ticket(
         self, ticket: TicketCreateRequest, *, idempotency_key: str, marker: str | None = None
@@ -577,73 +400,6 @@ class HubSpotConnector(TicketBatches, BaseCRMConnector):
             note = await self._add_note(str(require(current, "id", self.vendor)), update.comment.body)
             extra = {"note_id": str(require(note, "id", self.vendor)), "note_public_requested": update.comment.public}
         return self._ticket(ticket, contact_ids=associated_ids(current, "contacts"), extra=extra)
-
-    # --- ticket listing (POST /crm/ticket/search, /crm/customer/context) ------------------------------
-
-    def _ticket_filters(self, query: TicketQuery) -> list[dict[str, Any]]:
-        """Search filters (https://developers.hubspot.com/docs/guides/api/crm/search): values are JSON values,
-        never query text, so nothing a caller sends changes the search; the contact by `associations.contact`."""
-        if query.tags:
-            raise NotSupported("HubSpot tickets have no tags: search by status, text or updated_since", crm_type=self.vendor)
-        filters: list[dict[str, Any]] = []
-        if query.customer_id:
-            filters.append({"propertyName": "associations.contact", "operator": "EQ", "value": self.customer_id(query.customer_id)})
-        if query.statuses:
-            stages = sorted({self.stage_for[s] for s in query.statuses})
-            filters.append({"propertyName": "hs_pipeline_stage", "operator": "IN", "values": stages})
-        if query.updated_since:
-            moment = datetime.fromisoformat(query.updated_since.replace("Z", "+00:00"))
-            filters.append({"propertyName": "hs_lastmodifieddate", "operator": "GTE", "value": str(int(moment.timestamp() * 1000))})
-        return filters
-
-    async def _contact_tickets(self, customer_id: str, limit: int, page: Mapping[str, Any] | None) -> TicketPage:
-        """The contact's ticket associations (one GET), then one batch read of a page of them, newest id first.
-
-        Not the search: HubSpot's search index lags, and a ticket the handoff fallback made a moment ago must show.
-        """
-        offset = page.get("offset", 0) if page else 0
-        offset = offset if isinstance(offset, int) and 0 <= offset <= 10_000 else 0
-        contact = await self._json(
-            "GET", self._path("objects", f"contacts/{self.customer_id(customer_id)}"),
-            params={"associations": "tickets"}, operation="list_tickets",
-        )
-        ids = sorted(associated_ids(contact, "tickets"), key=lambda i: (len(i), i), reverse=True)
-        chunk = ids[offset : offset + min(limit, 100)]  # a batch read takes up to 100 ids
-        tickets: list[dict[str, Any]] = []
-        if chunk:
-            data = await self._json(
-                "POST", self._path("objects", "tickets/batch/read"),
-                json={"properties": self.ticket_properties, "inputs": [{"id": i} for i in chunk]},
-                idempotent=True, operation="list_tickets",
-            )
-            order = {ticket_id: n for n, ticket_id in enumerate(chunk)}
-            tickets = sorted(require(data, "results", self.vendor), key=lambda t: order.get(str(t.get("id")), len(order)))
-        following = {"offset": offset + len(chunk)} if offset + len(chunk) < len(ids) else None
-        return TicketPage([self._ticket(t, contact_ids=[customer_id]) for t in tickets], following)
-
-    async def list_tickets(self, query: TicketQuery, page: Mapping[str, Any] | None) -> TicketPage:
-        """A contact's tickets through its associations; any other filter: one `POST .../objects/tickets/search`
-        (newest change first, paged by HubSpot's `after`)."""
-        if query.customer_id and not (query.statuses or query.updated_since or query.text or query.tags):
-            return await self._contact_tickets(query.customer_id, query.limit, page)
-        body: dict[str, Any] = {
-            "filterGroups": [{"filters": filters}] if (filters := self._ticket_filters(query)) else [],
-            "properties": self.ticket_properties,
-            "sorts": [{"propertyName": "hs_lastmodifieddate", "direction": "DESCENDING"}],
-            "limit": min(query.limit, self.search_page_max),
-        }
-        if query.text:
-            body["query"] = query.text
-        after = page.get("after") if page else None
-        if isinstance(after, str) and after.isdigit():
-            body["after"] = after
-        data = await self._json(
-            "POST", self._path("objects", "tickets/search"), json=body, idempotent=True, operation="list_tickets"
-        )
-        contact = [query.customer_id] if query.customer_id else None
-        tickets = [self._ticket(t, contact_ids=contact) for t in require(data, "results", self.vendor)]
-        following = ((data.get("paging") or {}).get("next") or {}).get("after")
-        return TicketPage(tickets, {"after": str(following)} if following else None)
 
     # --- field mapping (connectors/field_mapping.py) ----------------------------------------------
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from connectors.base import (
-    MARKER_LINE, BaseCRMConnector, TicketPage, TicketQuery, require, vendor_statuses, with_marker, without_marker,
+    BaseCRMConnector, TicketPage, TicketQuery, created_by_marker, require, vendor_statuses, with_marker, without_marker,
 )
 from connectors.governor import RateBudget, RateHeaders
 from connectors.http import CredentialCheck
@@ -218,12 +218,13 @@ class IntercomConnector(IntercomChat, BaseCRMConnector):
         """`POST /tickets/search` for the description that holds the marker (https://developers.intercom.com/docs/references/2.11/rest-api/api.intercom.io/tickets/searchtickets)."""
         body = {"query": {"field": DESCRIPTION, "operator": "~", "value": marker}, "pagination": {"per_page": 5}}
         data = await self._json("POST", "/tickets/search", json=body, idempotent=True, operation="create_ticket")
-        for record in require(data, "tickets", self.vendor, kind=list):
+
+        def description(record: Any) -> str:
             attributes = record.get("ticket_attributes") if isinstance(record, dict) else None
-            found = MARKER_LINE.search(str((attributes or {}).get(DESCRIPTION) or ""))
-            if found and found.group(1) == marker:
-                return str(require(record, "id", self.vendor))
-        return None
+            return str((attributes or {}).get(DESCRIPTION) or "")
+
+        tickets = require(data, "tickets", self.vendor, kind=list)
+        return created_by_marker(tickets, marker, description, lambda record: str(require(record, "id", self.vendor)))
 
     async def create_ticket(
         self, ticket: TicketCreateRequest, *, idempotency_key: str, marker: str | None = None

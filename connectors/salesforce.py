@@ -6,232 +6,40 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-
-from connectors.base import MARKER_LINE, BaseCRMConnector, TicketPage, TicketQuery, require, vendor_statuses, with_marker, without_marker
-from connectors.salesforce_bulk import CaseCollections
-from connectors.field_mapping import NO_MAPPING, FieldMapping, mapped, to_write
-from connectors.hosts import check_vendor_url
 from connectors.auth import Auth, OAuthAuth, OAuthToken
-from connectors.http import ConnectorContext, CredentialCheck, UpstreamResponse, VendorConfig
+from connectors.base import BaseCRMConnector, TicketPage, TicketQuery, created_by_marker, require, vendor_statuses, with_marker, without_marker
+from connectors.field_mapping import NO_MAPPING, FieldMapping, mapped, to_write
 from connectors.governor import RateBudget, RateHeaders
-from errors import (
-    AuthFailed,
-    CRMError,
-    InvalidConfig,
-    InvalidRequest,
-    MalformedAnswer,
-    NotFound,
-    NotSupported,
-    RateLimited,
-    SessionExpired,
-    UpstreamUnavailable,
-    ValidationFailed,
+from connectors.hosts import check_vendor_url
+from connectors.http import ConnectorContext, CredentialCheck, UpstreamResponse
+from connectors.salesforce_bulk import CaseCollections
+from connectors.salesforce_describe import FieldDescribe
+from connectors.salesforce_soql import LOCATOR_PATH, SOQL_ESCAPES, SOQL_LIKE_ESCAPES, field_value, soql_quote, sosl_phrase
+from connectors.salesforce_tables import (
+    CASE_FIELDS,
+    CASE_METADATA_FIELDS,
+    CONTACT_FIELDS,
+    ERROR_CODES,
+    OAUTH_ERROR,
+    PRIORITY_FROM_SALESFORCE,
+    PRIORITY_TO_SALESFORCE,
+    SALESFORCE_DOMAINS,
+    SALESFORCE_ID,
+    SALESFORCE_ID_FORM,
+    STATUS_FROM_SALESFORCE,
+    STATUS_TO_SALESFORCE,
+    TOKEN_PATH,
+    SalesforceConfig,
+    error_text,
 )
+from errors import CRMError, InvalidConfig, InvalidRequest, MalformedAnswer, NotFound, NotSupported
 from idempotency import fingerprint
-from models import (
-    Customer,
-    Ticket,
-    TicketCreateRequest,
-    TicketPriority,
-    TicketStatus,
-    TicketUpdateRequest,
-    iso_utc,
-)
+from models import Customer, Ticket, TicketCreateRequest, TicketPriority, TicketStatus, TicketUpdateRequest, iso_utc
 from phone import PhoneQuery, parse_phone
 from tokens import token_store
 
-# 15-character ids are case-sensitive; the 18-character form adds a 3-character case checksum.
-SALESFORCE_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
-# The ID field type: 15 case-sensitive or 18 case-insensitive characters
-# (https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/field_types.htm#i1435616).
-SALESFORCE_ID_FORM = "15 or 18 letters and digits, e.g. 003000000000001AAA"
-# A field or relationship path (Tier__c, Account.Tier__c): the only shape a configured name may take in SOQL.
-FIELD_PATH = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,79}(?:\.[A-Za-z][A-Za-z0-9_]{0,79}){0,4}$")
-API_VERSION = re.compile(r"^v?([0-9]{2,3}\.[0-9])$")
-# My Domain (acme.my.salesforce.com, sandboxes, scratch orgs), legacy instances (na1.salesforce.com),
-# Lightning/Visualforce hosts, Government Cloud and the China (Alibaba) realm.
-SALESFORCE_DOMAINS = (".salesforce.com", ".force.com", ".cloudforce.com", ".salesforce.mil", ".sfcrmproducts.cn")
-TOKEN_PATH = "/services/oauth2/token"
-# Salesforce's INVALID_FIELD words (SOQL and ?fields= answers), used when a saved field mapping names a field
-# the org's describe lacks.
-NO_SUCH_COLUMN = ("No such column '{name}' on entity '{sobject}'. If you are attempting to use a custom field, be sure "
-                  "to append the '__c' after the custom field name. Please reference your WSDL or the describe call "
-                  "for the appropriate names.")
-NO_SUCH_RELATIONSHIP = ("Didn't understand relationship '{name}' in field path. If you are attempting to use a custom "
-                        "relationship, be sure to append the '__r' after the custom relationship name. Please "
-                        "reference your WSDL or the describe call for the appropriate names.")
 
-CONTACT_FIELDS = (
-    "Id", "Name", "FirstName", "LastName", "Email", "Phone", "MobilePhone", "AccountId",
-    "CreatedDate", "LastModifiedDate", "Account.Name", "Account.Type", "Account.Industry",
-)  # fmt: skip
-CASE_FIELDS = (
-    "Id", "CaseNumber", "Subject", "Description", "Status", "Priority", "Origin", "Type", "Reason",
-    "ContactId", "AccountId", "OwnerId", "IsClosed", "CreatedDate", "LastModifiedDate",
-)  # fmt: skip
-CASE_METADATA_FIELDS = ("Origin", "Type", "Reason")  # create-request metadata passed through as Case fields
-
-# Default Case picklists (New, Working, Escalated, Closed; On Hold in many orgs). Orgs change them,
-# so settings merge their own tables over these (SALESFORCE_STATUS_MAP and friends).
-STATUS_FROM_SALESFORCE: dict[str, TicketStatus] = {
-    "New": TicketStatus.new,
-    "Working": TicketStatus.open,
-    "Escalated": TicketStatus.open,
-    "On Hold": TicketStatus.pending,
-    "Closed": TicketStatus.closed,
-}
-STATUS_TO_SALESFORCE: dict[TicketStatus, str] = {
-    TicketStatus.new: "New",
-    TicketStatus.open: "Working",
-    TicketStatus.pending: "On Hold",
-    TicketStatus.solved: "Closed",  # no separate solved state by default
-    TicketStatus.closed: "Closed",
-}
-PRIORITY_FROM_SALESFORCE: dict[str, TicketPriority] = {
-    "Low": TicketPriority.low,
-    "Medium": TicketPriority.medium,
-    "High": TicketPriority.high,
-    "Critical": TicketPriority.urgent,  # a common org addition
-    "Urgent": TicketPriority.urgent,
-}
-PRIORITY_TO_SALESFORCE: dict[TicketPriority, str] = {
-    TicketPriority.low: "Low",
-    TicketPriority.medium: "Medium",
-    TicketPriority.high: "High",
-    TicketPriority.urgent: "High",  # the default picklist has no Urgent
-}
-
-# Salesforce's errorCode -> contract error; it decides before the HTTP status (403 can be the rate limit).
-ERROR_CODES: dict[str, type[CRMError]] = {
-    "INVALID_SESSION_ID": SessionExpired,
-    "REQUEST_LIMIT_EXCEEDED": RateLimited,
-    "NOT_FOUND": NotFound,
-    "ENTITY_IS_DELETED": NotFound,
-    "MALFORMED_ID": ValidationFailed,
-    "INVALID_ID_FIELD": ValidationFailed,
-    "INVALID_FIELD": ValidationFailed,
-    "INVALID_TYPE": ValidationFailed,
-    "MALFORMED_QUERY": ValidationFailed,
-    "MALFORMED_SEARCH": ValidationFailed,
-    "INVALID_SEARCH": ValidationFailed,
-    "INVALID_QUERY_FILTER_OPERATOR": ValidationFailed,
-    "REQUIRED_FIELD_MISSING": ValidationFailed,
-    "STRING_TOO_LONG": ValidationFailed,
-    "JSON_PARSER_ERROR": ValidationFailed,
-    "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST": ValidationFailed,
-    "INVALID_FIELD_FOR_INSERT_UPDATE": ValidationFailed,
-    "INVALID_CROSS_REFERENCE_KEY": ValidationFailed,
-    "FIELD_INTEGRITY_EXCEPTION": ValidationFailed,
-    "FIELD_CUSTOM_VALIDATION_EXCEPTION": ValidationFailed,
-    "INSUFFICIENT_ACCESS_OR_READONLY": AuthFailed,
-    "INSUFFICIENT_ACCESS_ON_CROSS_REFERENCE_ENTITY": AuthFailed,
-    "API_DISABLED_FOR_ORG": AuthFailed,
-    "API_CURRENTLY_DISABLED": AuthFailed,
-    "SERVER_UNAVAILABLE": UpstreamUnavailable,
-    "UNABLE_TO_LOCK_ROW": UpstreamUnavailable,  # a competing write held the row; nothing was saved
-    # The token endpoint's `{"error", "error_description"}` (invalid_grant, invalid_client, ...): bad credentials.
-    "oauth_error": AuthFailed,
-}
-OAUTH_ERROR = "oauth_error"
-
-SOQL_ESCAPES = str.maketrans(
-    {"\\": "\\\\", "'": "\\'", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
-)
-# A query locator as Salesforce hands it back (nextRecordsUrl): the only URL a ticket-search cursor may hold.
-LOCATOR_PATH = re.compile(r"/services/data/v[0-9]{2,3}\.[0-9]/query/[A-Za-z0-9]{15,18}-[0-9]{1,9}")
-SOQL_LIKE_ESCAPES = str.maketrans({"%": "\\%", "_": "\\_"})  # LIKE's wildcards, taken literally
-SOSL_RESERVED = "?&|!{}[]()^~*:\\\"'+-"
-SOSL_ESCAPES = str.maketrans({c: "\\" + c for c in SOSL_RESERVED})
-
-
-def soql_quote(value: str) -> str:
-    """A SOQL string literal: backslashes, quotes and control characters escaped, so no value can end it."""
-    return "'" + value.translate(SOQL_ESCAPES) + "'"
-
-
-def sosl_phrase(value: str) -> str:
-    """A SOSL search phrase: every reserved character escaped and the whole quoted, so it stays one term."""
-    return '"' + value.translate(SOSL_ESCAPES) + '"'
-
-
-def field_value(record: Mapping[str, Any] | None, path: str | None) -> Any:
-    """The value at a field path (Account.Tier__c) of a query record; Salesforce names are case-insensitive."""
-    if not path:
-        return None
-    value: Any = record
-    for part in path.split("."):
-        if not isinstance(value, Mapping):
-            return None
-        value = next((v for k, v in value.items() if k.lower() == part.lower()), None)
-    return value
-
-
-def error_text(error: Mapping[str, Any]) -> str:
-    """`CODE: message` of one REST error, or `error: description` of an OAuth one."""
-    code = error.get("errorCode") or error.get("error")
-    message = error.get("message") or error.get("error_description")
-    return ": ".join(str(part) for part in (code, message) if part)
-
-
-
-def _https_instance_url(value: str) -> str:
-    """A start-up check: the instance URL an operator set must be an https URL."""
-    if not value.strip().startswith("https://"):
-        raise ValueError("give the org's https URL, e.g. https://acme.my.salesforce.com")
-    return value
-
-
-class SalesforceConfig(VendorConfig):
-    """`instance_url` plus an `access_token`, or `client_id` + `client_secret`, or `refresh_token` + `client_id`."""
-
-    # The org's https URL, e.g. https://acme.my.salesforce.com (the connector checks the domain when it is built).
-    env_checks = {"instance_url": lambda value: _https_instance_url(value)}
-
-    instance_url: str | None = None
-    access_token: SecretStr | None = None
-    client_id: str | None = None
-    client_secret: SecretStr | None = None
-    refresh_token: SecretStr | None = None
-    api_version: str = "v62.0"
-    # e.g. Account.Tier__c; none by default, since a field the org lacks would fail every Contact query
-    tier_field: str | None = None
-    # Picklists are per org: tables merged over the connector's defaults, read and write direction.
-    status_map: dict[str, TicketStatus] = Field(default_factory=dict)  # {"In Progress": "open"}
-    status_write_map: dict[TicketStatus, str] = Field(default_factory=dict)  # {"pending": "Waiting"}
-    priority_map: dict[str, TicketPriority] = Field(default_factory=dict)  # {"Critical": "urgent"}
-    priority_write_map: dict[TicketPriority, str] = Field(default_factory=dict)  # {"urgent": "Critical"}
-    # Contact field paths (Account.Tier__c) for customers, Case fields for tickets (connectors/field_mapping.py)
-    field_mapping: FieldMapping | None = None
-
-    @field_validator("api_version")
-    @classmethod
-    def _check_version(cls, value: str) -> str:
-        """`v62.0` or `62.0`, as it appears in the path."""
-        match = API_VERSION.match(value)
-        if not match:
-            raise ValueError("must look like v62.0")
-        return f"v{match.group(1)}"
-
-    @field_validator("tier_field")
-    @classmethod
-    def _check_tier_field(cls, value: str | None) -> str | None:
-        """The name goes into SOQL, so it must be a plain field path."""
-        if value and not FIELD_PATH.match(value):
-            raise ValueError("must be a field path such as Account.Tier__c")
-        return value or None
-
-    @model_validator(mode="after")
-    def _needs_credentials(self) -> SalesforceConfig:
-        """A token, or what it takes to get one."""
-        if self.refresh_token and not self.client_id:
-            raise ValueError("refresh_token needs the client_id of the connected app that issued it")
-        if not (self.access_token or self.refresh_token or (self.client_id and self.client_secret)):
-            raise ValueError("give access_token, or client_id and client_secret, or refresh_token and client_id")
-        return self
-
-
-class SalesforceConnector(CaseCollections, BaseCRMConnector):
+class SalesforceConnector(CaseCollections, FieldDescribe, BaseCRMConnector):
     """Salesforce: Contacts (with their Account) are customers, Cases are tickets."""
 
     case_read_fields: ClassVar[tuple[str, ...]] = CASE_FIELDS  # what a Case is read with (the collection read too)
@@ -502,11 +310,10 @@ class SalesforceConnector(CaseCollections, BaseCRMConnector):
             f"SELECT Id, Description FROM Case WHERE Subject = {soql_quote(ticket.subject)} "
             "ORDER BY CreatedDate DESC LIMIT 200"
         )
-        for case in await self._query(soql, "create_ticket"):
-            found = MARKER_LINE.search(case.get("Description") or "")
-            if found and found.group(1) == marker:
-                return str(require(case, "Id", self.vendor))
-        return None
+        return created_by_marker(
+            await self._query(soql, "create_ticket"), marker,
+            lambda case: case.get("Description") or "", lambda case: str(require(case, "Id", self.vendor)),
+        )  # fmt: skip
 
     async def create_ticket(
         self, ticket: TicketCreateRequest, *, idempotency_key: str, marker: str | None = None
@@ -622,41 +429,3 @@ class SalesforceConnector(CaseCollections, BaseCRMConnector):
     @property
     def _mapping(self) -> FieldMapping:
         return self.config.field_mapping or NO_MAPPING
-
-    async def _describe(self, sobject: str, cache: dict[str, dict[str, Any]]) -> dict[str, Any]:
-        """`GET /sobjects/{sObject}/describe`, once per object per check
-        (https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_sobject_describe.htm)."""
-        if sobject not in cache:
-            cache[sobject] = await self._json("GET", self._data(f"/sobjects/{sobject}/describe"), operation="describe")
-        return cache[sobject]
-
-    async def _unknown(self, sobject: str, path: str, cache: dict[str, dict[str, Any]], parents: bool) -> str | None:
-        """Salesforce's own INVALID_FIELD words for a path the org's describe does not know, else None."""
-        *relationships, name = path.split(".")
-        if relationships and not parents:  # ?fields= on a Case takes its own fields only
-            return NO_SUCH_COLUMN.format(name=path, sobject=sobject)
-        for relationship in relationships:
-            fields = (await self._describe(sobject, cache)).get("fields") or []
-            parent = next((f for f in fields if str(f.get("relationshipName") or "").lower() == relationship.lower()), None)
-            if parent is None or not parent.get("referenceTo"):
-                return NO_SUCH_RELATIONSHIP.format(name=relationship)
-            sobject = str(parent["referenceTo"][0])
-        fields = (await self._describe(sobject, cache)).get("fields") or []
-        if not any(str(f.get("name")).lower() == name.lower() for f in fields):
-            return NO_SUCH_COLUMN.format(name=name, sobject=sobject)
-        return None
-
-    async def check_field_mapping(self, mapping: FieldMapping) -> list[dict[str, Any]]:
-        """Each mapped path the org lacks: customers are Contact paths (parents allowed), tickets Case fields."""
-        problems: list[dict[str, Any]] = []
-        cache: dict[str, dict[str, Any]] = {}
-        for kind, sobject in (("customer", "Contact"), ("ticket", "Case")):
-            for key, path in getattr(mapping, kind).items():
-                message = "INVALID_FIELD: " + NO_SUCH_COLUMN.format(name=path, sobject=sobject)
-                if FIELD_PATH.match(path):
-                    found = await self._unknown(sobject, path, cache, parents=kind == "customer")
-                    message = f"INVALID_FIELD: {found}" if found else ""
-                if message:
-                    problems.append({"loc": ["field_mapping", kind, key], "msg": f"{path}: {message}", "type": "unknown_field"})
-        return problems
-

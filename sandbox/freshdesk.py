@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import html
 import itertools
 import re
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -13,6 +11,7 @@ from aiohttp import web
 
 from sandbox.core import Emulator, basic_credentials, json_response, record_id
 from sandbox.freshdesk_query import CONTACT_FIELDS, TICKET_FIELDS, QueryError, search
+from sandbox.freshdesk_records import AGENT_ID, contact_record, later, note_record, now, plain_text, ticket_record
 
 STATUSES = (2, 3, 4, 5)  # Open, Pending, Resolved, Closed (the sandbox account has no custom statuses)
 PRIORITIES = (1, 2, 3, 4)  # Low, Medium, High, Urgent
@@ -34,7 +33,6 @@ TICKET_FILTERS = frozenset({"filter", "requester_id", "email", "company_id", "up
 LIST_WINDOW_DAYS = 30  # without updated_since, GET /tickets lists only tickets created this recently
 DEFAULT_PER_PAGE, MAX_PER_PAGE = 30, 100
 RATE_LIMIT_TOTAL = 700  # calls per minute on the plan the sandbox pretends to be
-AGENT_ID = 9001
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 # Freshdesk's own error bodies, keyed by status; 404 is (often) empty and so is absent.
@@ -48,23 +46,6 @@ UNEXPECTED_FIELD = "Unexpected/invalid field in request"
 CUSTOM_CONTACT_FIELDS = ("loyalty_number",)
 CUSTOM_TICKET_FIELDS = ("cf_order_id",)
 INVALID_JSON = {"code": "invalid_json", "message": "Request body has invalid json format"}
-
-
-def now() -> str:
-    """Freshdesk's timestamp format."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def later(stamp: str, hours: int) -> str:
-    """A due time some hours after a Freshdesk timestamp (the sandbox's stand-in for SLA policies)."""
-    moment = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ") + timedelta(hours=hours)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def plain_text(markup: str) -> str:
-    """The `*_text` twin of an HTML field: line breaks kept, tags dropped, entities decoded."""
-    text = re.sub(r"<br\s*/?>", "\n", markup, flags=re.IGNORECASE)
-    return html.unescape(re.sub(r"<[^>]+>", "", text))
 
 
 def error(field: str, message: str, code: str) -> dict[str, str]:
@@ -148,83 +129,16 @@ class FreshdeskEmulator(Emulator):
         resolved["updated_at"] = "2025-10-02T09:10:00Z"
         self.tickets[54320] = resolved
 
-    def _add_contact(
-        self,
-        cid: int,
-        name: str,
-        email: str | None,
-        *,
-        phone: str | None = None,
-        mobile: str | None = None,
-        company_id: int | None = None,
-    ) -> dict[str, Any]:
-        """Store a contact with the fields a v2 contact carries (phone and mobile kept apart)."""
-        stamp = now() if cid >= 1100 else "2023-01-15T09:00:00Z"
-        contact = {
-            "active": email is not None,
-            "address": None,
-            "company_id": company_id,
-            "view_all_tickets": False,
-            "custom_fields": {},
-            "deleted": False,
-            "description": None,
-            "email": email,
-            "id": cid,
-            "job_title": None,
-            "language": "en",
-            "mobile": mobile,
-            "name": name,
-            "phone": phone,
-            "time_zone": "Abu Dhabi",
-            "twitter_id": None,
-            "unique_external_id": None,
-            "other_emails": [],
-            "other_companies": [],
-            "tags": [],
-            "avatar": None,
-            "created_at": stamp,
-            "updated_at": stamp,
-        }
+    def _add_contact(self, cid: int, name: str, email: str | None, **where: Any) -> dict[str, Any]:
+        """Store a contact (`where`: its phone, mobile and company_id, as contact_record takes them)."""
+        contact = contact_record(cid, name, email, **where)
         self.contacts[cid] = contact
         return contact
 
     def _new_ticket(self, tid: int, fields: dict[str, Any], requester_id: int, stamp: str) -> dict[str, Any]:
         """A v2 ticket as GET /tickets/{id} returns it, with description_text derived from the HTML."""
-        requester = self.contacts.get(requester_id, {})
-        description = fields.get("description") or ""
-        return {
-            "cc_emails": list(fields.get("cc_emails") or []),
-            "fwd_emails": [],
-            "reply_cc_emails": list(fields.get("cc_emails") or []),
-            "ticket_cc_emails": list(fields.get("cc_emails") or []),
-            "fr_escalated": False,
-            "spam": False,
-            "email_config_id": fields.get("email_config_id"),
-            "group_id": fields.get("group_id"),
-            "priority": fields.get("priority", 1),
-            "requester_id": requester_id,
-            "responder_id": fields.get("responder_id"),
-            "source": fields.get("source", 2),
-            "company_id": fields.get("company_id", requester.get("company_id")),
-            "status": fields.get("status", 2),
-            "subject": fields.get("subject"),
-            "association_type": None,
-            "support_email": None,
-            "to_emails": None,
-            "product_id": fields.get("product_id"),
-            "id": tid,
-            "type": fields.get("type"),
-            "due_by": later(stamp, 72),
-            "fr_due_by": later(stamp, 24),
-            "is_escalated": False,
-            "description": description,
-            "description_text": plain_text(description),
-            "custom_fields": dict(fields.get("custom_fields") or {}),
-            "created_at": stamp,
-            "updated_at": stamp,
-            "tags": list(fields.get("tags") or []),
-            "attachments": [],
-        }
+        company_id = self.contacts.get(requester_id, {}).get("company_id")
+        return ticket_record(tid, fields, requester_id, company_id, stamp)
 
     # --- wire behaviour ---------------------------------------------------------------------------
 
@@ -533,24 +447,7 @@ class FreshdeskEmulator(Emulator):
         if errors:
             return self._invalid(errors)
         stamp = now()
-        note = {
-            "body": fields["body"],
-            "body_text": plain_text(fields["body"]),
-            "id": next(self._note_ids),
-            "incoming": bool(fields.get("incoming", False)),
-            "private": fields.get("private", True),
-            "user_id": fields.get("user_id", AGENT_ID),
-            "support_email": None,
-            "source": 2,  # a note
-            "ticket_id": ticket["id"],
-            "to_emails": list(fields.get("notify_emails") or []),
-            "from_email": None,
-            "cc_emails": [],
-            "bcc_emails": None,
-            "attachments": [],
-            "created_at": stamp,
-            "updated_at": stamp,
-        }
+        note = note_record(next(self._note_ids), ticket["id"], fields, stamp)
         self.notes.setdefault(ticket["id"], []).append(note)
         ticket["updated_at"] = stamp
         return json_response(note, status=201)

@@ -15,6 +15,7 @@ import orjson
 from aiohttp import web
 
 from sandbox.core import VendorError, json_response
+from sandbox.hubspot_wire import api_version, bad_request, instant
 
 if TYPE_CHECKING:
     from sandbox.hubspot import HubSpotEmulator
@@ -34,8 +35,6 @@ def _error(exc: VendorError, trace: str | None) -> dict[str, Any]:
 
 async def create(emulator: HubSpotEmulator, request: web.Request) -> web.StreamResponse:
     """Each input made, or its own error; 201 when every one was made, else 207."""
-    from sandbox.hubspot import api_version, bad_request, instant
-
     kind, version = request.match_info["kind"], api_version(request)
     inputs = (await emulator._body(request)).get("inputs")
     if not isinstance(inputs, list) or not 0 < len(inputs) <= MAX_INPUTS:

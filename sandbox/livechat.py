@@ -20,6 +20,8 @@ from sandbox import webhook_payloads
 from sandbox.core import Emulator, basic_credentials, bearer_token, json_response
 from sandbox.oauth import Wire, livechat_extra
 from sandbox.livechat_customer import TOKEN_PATH, CustomerSide
+from sandbox.livechat_routing import Routing
+from sandbox.livechat_views import ChatViews
 from sandbox.livechat_wire import LiveChatError, now, required, session_fields
 
 VERSIONS = ("v3.5", "v3.6", "v3.7")
@@ -28,14 +30,6 @@ EVENT_TYPES = ("message", "system_message", "custom", "rich_message", "file", "f
 
 # Injected 5xx faults, answered as LiveChat says them.
 FAULT_ERRORS = {500: "internal", 503: "service_unavailable", 504: "request_timeout"}
-
-# Routing statuses (and the sandbox's shorthand) -> LiveChat's own.
-AGENT_STATUSES = {
-    "online": "accepting_chats",
-    "accepting_chats": "accepting_chats",
-    "not_accepting_chats": "not_accepting_chats",
-    "offline": "offline",
-}
 
 
 def secret_of(request: web.Request) -> tuple[str, str] | None:
@@ -47,7 +41,7 @@ def secret_of(request: web.Request) -> tuple[str, str] | None:
     return ("bearer-" + hashlib.sha256(token.encode()).hexdigest()[:12], token) if token else None
 
 
-class LiveChatEmulator(CustomerSide, Emulator):
+class LiveChatEmulator(CustomerSide, Routing, ChatViews, Emulator):
     """Answers as `https://api.livechatinc.com/v3.6/...` does for the actions the handoff uses, and a few more."""
 
     name = "livechat"
@@ -157,48 +151,6 @@ class LiveChatEmulator(CustomerSide, Emulator):
         """A LiveChat-looking id: ten upper-case letters and digits."""
         return (prefix + format(next(self._ids), "X").rjust(9, "0"))[:10]
 
-    def _set_agent(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """Create or change an agent (routing status, chat limit, name, groups)."""
-        agent_id = str(required(payload, "agent_id"))
-        agent = self.agents.setdefault(
-            agent_id,
-            {
-                "id": agent_id,
-                "name": agent_id,
-                "status": "offline",
-                "max_chats": 2,
-                "group_ids": [0],
-                "job_title": "Support Agent",
-            },
-        )
-        if "status" in payload:
-            if payload["status"] not in AGENT_STATUSES:
-                raise web.HTTPBadRequest(text=f"status must be one of {sorted(AGENT_STATUSES)}")
-            agent["status"] = AGENT_STATUSES[payload["status"]]
-        for key in ("name", "max_chats", "group_ids"):
-            if key in payload:
-                agent[key] = payload[key]
-        return agent
-
-    def _active_chats(self, agent_id: str) -> int:
-        """How many active chats an agent has."""
-        return sum(1 for c in self.chats.values() if c["thread"]["active"] and c["thread"].get("agent_id") == agent_id)
-
-    def _group_agents(self, group_id: int, status: str = "accepting_chats") -> list[dict[str, Any]]:
-        """The group's agents with this routing status."""
-        return [a for a in self.agents.values() if group_id in a["group_ids"] and a["status"] == status]
-
-    def _free_agent(self, group_id: int) -> dict[str, Any] | None:
-        """The accepting agent with room and the fewest chats."""
-        free = [a for a in self._group_agents(group_id) if self._active_chats(a["id"]) < a["max_chats"]]
-        return min(free, key=lambda a: (self._active_chats(a["id"]), a["id"]), default=None)
-
-    def group_status(self, group_id: int) -> str:
-        """online (an agent has room), online_for_queue (all busy: chats queue), or offline."""
-        if not self._group_agents(group_id):
-            return "offline"
-        return "online" if self._free_agent(group_id) else "online_for_queue"
-
     def _group(self, group_id: Any) -> int:
         """A group id that exists, or group_not_found."""
         if not isinstance(group_id, int) or group_id not in self.groups:
@@ -276,147 +228,6 @@ class LiveChatEmulator(CustomerSide, Emulator):
             self._event(thread, event, author, customer_side)
         self.chats[chat_id] = chat
         return chat
-
-    def _assign(self, chat: dict[str, Any], agent_id: str) -> None:
-        """Give the chat to an agent, taking it out of any queue."""
-        thread = chat["thread"]
-        for queue in self.queues.values():
-            if chat["id"] in queue:
-                queue.remove(chat["id"])
-        if thread.get("queued_at"):
-            thread["queues_duration"] = 0
-        thread.pop("queued_at", None)
-        thread["agent_id"] = agent_id
-        if agent_id not in thread["user_ids"]:
-            thread["user_ids"].append(agent_id)
-
-    def _enqueue(self, chat: dict[str, Any], group_id: int) -> None:
-        """Put the chat at the back of the group's queue."""
-        chat["thread"]["queued_at"] = now()
-        chat["thread"]["agent_id"] = None
-        queue = self.queues.setdefault(group_id, [])
-        if chat["id"] not in queue:
-            queue.append(chat["id"])
-
-    def _drain(self) -> None:
-        """Give waiting chats to agents who have room, oldest first."""
-        for group_id, queue in self.queues.items():
-            while queue and (agent := self._free_agent(group_id)):
-                self._assign(self.chats[queue[0]], agent["id"])
-
-    def _route(self, chat: dict[str, Any], group_id: int, ignore_availability: bool) -> None:
-        """Assign a free agent, else queue (when availability is ignored), else say why not."""
-        agent = self._free_agent(group_id)
-        if agent:
-            self._assign(chat, agent["id"])
-        elif ignore_availability:
-            self._enqueue(chat, group_id)
-        else:
-            raise LiveChatError("group_unavailable" if self._group_agents(group_id) else "group_offline")
-
-    # --- rendering --------------------------------------------------------------------------------
-
-    def _queue(self, chat: dict[str, Any]) -> dict[str, Any] | None:
-        """The thread's queue object (position, wait_time, queued_at) while it waits."""
-        thread = chat["thread"]
-        group_id = chat["access"]["group_ids"][0]
-        queue = self.queues.get(group_id, [])
-        if not thread["active"] or chat["id"] not in queue:
-            return None
-        position = queue.index(chat["id"]) + 1
-        agents = max(1, len(self._group_agents(group_id)))
-        wait = position * self.seconds_per_chat // agents
-        return {"position": position, "wait_time": wait, "queued_at": thread["queued_at"]}
-
-    def _thread(self, chat: dict[str, Any], customer_side: bool) -> dict[str, Any]:
-        """The thread as get_chat shows it; the customer side sees no agents-only events or tags."""
-        thread = chat["thread"]
-        out = {k: v for k, v in thread.items() if k not in ("agent_id", "queued_at")}
-        if customer_side:  # the Customer Chat API's events have no `visibility`: it shows only what is for all
-            out["events"] = [
-                {k: v for k, v in e.items() if k != "visibility"} for e in thread["events"] if e["visibility"] == "all"
-            ]
-            out.pop("tags", None)
-        queue = self._queue(chat)
-        if queue:
-            out["queue"] = queue
-        return out
-
-    def _users(self, chat: dict[str, Any], customer_side: bool) -> list[dict[str, Any]]:
-        """The chat's users: the customer and the agents in the thread, as each API shows them.
-
-        Agent side: the customer's profile, agents with email and visibility. Customer side: the customer as
-        {id, type, present} (name and email only when set), agents with name and job_title, no email.
-        """
-        customer = self.customers.get(chat["customer_id"], {"id": chat["customer_id"]})
-        if not chat["customer_id"]:
-            users: list[dict[str, Any]] = []
-        elif customer_side:
-            me = {"id": customer["id"], "type": "customer", "present": False}
-            me.update({k: customer[k] for k in ("name", "email") if customer.get(k)})
-            users = [me]
-        else:
-            users = [{**customer, "type": "customer", "present": False}]
-        for user_id in chat["thread"]["user_ids"]:
-            if user_id == chat["customer_id"]:
-                continue
-            agent = self.agents.get(user_id, {"id": user_id, "name": user_id, "job_title": ""})
-            user: dict[str, Any] = {"id": user_id, "name": agent["name"], "type": "agent", "present": True}
-            if customer_side:
-                if agent.get("job_title"):
-                    user["job_title"] = agent["job_title"]
-            else:
-                user.update(email=user_id, visibility="all")
-            users.append(user)
-        return users
-
-    def _summary(self, chat: dict[str, Any], customer_side: bool) -> dict[str, Any]:
-        """A chat summary as list_chats shows it: the agent side has `last_thread_summary`, the customer side
-        `last_thread_id`, `last_thread_created_at` and `active`; both have the last event of each type."""
-        thread = self._thread(chat, customer_side)
-        last_events = {
-            e["type"]: {"thread_id": thread["id"], "thread_created_at": thread["created_at"], "event": e}
-            for e in thread["events"]
-        }
-        summary: dict[str, Any] = {"id": chat["id"]}
-        if customer_side:
-            summary.update(last_thread_id=thread["id"], last_thread_created_at=thread["created_at"])
-        else:
-            keys = ("id", "created_at", "user_ids", "properties", "active", "access", "queue", "tags")
-            summary["last_thread_summary"] = {k: thread[k] for k in keys if k in thread}
-        summary.update(
-            last_event_per_type=last_events,
-            users=self._users(chat, customer_side),
-            access=chat["access"],
-            properties=chat["properties"],
-        )
-        if customer_side:
-            summary["active"] = thread["active"]
-        else:
-            summary["is_followed"] = False
-        return summary
-
-    def _chat_view(self, chat: dict[str, Any], customer_side: bool) -> dict[str, Any]:
-        """A chat as get_chat shows it."""
-        view = {
-            "id": chat["id"],
-            "thread": self._thread(chat, customer_side),
-            "users": self._users(chat, customer_side),
-            "access": chat["access"],
-            "properties": chat["properties"],
-        }
-        if not customer_side:
-            view["is_followed"] = False
-        return view
-
-    @staticmethod
-    def _started(chat: dict[str, Any]) -> dict[str, Any]:
-        """start_chat's answer: `event_ids` only when the chat was started with initial events."""
-        thread = chat["thread"]
-        started: dict[str, Any] = {"chat_id": chat["id"], "thread_id": thread["id"]}
-        if thread["events"]:
-            started["event_ids"] = [e["id"] for e in thread["events"]]
-        return started
 
     # --- Agent Chat API ----------------------------------------------------------------------------
 

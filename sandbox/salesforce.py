@@ -17,7 +17,6 @@ import itertools
 import re
 import secrets
 import time
-from dataclasses import dataclass
 from functools import partial
 from datetime import datetime, timezone
 from typing import Any
@@ -29,97 +28,31 @@ from sandbox import salesforce_collections as collections
 from sandbox import soql_eval, sosl
 from sandbox.core import Emulator, Handler, VendorError, basic_credentials, bearer_token, json_response
 from sandbox.oauth import Wire, salesforce_extra
+from sandbox.salesforce_schema import (
+    CASE_PRIORITIES,
+    CASE_STATUSES,
+    CLOSED_STATUSES,
+    ID_SHAPE,
+    LABELS,
+    SCHEMA,
+    OrgCatalog,
+    id18,
+)
 from sandbox.soql import SoqlError, parse
 
 ORG_ID = "00D000000000001AAA"
 USER_ID = "005000000000001AAA"
 API_LIMIT = 15000
-CASE_STATUSES = ("New", "Working", "Escalated", "On Hold", "Closed")  # this org's Status picklist
-CLOSED_STATUSES = ("Closed",)
-CASE_PRIORITIES = ("High", "Medium", "Low")
-ID_SHAPE = soql_eval.ID_SHAPE
 VERSION = re.compile(r"^v\d{2,3}\.\d$")
-CHECKSUM_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 BATCH_SIZE = 2000  # records per query answer, unless Sforce-Query-Options asks for fewer
 BATCH_OPTION = re.compile(r"batchSize\s*=\s*(\d+)", re.IGNORECASE)
 LOCATOR = re.compile(r"^(?P<locator>01g[A-Za-z0-9]{15})-(?P<offset>\d+)$")
 MAX_CURSORS = 200  # open query locators kept; the oldest goes first, as Salesforce expires idle cursors
-# A field's type by its name, for literal checks and ordering: the standard fields here follow these conventions.
-FIELD_TYPES = ((re.compile(r"Id$"), "id"), (re.compile(r"^Is[A-Z]"), "boolean"), (re.compile(r"Date$"), "datetime"))
-
-
-@dataclass(frozen=True)
-class SObjectType:
-    """What the emulated org knows about one sObject: id prefix, fields, what may be written, its parents."""
-
-    prefix: str
-    fields: tuple[str, ...]
-    writable: tuple[str, ...] = ()
-    required: tuple[str, ...] = ()
-    parents: tuple[tuple[str, str, str], ...] = ()  # (relationship name, id field, parent sObject)
-    phone_fields: tuple[str, ...] = ()
-    max_lengths: tuple[tuple[str, int], ...] = ()
-
-
-SCHEMA: dict[str, SObjectType] = {
-    "Account": SObjectType(
-        "001", ("Id", "Name", "Type", "Industry", "Rating", "Phone", "Tier__c", "CreatedDate", "LastModifiedDate"),
-        phone_fields=("Phone",),
-    ),
-    "Contact": SObjectType(
-        "003",
-        ("Id", "FirstName", "LastName", "Name", "Email", "Phone", "MobilePhone", "Title", "AccountId",
-         "CreatedDate", "LastModifiedDate"),
-        parents=(("Account", "AccountId", "Account"),),
-        phone_fields=("Phone", "MobilePhone"),
-    ),
-    "Case": SObjectType(
-        "500",
-        ("Id", "CaseNumber", "Subject", "Description", "Status", "Priority", "Origin", "Type", "Reason",
-         "ContactId", "AccountId", "OwnerId", "IsClosed", "ClosedDate", "SuppliedName", "SuppliedEmail",
-         "SuppliedPhone", "CreatedDate", "LastModifiedDate"),
-        writable=("Subject", "Description", "Status", "Priority", "Origin", "Type", "Reason", "ContactId",
-                  "AccountId", "OwnerId", "SuppliedName", "SuppliedEmail", "SuppliedPhone"),
-        parents=(("Contact", "ContactId", "Contact"), ("Account", "AccountId", "Account"), ("Owner", "OwnerId", "User")),
-        phone_fields=("SuppliedPhone",),
-        max_lengths=(("Subject", 255), ("Description", 32000), ("SuppliedName", 80), ("SuppliedEmail", 80),
-                     ("SuppliedPhone", 40), ("Origin", 255), ("Type", 255), ("Reason", 255)),
-    ),
-    "CaseComment": SObjectType(
-        "00a",
-        ("Id", "ParentId", "CommentBody", "IsPublished", "CreatedById", "CreatedDate"),
-        writable=("ParentId", "CommentBody", "IsPublished"),
-        required=("ParentId",),
-        parents=(("Parent", "ParentId", "Case"), ("CreatedBy", "CreatedById", "User")),
-        max_lengths=(("CommentBody", 4000),),
-    ),
-    "User": SObjectType(
-        "005", ("Id", "Username", "FirstName", "LastName", "Name", "Email", "IsActive", "CreatedDate", "LastModifiedDate"),
-    ),
-}
-# Child relationships (parent, relationship name) -> (child sObject, its id field), as in subqueries.
-CHILDREN: dict[tuple[str, str], tuple[str, str]] = {
-    ("Account", "Contacts"): ("Contact", "AccountId"),
-    ("Account", "Cases"): ("Case", "AccountId"),
-    ("Contact", "Cases"): ("Case", "ContactId"),
-    ("Case", "CaseComments"): ("CaseComment", "ParentId"),
-}
-BY_PREFIX = {t.prefix: name for name, t in SCHEMA.items()}
-LABELS = {"ContactId": "Contact ID", "AccountId": "Account ID", "ParentId": "Parent ID", "OwnerId": "Owner ID"}
 
 
 def now() -> str:
     """Salesforce's timestamp format: milliseconds and a colon-less offset."""
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
-
-
-def id18(id15: str) -> str:
-    """The 18-character id: three checksum characters, one per 5-character chunk, encoding its upper-case letters."""
-    suffix = ""
-    for start in (0, 5, 10):
-        bits = sum(1 << i for i, char in enumerate(id15[start : start + 5]) if "A" <= char <= "Z")
-        suffix += CHECKSUM_CHARS[bits]
-    return id15 + suffix
 
 
 def errors(status: int, code: str, message: str, fields: list[str] | None = None) -> web.Response:
@@ -141,56 +74,6 @@ class ApiError(VendorError):
     def __init__(self, response: web.StreamResponse) -> None:
         super().__init__(response.status)
         self.prebuilt = response
-
-
-@dataclass(frozen=True)
-class OrgCatalog:
-    """The org as the SOQL engine sees it (soql_eval.Catalog), for one API version's record URLs."""
-
-    org: SalesforceEmulator
-    version: str
-
-    @staticmethod
-    def sobject_name(name: str) -> str | None:
-        """The sObject's own spelling, or None."""
-        return next((known for known in SCHEMA if known.lower() == name.lower()), None)
-
-    @staticmethod
-    def field_name(sobject: str, name: str) -> str | None:
-        """The field's own spelling, or None."""
-        return next((known for known in SCHEMA[sobject].fields if known.lower() == name.lower()), None)
-
-    def field_type(self, sobject: str, name: str) -> str:
-        """id, boolean, datetime or string, by the standard fields' naming."""
-        return next((kind for pattern, kind in FIELD_TYPES if pattern.search(name)), "string")
-
-    def phone_fields(self, sobject: str) -> tuple[str, ...]:
-        """The fields SOSL's IN PHONE FIELDS searches."""
-        return SCHEMA[sobject].phone_fields
-
-    def parent(self, sobject: str, relationship: str) -> tuple[str, str, str] | None:
-        """(relationship, id field, parent sObject) of a lookup, or None."""
-        return next((p for p in SCHEMA[sobject].parents if p[0].lower() == relationship.lower()), None)
-
-    def child(self, sobject: str, relationship: str) -> tuple[str, str, str] | None:
-        """(relationship, child sObject, its id field) of a child relationship, or None."""
-        return next(
-            ((name, *target) for (owner, name), target in CHILDREN.items()
-             if owner == sobject and name.lower() == relationship.lower()),
-            None,
-        )
-
-    def rows(self, sobject: str) -> list[dict[str, Any]]:
-        """Every record of a type, oldest first."""
-        return list(self.org.records[sobject].values())
-
-    def row(self, sobject: str, record_id: Any) -> dict[str, Any] | None:
-        """A record by its 15- or 18-character id."""
-        return self.org._find(sobject, record_id)
-
-    def attributes(self, sobject: str, record: dict[str, Any]) -> dict[str, Any]:
-        """The `attributes` every record in an answer starts with."""
-        return {"attributes": {"type": sobject, "url": f"/services/data/{self.version}/sobjects/{sobject}/{record['Id']}"}}
 
 
 class SalesforceEmulator(Emulator):

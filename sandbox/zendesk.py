@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import html
 import itertools
-from datetime import datetime, timezone
 from typing import Any
 
 import orjson
@@ -16,12 +14,20 @@ from sandbox.core import Emulator, basic_credentials, bearer_token, json_respons
 from sandbox.oauth import Wire
 from sandbox.zendesk_jobs import Jobs
 from sandbox.zendesk_pages import PageError, by_id, cursor_page, list_page, offset_page
+from sandbox.zendesk_records import (
+    AGENT_ID,
+    TICKET_FIELDS,
+    USER_FIELDS,
+    audit_record,
+    now,
+    ticket_record,
+    user_record,
+)
 from sandbox.zendesk_search import RESULT_TYPES, Index, SearchError, sort_results
 
 STATUSES = ("new", "open", "pending", "hold", "solved", "closed")
 PRIORITIES = ("low", "normal", "high", "urgent", None)
 TYPES = ("problem", "incident", "question", "task", None)
-AGENT_ID = 2001
 SEARCH_LIMIT = 1000  # the Search API pages through at most this many results
 
 
@@ -33,32 +39,6 @@ def strip_type(record: dict[str, Any]) -> dict[str, Any]:
 def by_created(record: dict[str, Any]) -> tuple[Any, ...]:
     """The search export's order: created_at, then id."""
     return (record.get("created_at") or "", *by_id(record))
-
-
-def now() -> str:
-    """Zendesk's timestamp format."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def html_body(body: str) -> str:
-    """A comment's `html_body` as Zendesk renders plain text: one paragraph per blank-line block."""
-    paragraphs = [p for p in body.split("\n\n") if p.strip()] or [""]
-    inner = "".join(f'<p dir="auto">{html.escape(p).replace(chr(10), "<br>")}</p>' for p in paragraphs)
-    return f'<div class="zd-comment" dir="auto">{inner}</div>'
-
-
-# The account's fields, as GET /ticket_fields and /user_fields list them
-# (https://developer.zendesk.com/api-reference/ticketing/tickets/ticket_fields/,
-# https://developer.zendesk.com/api-reference/ticketing/users/user_fields/).
-TICKET_FIELDS: list[dict[str, Any]] = [
-    {"id": 360000000001, "type": "subject", "title": "Subject", "active": True, "removable": False},
-    {"id": 360000000002, "type": "description", "title": "Description", "active": True, "removable": False},
-    {"id": 360001234, "type": "text", "title": "Order number", "active": True, "removable": True},
-]
-USER_FIELDS: list[dict[str, Any]] = [
-    {"id": 7001, "key": "loyalty_number", "type": "text", "title": "Loyalty number", "active": True},
-    {"id": 7002, "key": "plan", "type": "dropdown", "title": "Plan", "active": True},
-]
 
 
 class ZendeskEmulator(Emulator):
@@ -126,87 +106,13 @@ class ZendeskEmulator(Emulator):
     def _add_user(
         self, uid: int, name: str, email: str | None, phone: str | None, role: str, org: int | None, stamp: str
     ) -> dict[str, Any]:
-        user = {
-            "id": uid,
-            "url": f"https://sandbox.zendesk.com/api/v2/users/{uid}.json",
-            "name": name,
-            "email": email,
-            "phone": phone,
-            "role": role,
-            "organization_id": org,
-            "tags": [],
-            "user_fields": {},
-            "external_id": None,
-            "time_zone": "Asia/Dubai",
-            "locale": "en-US",
-            "active": True,
-            "verified": True,
-            "created_at": stamp,
-            "updated_at": stamp,
-            "iana_time_zone": "Asia/Dubai",
-            "shared_phone_number": False if phone else None,
-            "photo": None,
-            "locale_id": 1,
-            "alias": None,
-            "shared": False,
-            "shared_agent": False,
-            "last_login_at": None,
-            "two_factor_auth_enabled": False,
-            "signature": None,
-            "details": None,
-            "notes": None,
-            "role_type": None,
-            "custom_role_id": None,
-            "moderator": role == "admin",
-            "ticket_restriction": "requested" if role == "end-user" else None,
-            "only_private_comments": False,
-            "restricted_agent": role == "end-user",
-            "suspended": False,
-            "default_group_id": None,
-            "report_csv": role == "admin",
-        }
+        user = user_record(uid, name, email, phone, role, org, stamp)
         self.users[uid] = user
         return user
 
     def _new_ticket(self, tid: int, fields: dict[str, Any], requester_id: int, stamp: str) -> dict[str, Any]:
-        requester = self.users.get(requester_id, {})
-        return {
-            "url": f"https://sandbox.zendesk.com/api/v2/tickets/{tid}.json",
-            "id": tid,
-            "external_id": fields.get("external_id"),
-            "via": {"channel": "api", "source": {"from": {}, "to": {}, "rel": None}},
-            "created_at": stamp,
-            "updated_at": stamp,
-            "type": fields.get("type"),
-            "subject": fields.get("subject"),
-            "raw_subject": fields.get("subject"),
-            "description": fields.get("description"),
-            "priority": fields.get("priority"),
-            "status": fields.get("status") or "new",
-            "recipient": None,
-            "requester_id": requester_id,
-            "submitter_id": AGENT_ID,
-            "assignee_id": fields.get("assignee_id"),
-            "organization_id": requester.get("organization_id"),
-            "group_id": fields.get("group_id"),
-            "collaborator_ids": [],
-            "follower_ids": [],
-            "email_cc_ids": [],
-            "forum_topic_id": None,
-            "problem_id": None,
-            "has_incidents": False,
-            "is_public": fields.get("is_public", True),
-            "due_at": None,
-            "tags": list(fields.get("tags") or []),
-            "custom_fields": list(fields.get("custom_fields") or []),
-            "satisfaction_rating": None,
-            "sharing_agreement_ids": [],
-            "fields": [],
-            "followup_ids": [],
-            "allow_channelback": False,
-            "allow_attachments": True,
-            "from_messaging_channel": False,
-        }
+        organization_id = self.users.get(requester_id, {}).get("organization_id")
+        return ticket_record(tid, fields, requester_id, organization_id, stamp)
 
     # --- wire behaviour ---------------------------------------------------------------------------
 
@@ -374,52 +280,6 @@ class ZendeskEmulator(Emulator):
         ticket = self.tickets.get(record_id(request, ".json") or -1)
         return json_response({"ticket": ticket}) if ticket else self.not_found()
 
-    def _audit(
-        self,
-        ticket: dict[str, Any],
-        changes: dict[str, Any],
-        comment: dict[str, Any] | None,
-        kind: str,
-        previous: dict[str, Any] | None = None,
-    ) -> dict:
-        """The audit of one create or update: a Comment event, then one Create/Change event per field.
-
-        Change events carry `previous_value`; ids are given as strings, as Zendesk does in events.
-        """
-        audit_id = next(self._event_ids)
-        events: list[dict[str, Any]] = []
-        if comment:
-            events.append(
-                {
-                    "id": next(self._event_ids),
-                    "type": "Comment",
-                    "author_id": AGENT_ID,
-                    "body": comment["body"],
-                    "html_body": html_body(comment["body"]),
-                    "plain_body": comment["body"],
-                    "public": comment.get("public", True),
-                    "attachments": [],
-                    "audit_id": audit_id,
-                }
-            )
-        for field, value in changes.items():
-            event = {"id": next(self._event_ids), "type": kind, "value": value, "field_name": field}
-            if field.endswith("_id") and isinstance(value, int):
-                event["value"] = str(value)
-            if previous is not None:
-                before = previous.get(field)
-                event["previous_value"] = str(before) if field.endswith("_id") and isinstance(before, int) else before
-            events.append(event)
-        return {
-            "id": audit_id,
-            "ticket_id": ticket["id"],
-            "created_at": ticket["updated_at"],
-            "author_id": AGENT_ID,
-            "metadata": {"system": {}, "custom": {}},
-            "events": events,
-            "via": {"channel": "api", "source": {"from": {}, "to": {}, "rel": None}},
-        }
-
     def _validate(self, fields: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
         details: dict[str, list[dict[str, str]]] = {}
         if "status" in fields and fields["status"] not in STATUSES:
@@ -506,7 +366,7 @@ class ZendeskEmulator(Emulator):
         )
         self.tickets[tid] = ticket
         created = ("subject", "requester_id", "priority", "type", "status", "organization_id")
-        audit = self._audit(ticket, {k: ticket[k] for k in created}, comment, "Create")
+        audit = audit_record(ticket, {k: ticket[k] for k in created}, comment, "Create", self._event_ids)
         self.webhooks.emit(webhook_payloads.zendesk_ticket("created", ticket, {"current": {"status": ticket["status"]}}))
         return {"ticket": ticket, "audit": audit}
 
@@ -538,7 +398,7 @@ class ZendeskEmulator(Emulator):
         if comment and comment.get("public", True) is not False:
             ticket["is_public"] = True  # true when any comment is public
         ticket["updated_at"] = now()
-        audit = self._audit(ticket, changes, comment, "Change", previous)
+        audit = audit_record(ticket, changes, comment, "Change", self._event_ids, previous)
         for event in webhook_payloads.zendesk_changes(ticket, previous, comment):
             self.webhooks.emit(event)
         return json_response({"ticket": ticket, "audit": audit})

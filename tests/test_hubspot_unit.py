@@ -7,13 +7,13 @@ import re
 import orjson
 import pytest
 
-from connectors.hubspot import (
+from connectors.hubspot import HubSpotConnector
+from connectors.hubspot_tables import (
     NOTE_TO_TICKET,
     PRIORITY_FROM_HUBSPOT,
     PRIORITY_TO_HUBSPOT,
     STAGE_TO_HUBSPOT,
     TICKET_TO_CONTACT,
-    HubSpotConnector,
 )
 from errors import (
     AuthFailed,

@@ -7,7 +7,8 @@ import re
 import pytest
 from pydantic import ValidationError
 
-from connectors.hubspot import HubSpotConnector, api_path
+from connectors.hubspot import HubSpotConnector
+from connectors.hubspot_tables import api_path
 from errors import InvalidConfig, RateLimited, ValidationFailed
 from models import TicketCreateRequest, TicketUpdateRequest
 from tests.conftest import make_settings, sent

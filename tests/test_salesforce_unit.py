@@ -9,7 +9,8 @@ import orjson
 import pytest
 from aioresponses import CallbackResult
 
-from connectors.salesforce import SalesforceConnector, soql_quote, sosl_phrase
+from connectors.salesforce import SalesforceConnector
+from connectors.salesforce_soql import soql_quote, sosl_phrase
 from errors import (
     AuthFailed,
     InvalidConfig,
