@@ -1,6 +1,6 @@
 """Dynamics 365's value tables and OData helpers: ids, hosts, columns, status/priority codes, error codes.
 
-Sources: https://learn.microsoft.com/power-apps/developer/data-platform/reference/entities/incident (codes),
+Sources: https://learn.microsoft.com/dynamics365/developer/reference/entities/incident (codes),
 https://learn.microsoft.com/power-apps/developer/data-platform/reference/web-service-error-codes (errors).
 """
 
@@ -47,7 +47,7 @@ INCIDENT_COLUMNS = (
 PHONE_COLUMNS = ("telephone1", "mobilephone")
 ORIGIN_PHONE = 1  # caseorigincode 1 Phone: the voice platform's cases
 
-# incident statecode/statuscode (https://learn.microsoft.com/power-apps/developer/data-platform/reference/entities/incident):
+# incident statecode/statuscode (https://learn.microsoft.com/dynamics365/developer/reference/entities/incident):
 # state 0 Active: 1 In Progress, 2 On Hold, 3 Waiting for Details, 4 Researching; 1 Resolved: 5 Problem Solved,
 # 1000 Information Provided; 2 Cancelled: 6 Cancelled, 2000 Merged. Orgs add their own reasons: tables, per tenant.
 STATUS_FROM_DYNAMICS: dict[int, TicketStatus] = {
@@ -92,7 +92,7 @@ ERROR_CODES: dict[str, type[CRMError]] = {
     "0x80040203": ValidationFailed,  # InvalidArgument
     "0x80048d19": ValidationFailed,  # the payload's syntax or a property in it
     "0x80040265": ValidationFailed,  # a plug-in or business rule refused the change
-    "0x80060891": ValidationFailed,  # a $filter or $select the Web API cannot parse
+    "0x80060891": ValidationFailed,  # RecordNotFoundByEntityKey: no record has the alternate-key values given
     "0x80044182": UpstreamUnavailable,  # SQL timeout: nothing was saved
     # Entra ID's `{"error", "error_description", "error_codes"}`: invalid_client, unauthorized_client, ...
     "oauth_error": AuthFailed,

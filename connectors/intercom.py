@@ -2,7 +2,7 @@
 same class is the `chat_type: "intercom"` handoff target (connectors/intercom_chat.py).
 
 Docs: https://developers.intercom.com/docs/references/2.11/rest-api/api.intercom.io/ (Contacts, Companies, Tickets,
-Ticket Types, Admins); rate limits: https://developers.intercom.com/docs/references/rest-api/errors/rate-limiting
+Ticket Types, Admins); rate limits: https://developers.intercom.com/docs/references/2.11/rest-api/errors/rate-limiting
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class IntercomConnector(IntercomChat, BaseCRMConnector):
 
     credential_check = CredentialCheck("GET", "/me", f"{DOCS}/admins/identifyadmin")
     # Private apps: 10,000 calls a minute, spread over 10-second windows; 429 with X-RateLimit-* (Reset: epoch s).
-    rate_budget = RateBudget(10_000, 60.0, "https://developers.intercom.com/docs/references/rest-api/errors/rate-limiting")
+    rate_budget = RateBudget(10_000, 60.0, "https://developers.intercom.com/docs/references/2.11/rest-api/errors/rate-limiting")
     rate_limit_headers = (RateHeaders(("X-RateLimit-Limit",), ("X-RateLimit-Remaining",), ("X-RateLimit-Reset",)),)
     rate_limit_window_seconds = 10.0
     emulator = "sandbox.intercom:IntercomEmulator"
@@ -123,7 +123,7 @@ class IntercomConnector(IntercomChat, BaseCRMConnector):
     # --- reads ------------------------------------------------------------------------------------
 
     async def _company(self, contact: dict[str, Any]) -> dict[str, Any] | None:
-        """The contact's first company, `GET /companies/{id}` (https://developers.intercom.com/docs/references/2.11/rest-api/api.intercom.io/companies/retrievecompany); gone is none."""
+        """The contact's first company, `GET /companies/{id}` (https://developers.intercom.com/docs/references/2.11/rest-api/api.intercom.io/companies/retrieveacompanybyid); gone is none."""
         companies = contact.get("companies") if isinstance(contact.get("companies"), dict) else {}
         first = next((c for c in companies.get("data") or [] if isinstance(c, dict) and isinstance(c.get("id"), str)), None)
         if first is None or not CONTACT_ID.fullmatch(first["id"]):

@@ -30,7 +30,7 @@ from phone import PhoneQuery, to_e164
 
 DOCS = "https://developers.intercom.com/docs/references/2.11/rest-api/api.intercom.io"
 API_VERSION = "2.11"
-# Intercom's data hosting regions: https://developers.intercom.com/docs/build-an-integration/learn-more/rest-apis/regional-hosting
+# Intercom's data hosting regions: https://developers.intercom.com/docs/build-an-integration/learn-more/rest-apis#regional-hosting
 REGION_HOSTS: Mapping[str, str] = {
     "us": "https://api.intercom.io",
     "eu": "https://api.eu.intercom.io",

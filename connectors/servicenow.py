@@ -1,6 +1,6 @@
 """ServiceNow Table API: users (sys_user, or CSM's customer_contact) are customers, incidents are tickets.
 
-Docs: Table API, https://docs.servicenow.com/bundle/vancouver-api-reference/page/integrate/inbound-rest/concept/c_TableAPI.html
+Docs: Table API, https://www.servicenow.com/docs/r/api-reference/rest-apis/c_TableAPI.html
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from tokens import token_store
 SERVICENOW_SUFFIX = ".service-now.com"
 TABLE = "/api/now/table"
 TOKEN_PATH = "/oauth_token.do"
-DOCS = "https://docs.servicenow.com/bundle/vancouver-api-reference/page/integrate/inbound-rest/concept/c_TableAPI.html"
+DOCS = "https://www.servicenow.com/docs/r/api-reference/rest-apis/c_TableAPI.html"
 # A sys_id: 32 lower-case hex characters (a GUID without dashes).
 SYS_ID = re.compile(r"[0-9a-f]{32}", re.ASCII)
 SYS_ID_FORM = "32 hexadecimal characters (a sys_id), e.g. 9d385017c611228701d22104cc95c371"
@@ -158,7 +158,7 @@ class ServiceNowConnector(BaseCRMConnector):
         {"customer_table", "tier_field", "status_map", "status_write_map", "priority_map", "priority_write_map"}
     )
     # Rate limits are rules each instance sets (per hour, per user or role), so there is no published budget.
-    # https://docs.servicenow.com/bundle/vancouver-api-reference/page/integrate/inbound-rest/concept/inbound-REST-API-rate-limiting.html
+    # https://www.servicenow.com/docs/r/api-reference/rest-api-explorer/inbound-REST-API-rate-limiting.html (documents Limit, Reset, Rule; no Remaining)
     rate_limit_window_seconds = 3600.0
     rate_limit_headers = (
         RateHeaders(("X-RateLimit-Limit",), ("X-RateLimit-Remaining",), ("X-RateLimit-Reset",), window_seconds=3600.0),
@@ -210,7 +210,7 @@ class ServiceNowConnector(BaseCRMConnector):
     async def _fetch_token(self) -> OAuthToken:
         """`POST /oauth_token.do`, form-encoded: `{"access_token","expires_in",...}` (30 minutes by default).
 
-        Docs: https://docs.servicenow.com/bundle/vancouver-platform-security/page/administer/security/concept/c_OAuthApplications.html
+        Docs: https://www.servicenow.com/docs/r/platform-security/authentication/r_OAuthAPIRequestParameters.html (30 minutes: .../c_OAuthApplications.html)
         """
         response = await self._request(
             "POST", TOKEN_PATH, data=self._grant(), idempotent=True, operation="oauth_token", authenticate=False
@@ -384,7 +384,7 @@ class ServiceNowConnector(BaseCRMConnector):
         paged by sysparm_offset; one record more than asked tells whether a next page exists.
 
         Docs: the Table API's sysparm_query/_limit/_offset (DOCS) and encoded queries,
-        https://docs.servicenow.com/bundle/vancouver-platform-user-interface/page/use/using-lists/concept/c_EncodedQueryStrings.html
+        https://www.servicenow.com/docs/r/platform-user-interface/c_EncodedQueryStrings.html
         """
         if query.tags:
             raise NotSupported(

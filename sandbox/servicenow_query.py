@@ -2,7 +2,7 @@
 
 Conditions joined by `^` (AND), `^OR` (OR with the previous condition), `^NQ` (a new OR'd query), then
 `ORDERBY<field>` / `ORDERBYDESC<field>`. A literal caret in a value is written `^^`.
-Docs: https://docs.servicenow.com/bundle/vancouver-platform-user-interface/page/use/using-lists/concept/c_EncodedQueryStrings.html
+Docs: https://www.servicenow.com/docs/r/platform-user-interface/c_EncodedQueryStrings.html; ^NQ: .../r_OpAvailableFiltersQueries.html
 """
 
 from __future__ import annotations
