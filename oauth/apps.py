@@ -79,7 +79,7 @@ VENDORS: dict[str, OAuthVendor] = {
         token="https://accounts.livechat.com/v2/token",
         scopes="chats--all:rw customers:own groups--all:ro agents--all:ro",
         pkce=True,
-        docs="https://platform.text.com/docs/authorization/agent-authorization",
+        docs="https://platform.text.com/docs/authorization/oauth-authorization",
         token_field="api_key",
         client_id_field="client_id",
     ),
@@ -100,8 +100,7 @@ VENDORS: dict[str, OAuthVendor] = {
         token="/oauth_token.do",
         scopes="useraccount",
         pkce=False,
-        docs="https://docs.servicenow.com/bundle/vancouver-platform-security/page/administer/security/concept/"
-        "c_OAuthAuthorizationCodeFlow.html",
+        docs="https://www.servicenow.com/docs/r/platform-security/authentication/c_OAuthAuthorizationCodeFlow.html",
         token_field="access_token",
     ),
     # Public apps: the code redeems for a token that does not expire; Intercom issues no refresh tokens, so a

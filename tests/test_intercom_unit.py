@@ -34,7 +34,7 @@ CONTACT = {
     "companies": {"type": "list", "data": [{"type": "company", "id": "667d61b88a68186f43bafe92", "url": "/companies/667d61b88a68186f43bafe92"}],
                   "url": f"/contacts/{CONTACT_ID}/companies", "total_count": 1, "has_more": False},
 }
-# companies/retrievecompany
+# companies/retrieveacompanybyid
 COMPANY = {"type": "company", "id": "667d61b88a68186f43bafe92", "name": "Al-Mansoori Trading", "company_id": "6",
            "plan": {"type": "plan", "id": "269", "name": "Enterprise"}, "custom_attributes": {}}
 # tickets/getticket (2.11: ticket_state is a string)

@@ -1,9 +1,9 @@
 """ServiceNowConnector against faked HTTP (aioresponses): wire format, tables, auth, errors, the query guard.
 
 Answers are shaped as the Table API reference shows them
-(https://docs.servicenow.com/bundle/vancouver-api-reference/page/integrate/inbound-rest/concept/c_TableAPI.html:
+(https://www.servicenow.com/docs/r/api-reference/rest-apis/c_TableAPI.html:
 "Table - GET /now/table/{tableName}/{sys_id}" and its error examples) and the OAuth token endpoint as
-https://docs.servicenow.com/bundle/vancouver-platform-security/page/administer/security/concept/c_OAuthApplications.html.
+https://www.servicenow.com/docs/r/platform-security/authentication/r_OAuthAPIRequestParameters.html.
 """
 
 from __future__ import annotations
