@@ -18,7 +18,10 @@ from connectors.field_mapping import NO_MAPPING, FieldMapping, mapped, to_write,
 from connectors.base import MARKER_LINE, BaseCRMConnector, TicketPage, TicketQuery, require, with_marker, without_marker
 from connectors.hubspot_bulk import TicketBatches
 from connectors.governor import RateBudget, RateHeaders
-from connectors.http import ConnectorContext, CredentialCheck, UpstreamResponse, VendorConfig, parse_retry_after
+from connectors.context import ConnectorContext
+from connectors.retry_policy import parse_retry_after
+from connectors.upstream_answers import UpstreamResponse
+from connectors.vendor_config import CredentialCheck, VendorConfig
 from errors import InvalidRequest, NotSupported
 from models import (
     Customer,

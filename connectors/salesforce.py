@@ -13,7 +13,9 @@ from connectors.salesforce_bulk import CaseCollections
 from connectors.field_mapping import NO_MAPPING, FieldMapping, mapped, to_write
 from connectors.hosts import check_vendor_url
 from connectors.auth import Auth, OAuthAuth, OAuthToken
-from connectors.http import ConnectorContext, CredentialCheck, UpstreamResponse, VendorConfig
+from connectors.context import ConnectorContext
+from connectors.upstream_answers import UpstreamResponse
+from connectors.vendor_config import CredentialCheck, VendorConfig
 from connectors.governor import RateBudget, RateHeaders
 from errors import (
     AuthFailed,
