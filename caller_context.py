@@ -19,7 +19,8 @@ import ticket_cursor
 from ticket_bulk import BulkGather, BulkSlot
 from cache import CallerCache, cache_key, forget_requester
 from connectors.base import BaseCRMConnector, TicketQuery
-from connectors.http import ConnectorContext, Deadline
+from connectors.context import ConnectorContext
+from connectors.deadline import Deadline
 from context_models import (
     CustomerContext,
     CustomerContextRequest,

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from connectors.base import BaseCRMConnector
-from connectors.http import ConnectorContext
+from connectors.context import ConnectorContext
 from registry import CRMS
 
 __all__ = ["BaseCRMConnector", "CRMFactory"]

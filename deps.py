@@ -12,7 +12,9 @@ from fastapi import Depends, Header, Request, Response
 from fastapi.routing import APIRoute
 
 from audit import ID_FIELDS
-from connectors.http import ConnectorContext, Deadline, StoredConfig
+from connectors.context import ConnectorContext
+from connectors.deadline import Deadline
+from connectors.vendor_config import StoredConfig
 from crm import BaseCRMConnector, CRMFactory
 from errors import CRMError, InvalidRequest, MalformedAnswer, UpstreamTimeout, UpstreamUnavailable
 from idempotency import IdempotencyStore

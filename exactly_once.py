@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from connectors.base import BaseCRMConnector
-from connectors.http import ConnectorContext
+from connectors.context import ConnectorContext
 from deps import with_create_outcome, within_deadline
 from errors import CRMError, IdempotencyConflict, OutcomeStillUnknown
 from idempotency import IdempotencyStore, fingerprint

@@ -12,7 +12,8 @@ import re
 from typing import Any
 
 from connectors.chat import ChatAttempt, ChatConnector
-from connectors.http import ConnectorContext, Deadline
+from connectors.context import ConnectorContext
+from connectors.deadline import Deadline
 from crm import CRMFactory
 from deps import with_create_outcome, within_deadline
 from errors import CRMError, HandoffFailed, InvalidRequest

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from connectors.chat import ChatConnector
-from connectors.http import ConnectorContext
+from connectors.context import ConnectorContext
 from deps import ERROR_RESPONSES, Context, IdempotencyKey, Store, request_config, within_deadline
 from errors import ValidationFailed
 from handoff import Handoff, current_state

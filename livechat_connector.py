@@ -23,14 +23,10 @@ from connectors.chat import ChatAttempt, ChatConnector
 from connectors.hosts import check_vendor_url
 from connectors import auth
 from connectors.auth import Auth
-from connectors.http import (
-    DEFAULT_STATUS_ERRORS,
-    ConnectorContext,
-    CredentialCheck,
-    UpstreamResponse,
-    VendorConfig,
-    bearer_auth,
-)
+from connectors.context import ConnectorContext
+from connectors.http import bearer_auth
+from connectors.upstream_answers import DEFAULT_STATUS_ERRORS, UpstreamResponse
+from connectors.vendor_config import CredentialCheck, VendorConfig
 from errors import (
     AuthFailed,
     CRMError,

@@ -14,7 +14,8 @@ from connectors.base import BaseCRMConnector
 from connectors.chat import ChatConnector
 from connectors.dynamics import DynamicsConnector
 from connectors.freshdesk import FreshdeskConnector
-from connectors.http import ConnectorContext, UpstreamConnector
+from connectors.context import ConnectorContext
+from connectors.http import UpstreamConnector
 from connectors.hubspot import HubSpotConnector
 from connectors.intercom import IntercomConnector
 from connectors.salesforce import SalesforceConnector

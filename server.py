@@ -37,7 +37,8 @@ from cache import cache_key, cached_answer, forget_requester
 from caller_context import router as caller_context_router
 from connectors.etiquette import ETIQUETTE, Etiquette
 from connectors.hosts import host_of
-from connectors.http import ConnectorContext, UpstreamConnector
+from connectors.context import ConnectorContext
+from connectors.http import UpstreamConnector
 from crm import CRMFactory
 from deps import (
     ERROR_RESPONSES,

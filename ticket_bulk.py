@@ -13,7 +13,7 @@ import copy
 from typing import Any
 
 from connectors.base import BaseCRMConnector
-from connectors.http import ConnectorContext
+from connectors.context import ConnectorContext
 from deps import within_deadline
 from errors import CRMError
 from models import Ticket, TicketCreateRequest

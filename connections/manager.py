@@ -32,7 +32,8 @@ from connections.store import (
     StoredConnection,
     open_store,
 )
-from connectors.http import StoredConfig, UpstreamConnector, secret_fields
+from connectors.http import UpstreamConnector
+from connectors.vendor_config import StoredConfig, secret_fields
 from errors import (
     AuthFailed,
     ConnectionConflict,

@@ -15,7 +15,8 @@ from audit import note
 from connections.manager import ConnectionManager, StartupRefused, open_connections
 from connections.schemas import ConnectionCheck, ConnectionCreate, ConnectionList, ConnectionUpdate, ConnectionView
 from connectors.field_mapping import FieldMapping
-from connectors.http import StoredConfig, UpstreamConnector
+from connectors.http import UpstreamConnector
+from connectors.vendor_config import StoredConfig
 from crm import CRMFactory
 from deps import ERROR_RESPONSES, app_context
 from errors import ValidationFailed

@@ -6,7 +6,8 @@ import dataclasses
 from abc import ABC, abstractmethod
 from typing import Any
 
-from connectors.http import Deadline, UpstreamConnector
+from connectors.deadline import Deadline
+from connectors.http import UpstreamConnector
 from errors import CRMError
 from models import HandoffContext, HandoffResponse
 

@@ -27,7 +27,8 @@ from connectors.dynamics_tables import (
 )
 from connectors.governor import RateBudget
 from connectors.hosts import check_vendor_url, parse_url
-from connectors.http import DEFAULT_STATUS_ERRORS, CredentialCheck, UpstreamResponse, VendorConfig
+from connectors.upstream_answers import DEFAULT_STATUS_ERRORS, UpstreamResponse
+from connectors.vendor_config import CredentialCheck, VendorConfig
 from errors import (
     InvalidConfig,
     InvalidRequest,

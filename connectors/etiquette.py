@@ -16,7 +16,8 @@ from errors import CRMError, RateLimited
 
 if TYPE_CHECKING:  # settings derives its vendor fields from the connectors (registry.py)
     from settings import ServiceSettings as Settings
-    from connectors.http import UpstreamConnector, UpstreamResponse
+    from connectors.http import UpstreamConnector
+    from connectors.upstream_answers import UpstreamResponse
 
 ETIQUETTE = "etiquette"
 

@@ -15,7 +15,8 @@ from connectors.hosts import check_dns_label, only_label
 from connectors import auth
 from connectors.auth import Auth
 from connectors.governor import RateBudget, RateHeaders
-from connectors.http import CredentialCheck, UpstreamResponse, VendorConfig
+from connectors.upstream_answers import UpstreamResponse
+from connectors.vendor_config import CredentialCheck, VendorConfig
 from errors import InvalidRequest, MalformedAnswer, NotFound, NotSupported, ValidationFailed
 from models import (
     Customer,

@@ -1,43 +1,48 @@
 """The one upstream HTTP layer: every vendor call goes through `UpstreamConnector._request`.
 
 Retries (tenacity) key off the error types in errors.py; the whole service request shares one deadline.
+Its parts beside it: upstream_answers.py (reading answers), retry_policy.py (what is retried, and waits),
+deadline.py, context.py (what a connector runs with, the transport) and vendor_config.py (config models).
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import html
-import math
-import re
-import time
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from functools import partial
-from typing import TYPE_CHECKING, Any, ClassVar, get_args
-
 import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from functools import partial
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import aiohttp
 import orjson
-from multidict import CIMultiDictProxy
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential_jitter
+from pydantic import SecretStr, ValidationError
+from tenacity import AsyncRetrying, retry_if_exception
 
 from connectors import auth
 from connectors.auth import Auth
+from connectors.context import ConnectorContext, Outgoing
 from connectors.etiquette import etiquette
 from connectors.governor import RateBudget, RateHeaders
 from connectors.hosts import check_base_url
 from connectors.messages import config_error, credentials_hint, host_label, timeout_message, where_to_set
+from connectors.retry_policy import may_retry, parse_retry_after, should_stop, wait_seconds
+from connectors.upstream_answers import DEFAULT_STATUS_ERRORS, UpstreamResponse
+from connectors.vendor_config import (
+    CONFIGS,
+    HOST_FIELDS,
+    INBOUND_FIELDS,
+    CredentialCheck,
+    StoredConfig,
+    VendorConfig,
+    secret_fields,
+)
 from errors import (
     AuthFailed,
     CRMError,
-    CRMUnavailable,
     InvalidConfig,
     MalformedAnswer,
-    NotFound,
     RateLimited,
     UpstreamError,
     UpstreamTimeout,
@@ -45,7 +50,6 @@ from errors import (
     UpstreamUnreachable,
     UpstreamUnresolvable,
     SessionExpired,
-    ValidationFailed,
 )
 from idempotency import fingerprint
 from observability import log_event, mask_pii, note_request_secrets, redact_secrets, redact_value, request_fields_var
@@ -53,186 +57,6 @@ from telemetry import record_upstream
 
 if TYPE_CHECKING:  # settings derives its vendor fields from the connectors' config models (registry.py)
     from settings import Settings
-
-# Vendor status -> contract error. Connectors override single entries (Salesforce's 403 is a rate limit).
-DEFAULT_STATUS_ERRORS: Mapping[int, type[CRMError]] = {
-    400: ValidationFailed,
-    401: AuthFailed,
-    403: AuthFailed,
-    404: NotFound,
-    409: ValidationFailed,
-    422: ValidationFailed,
-    429: RateLimited,
-    502: UpstreamUnavailable,
-    503: UpstreamUnavailable,
-    504: UpstreamUnavailable,
-}
-
-
-# Tags, and the <head>/<script>/<style> blocks whose text is no reason, of an HTML error page.
-_HTML_TAG = re.compile(r"<(head|script|style)\b.*?</\1\s*>|<[^>]*>", re.IGNORECASE | re.DOTALL)
-
-
-class Deadline:
-    """The time left for one service request, shared by every upstream call it makes."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.started_at = time.monotonic()
-        self.expires_at = self.started_at + seconds
-
-    def elapsed(self) -> float:
-        """Seconds since the request began, for messages that report the time actually waited."""
-        return time.monotonic() - self.started_at
-
-    def remaining(self) -> float:
-        """Seconds left, never negative."""
-        return max(0.0, self.expires_at - time.monotonic())
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    """One upstream attempt as the transport sends it: everything already resolved (auth, body, timeout)."""
-
-    method: str
-    url: str
-    params: Mapping[str, Any] | None
-    data: Any
-    headers: Mapping[str, str]
-    timeout: aiohttp.ClientTimeout
-
-
-# Sends one attempt and reads the answer in full; raises aiohttp's (or asyncio's timeout) errors, which
-# `_send_once` maps to contract errors. Unit tests inject a fake instead of patching aiohttp.
-Transport = Callable[["ConnectorContext", Outgoing], Awaitable["UpstreamResponse"]]
-
-
-async def aiohttp_transport(ctx: ConnectorContext, out: Outgoing) -> UpstreamResponse:
-    """The real transport: the app's shared aiohttp session, no redirects followed (a redirect is an answer)."""
-    async with ctx.session.request(
-        out.method, out.url, params=out.params, data=out.data, headers=out.headers, timeout=out.timeout,
-        allow_redirects=False,
-    ) as resp:
-        return UpstreamResponse(resp.status, resp.headers, await resp.read())
-
-
-@dataclass
-class ConnectorContext:
-    """What a connector needs from the running service: the shared session, settings and shared state."""
-
-    session: aiohttp.ClientSession
-    settings: Settings
-    deadline: Deadline
-    allowed_hosts: frozenset[str] = frozenset()
-    sandbox_urls: Mapping[str, str] = field(default_factory=dict)
-    shared: dict[str, Any] = field(default_factory=dict)  # app-lifetime state, e.g. OAuth token caches
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
-    transport: Transport = aiohttp_transport
-
-
-@dataclass(frozen=True)
-class UpstreamResponse:
-    """A vendor answer, read in full."""
-
-    status: int
-    headers: CIMultiDictProxy[str]
-    body: bytes
-
-    def json(self) -> Any:
-        """The body as JSON (None when empty); an unreadable body is a contract `crm_error`."""
-        if not self.body.strip():
-            return None
-        try:
-            return orjson.loads(self.body)
-        except orjson.JSONDecodeError:
-            raise MalformedAnswer("the vendor's answer could not be read as JSON", upstream_status=self.status) from None
-
-    def error_json(self) -> Any:
-        """An error answer's body as JSON, or None where it is empty or not JSON (429s may be HTML or text)."""
-        try:
-            return self.json()
-        except MalformedAnswer:
-            return None
-
-    def text_reason(self, limit: int = 200) -> str | None:
-        """What a text or HTML error body says, as one trimmed line (None for JSON or empty bodies)."""
-        if not self.body.strip() or self.error_json() is not None:
-            return None
-        text = _HTML_TAG.sub(" ", self.body[:4096].decode("utf-8", "replace"))
-        text = " ".join(html.unescape(text).split())
-        return (text[: limit - 1] + "…" if len(text) > limit else text) or None
-
-
-@dataclass(frozen=True)
-class CredentialCheck:
-    """A vendor's cheapest authenticated call, and the docs page that documents it (readiness's `?deep=true`)."""
-
-    method: str
-    path: str  # may name the connector's config fields, e.g. {api_version}
-    docs: str
-    params: Mapping[str, Any] = field(default_factory=dict)
-    json: Any = None
-
-
-class VendorConfig(BaseModel):
-    """Base of each vendor's config model: request `config` merged over the environment (frozen: it is shared)."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
-    # Start-up checks of a field's environment value ({VENDOR}_{FIELD}), beyond the model's own validators:
-    # each returns the value to keep (normalised) or raises ValueError saying what to give. Requests keep
-    # the connector's own checks when it is built.
-    env_checks: ClassVar[Mapping[str, Callable[[Any], Any]]] = {}
-    # Fields beyond HOST_FIELDS that say where calls go (ServiceNow's `instance`): naming one drops env secrets.
-    host_fields: ClassVar[frozenset[str]] = frozenset()
-
-    base_url: str | None = None
-    # The secret the vendor's webhooks are verified with ({VENDOR}_WEBHOOK_SECRET; webhooks/verify.py says how).
-    webhook_secret: SecretStr | None = None
-
-
-def _secret_value(value: Any) -> Any:
-    """orjson's fallback for the cache key: a secret counts by its value (anything else is not cacheable)."""
-    if isinstance(value, SecretStr):
-        return value.get_secret_value()
-    raise TypeError
-
-
-class ConfigCache:
-    """Validated configs by (model, merged config): each tenant's config is validated once, then reused.
-
-    Bounded (least recently used goes first) so a stream of distinct tenants cannot grow it without end;
-    invalid configs are never stored, so each one still gets its 400.
-    """
-
-    def __init__(self, max_entries: int = 1024) -> None:
-        self.max_entries = max_entries
-        self._entries: OrderedDict[Any, VendorConfig] = OrderedDict()
-
-    def validated(self, model: type[VendorConfig], merged: Mapping[str, Any]) -> VendorConfig:
-        """The model for `merged`, from the cache or validated now (pydantic's ValidationError passes through)."""
-        try:  # canonical JSON keeps `1`, `1.0` and `true` apart, and is one C call
-            key = (model, orjson.dumps(merged, default=_secret_value, option=orjson.OPT_SORT_KEYS))
-        except TypeError:  # a value JSON cannot hold: validate every time
-            return model.model_validate(merged)
-        config = self._entries.get(key)
-        if config is not None:
-            self._entries.move_to_end(key)
-            return config
-        config = model.model_validate(merged)
-        self._entries[key] = config
-        if len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
-        return config
-
-
-CONFIGS = ConfigCache()
-
-
-class StoredConfig(dict[str, Any]):
-    """A stored connection's whole config: used as is, never merged with the environment's values."""
-
-    # A connection authorized by OAuth: builds the connector's auth from its grant (oauth/grants.py).
-    auth_factory: Callable[[UpstreamConnector], Auth] | None = None
 
 
 def basic_auth(user: str, password: str) -> dict[str, str]:
@@ -243,44 +67,6 @@ def basic_auth(user: str, password: str) -> dict[str, str]:
 def bearer_auth(token: str) -> dict[str, str]:
     """An OAuth (or private-app token) Bearer Authorization header."""
     return dict(auth.bearer(token).fixed)
-
-
-RETRY_AFTER_CAP_SECONDS = 86_400.0  # a longer (or infinite) pause is reported as a day
-
-
-def parse_retry_after(value: str | None, *, epoch: bool = False) -> float | None:
-    """Retry-After in seconds (vendors here send delta-seconds; an HTTP date or NaN is treated as unknown).
-
-    `inf` and `1e999` parse as floats; capped, they cannot overflow the Retry-After header we send on.
-    `epoch`: a value past 1e9 is a Unix time (a rate window's reset, e.g. Intercom's), read as the seconds until it.
-    """
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    if math.isnan(seconds):
-        return None
-    if epoch and 1e9 < seconds < math.inf:  # before the cap, which would otherwise turn it into a day
-        seconds = math.ceil(seconds - time.time())  # whole seconds, as the vendor's reset names them
-    return min(max(0.0, seconds), RETRY_AFTER_CAP_SECONDS)
-
-
-# Config fields that never change who a tenant is (inbound webhooks only): outside tenant_fingerprint.
-INBOUND_FIELDS = frozenset({"webhook_secret"})
-
-# Config fields that say where calls go: the host, tenant or region a request may name.
-HOST_FIELDS = frozenset({"base_url", "subdomain", "domain", "instance_url", "region", "license_id"})
-
-
-def secret_fields(model: type[BaseModel]) -> frozenset[str]:
-    """A config model's secrets: its SecretStr fields (tokens, API keys, client secrets)."""
-    return frozenset(
-        name
-        for name, info in model.model_fields.items()
-        if info.annotation is SecretStr or SecretStr in get_args(info.annotation)
-    )
 
 
 class UpstreamConnector:
@@ -563,33 +349,6 @@ class UpstreamConnector:
             )
             record_upstream(self.vendor, operation, method, url, status, elapsed, attempt)
 
-    def _may_retry(self, error: BaseException, idempotent: bool) -> bool:
-        """Retry only known-retryable errors, only within the Retry-After cap, and a create only when safe."""
-        if not isinstance(error, CRMError) or not error.retryable or isinstance(error, CRMUnavailable):
-            return False  # the circuit breaker's answer is already the fast one: not retried against itself
-        if error.retry_after is not None and error.retry_after > self.ctx.settings.retry_after_max_seconds:
-            return False  # a long vendor pause goes back to the caller instead of holding the line
-        return idempotent or error.request_not_processed
-
-    def _wait_seconds(self, state: RetryCallState) -> float:
-        """Exponential backoff with jitter, or the vendor's Retry-After when it sent one."""
-        settings = self.ctx.settings
-        error = state.outcome.exception() if state.outcome else None
-        if isinstance(error, CRMError) and error.retry_after is not None:
-            return error.retry_after
-        backoff = wait_exponential_jitter(
-            multiplier=settings.retry_backoff_initial_seconds,
-            max=settings.retry_backoff_max_seconds,
-            jitter=settings.retry_backoff_initial_seconds,
-        )
-        return backoff(state)
-
-    def _should_stop(self, state: RetryCallState) -> bool:
-        """Stop at the attempt budget, or when the next wait would not leave time for another attempt."""
-        if state.attempt_number >= self.ctx.settings.retry_max_attempts:
-            return True
-        return self.ctx.deadline.remaining() <= (state.upcoming_sleep or 0) + 0.05
-
     async def _request(self, method: str, path: str, *, authenticate: bool = True, **kwargs: Any) -> UpstreamResponse:
         """`_send`, and once more after the auth strategy renewed a token the vendor called expired.
 
@@ -652,7 +411,7 @@ class UpstreamConnector:
             try:  # the fast path: no retry machinery unless the first attempt fails
                 return await attempt(1)
             except CRMError as error:
-                if not self._may_retry(error, safe):
+                if not may_retry(error, safe, self.ctx.settings):
                     raise
                 first_failure = error
             return await self._retry(attempt, first_failure, safe)
@@ -670,10 +429,11 @@ class UpstreamConnector:
         self, attempt: Callable[[int], Awaitable[UpstreamResponse]], first_failure: CRMError, safe: bool
     ) -> UpstreamResponse:
         """Tenacity from the first failure on: its attempt 1 replays that failure, so waits and stops are as before."""
+        # Settings and deadline are read at each decision, not bound here: caller_context.py swaps ctx.deadline.
         retrying = AsyncRetrying(
-            retry=retry_if_exception(lambda e: self._may_retry(e, safe)),
-            wait=self._wait_seconds,
-            stop=self._should_stop,
+            retry=retry_if_exception(lambda e: may_retry(e, safe, self.ctx.settings)),
+            wait=lambda state: wait_seconds(state, self.ctx.settings),
+            stop=lambda state: should_stop(state, self.ctx.settings, self.ctx.deadline),
             sleep=self.ctx.sleep,
             reraise=True,
         )

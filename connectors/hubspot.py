@@ -12,7 +12,10 @@ from connectors.auth import Auth
 from connectors.base import BaseCRMConnector, created_by_marker, require, with_marker, without_marker
 from connectors.field_mapping import NO_MAPPING, FieldMapping, mapped, to_write, unknown_fields
 from connectors.governor import RateBudget, RateHeaders
-from connectors.http import ConnectorContext, CredentialCheck, UpstreamResponse, parse_retry_after
+from connectors.context import ConnectorContext
+from connectors.retry_policy import parse_retry_after
+from connectors.upstream_answers import UpstreamResponse
+from connectors.vendor_config import CredentialCheck
 from connectors.hubspot_bulk import TicketBatches
 from connectors.hubspot_errors import property_errors, rate_limit_wait
 from connectors.hubspot_lists import TicketLists

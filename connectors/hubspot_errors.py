@@ -12,7 +12,8 @@ from typing import Any
 
 import orjson
 
-from connectors.http import UpstreamResponse, parse_retry_after
+from connectors.retry_policy import parse_retry_after
+from connectors.upstream_answers import UpstreamResponse
 
 def _listed_errors(body: dict[str, Any]) -> list[tuple[str, str | None, str | None]]:
     """(property, message, code) from `errors[]`: `{"message","code","context":{"propertyName":[...]}}`."""

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from connectors.field_mapping import FieldMapping
-from connectors.http import VendorConfig
+from connectors.vendor_config import VendorConfig
 from models import TicketPriority, TicketStatus
 
 VENDOR_URL = "https://api.hubapi.com"  # one host for every portal: the token says which portal

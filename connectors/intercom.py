@@ -16,7 +16,7 @@ from connectors.base import (
     BaseCRMConnector, TicketPage, TicketQuery, created_by_marker, require, vendor_statuses, with_marker, without_marker,
 )
 from connectors.governor import RateBudget, RateHeaders
-from connectors.http import CredentialCheck
+from connectors.vendor_config import CredentialCheck
 from connectors.intercom_api import (
     CONTACT_ID,
     CONTACT_ID_FORM,

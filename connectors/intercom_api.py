@@ -14,7 +14,9 @@ from pydantic import Field, SecretStr, field_validator
 from connectors import auth
 from connectors.auth import Auth
 from connectors.base import require
-from connectors.http import UpstreamConnector, UpstreamResponse, VendorConfig
+from connectors.http import UpstreamConnector
+from connectors.upstream_answers import UpstreamResponse
+from connectors.vendor_config import VendorConfig
 from errors import (
     AuthFailed,
     CRMError,

@@ -11,7 +11,9 @@ from connectors.base import BaseCRMConnector, TicketPage, TicketQuery, created_b
 from connectors.field_mapping import NO_MAPPING, FieldMapping, mapped, to_write
 from connectors.governor import RateBudget, RateHeaders
 from connectors.hosts import check_vendor_url
-from connectors.http import ConnectorContext, CredentialCheck, UpstreamResponse
+from connectors.context import ConnectorContext
+from connectors.upstream_answers import UpstreamResponse
+from connectors.vendor_config import CredentialCheck
 from connectors.salesforce_bulk import CaseCollections
 from connectors.salesforce_describe import FieldDescribe
 from connectors.salesforce_soql import LOCATOR_PATH, SOQL_ESCAPES, SOQL_LIKE_ESCAPES, field_value, soql_quote, sosl_phrase

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from connectors.field_mapping import FieldMapping
-from connectors.http import VendorConfig
+from connectors.vendor_config import VendorConfig
 from errors import (
     AuthFailed,
     CRMError,

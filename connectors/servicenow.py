@@ -17,7 +17,9 @@ from connectors.auth import Auth, OAuthAuth, OAuthToken
 from connectors.base import BaseCRMConnector, TicketPage, TicketQuery, require, vendor_statuses
 from connectors.governor import RateHeaders
 from connectors.hosts import check_dns_label, only_label
-from connectors.http import ConnectorContext, CredentialCheck, UpstreamResponse, VendorConfig
+from connectors.context import ConnectorContext
+from connectors.upstream_answers import UpstreamResponse
+from connectors.vendor_config import CredentialCheck, VendorConfig
 from errors import AuthFailed, CRMError, InvalidRequest, NotFound, NotSupported, SessionExpired, ValidationFailed
 from idempotency import fingerprint
 from models import Customer, Ticket, TicketCreateRequest, TicketPriority, TicketStatus, TicketUpdateRequest, iso_utc

@@ -14,7 +14,8 @@ from connectors.hosts import check_dns_label, only_label
 from connectors import auth
 from connectors.field_mapping import NO_MAPPING, FieldMapping, mapped, nest, to_write
 from connectors.auth import Auth
-from connectors.http import CredentialCheck, UpstreamResponse, VendorConfig
+from connectors.upstream_answers import UpstreamResponse
+from connectors.vendor_config import CredentialCheck, VendorConfig
 from errors import InvalidRequest
 from connectors.governor import RateBudget, RateHeaders
 from models import (

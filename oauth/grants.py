@@ -20,7 +20,9 @@ import orjson
 from connections.manager import ConnectionManager
 from connections.store import StoredConnection
 from connectors.auth import OAuthAuth, OAuthToken
-from connectors.http import ConnectorContext, StoredConfig, UpstreamConnector
+from connectors.context import ConnectorContext
+from connectors.http import UpstreamConnector
+from connectors.vendor_config import StoredConfig
 from errors import AuthFailed, CRMError, MalformedAnswer, StateUnavailable
 from oauth.apps import VENDORS, OAuthApp, vendor_url
 from tokens import token_store

@@ -13,7 +13,8 @@ import pytest
 import uvicorn
 from aioresponses import aioresponses
 
-from connectors.http import ConnectorContext, Deadline
+from connectors.context import ConnectorContext
+from connectors.deadline import Deadline
 from settings import Settings
 
 # Tight but honest budgets: faults in the emulators are what make calls slow, never sleeps in tests.

@@ -8,7 +8,8 @@ import aiohttp
 import pytest
 
 from connectors.hosts import check_base_url, check_vendor_url
-from connectors.http import ConnectorContext, Deadline
+from connectors.context import ConnectorContext
+from connectors.deadline import Deadline
 from crm import CRMFactory
 from errors import InvalidConfig, UpstreamUnreachable
 from tests.conftest import Service, error_of, make_settings

@@ -15,7 +15,7 @@ import pytest
 from pydantic import SecretStr
 
 import connectors.http as upstream_http
-from connectors.http import ConfigCache
+from connectors.vendor_config import ConfigCache
 from connectors.zendesk import ZendeskConfig, ZendeskConnector
 from errors import InvalidConfig
 from observability import JSONFormatter, format_traceback, mask_pii

@@ -15,7 +15,7 @@ import pytest
 from connectors.intercom import IntercomConnector
 from connectors.intercom_api import STATUS_FROM_INTERCOM, STATUS_TO_INTERCOM
 from connectors.chat import ChatAttempt
-from connectors.http import parse_retry_after
+from connectors.retry_policy import parse_retry_after
 from errors import AuthFailed, InvalidConfig, InvalidRequest, NotFound, RateLimited, UpstreamError, ValidationFailed
 from handoff_text import URGENCY
 from models import HandoffContext, HandoffStatus, TicketCreateRequest, TicketPriority, TicketStatus, TicketUpdateRequest

@@ -10,7 +10,8 @@ import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from connectors.auth import OAuthAuth, OAuthToken, basic, bearer
-from connectors.http import Outgoing, UpstreamResponse
+from connectors.context import Outgoing
+from connectors.upstream_answers import UpstreamResponse
 from connectors.zendesk import ZendeskConnector
 from errors import AuthFailed, UpstreamUnreachable
 from registry import CHATS, CRMS, PLUGINS, all_connectors

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from connectors.http import RETRY_AFTER_CAP_SECONDS, parse_retry_after
+from connectors.retry_policy import RETRY_AFTER_CAP_SECONDS, parse_retry_after
 from connectors.zendesk import ZendeskConnector
 from errors import RateLimited
 from limits import MAX_JSON_DEPTH, check_json

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from connectors.http import ConnectorContext
+from connectors.context import ConnectorContext
 from deps import within_deadline
 from events import Event, EventType, FieldChange
 from models import Customer, HandoffResponse, Ticket

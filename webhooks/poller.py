@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
-from connectors.http import StoredConfig
+from connectors.vendor_config import StoredConfig
 from connectors.salesforce import CASE_FIELDS, SalesforceConnector, soql_quote
 from deps import app_context
 from errors import CRMError

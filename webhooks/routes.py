@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import SecretStr
 
 from connections.manager import ConnectionManager
-from connectors.http import StoredConfig
+from connectors.vendor_config import StoredConfig
 from deps import ERROR_RESPONSES, context_of
 from errors import CRMError, InvalidRequest, NotFound
 from observability import log_event, request_fields_var
