@@ -14,6 +14,7 @@ from typing import Any
 
 from connectors.base import require
 from connectors.field_mapping import NO_MAPPING, FieldMapping, mapped, read_flat, to_write
+from errors import AuthFailed
 from models import Ticket
 
 # A table -> itself and the tables it extends (base system hierarchy: incident extends task, CSM's
@@ -60,11 +61,17 @@ class ServiceNowFieldMapping:
         return {path: str(value) for path, value in to_write(self._mapping.ticket, metadata).items()}
 
     async def _dictionary(self, tables: set[str], elements: set[str]) -> set[tuple[str, str]]:
-        """`GET /api/now/table/sys_dictionary?sysparm_query=nameIN...^elementIN...`: the (table, column) pairs that exist."""
-        query = f"nameIN{','.join(sorted(tables))}^elementIN{','.join(sorted(elements))}"
-        rows = await self._query(  # type: ignore[attr-defined]
-            "sys_dictionary", query, "name,element", min(1000, len(tables) * len(elements)), "list_fields"
-        )
+        """`GET /api/now/table/sys_dictionary?sysparm_query=nameIN...^elementIN...^ORelementISEMPTY`: the (table, column)
+        pairs that exist. Each table's own row (empty element) comes too, so an empty answer means the user may not
+        read the dictionary (its ACLs hide rows rather than refuse), not that every name is unknown."""
+        query = f"nameIN{','.join(sorted(tables))}^elementIN{','.join(sorted(elements))}^ORelementISEMPTY"
+        limit = min(1000, len(tables) * (len(elements) + 1))
+        rows = await self._query("sys_dictionary", query, "name,element", limit, "list_fields")  # type: ignore[attr-defined]
+        if not rows:
+            raise AuthFailed(
+                "ServiceNow lists no sys_dictionary entries for these tables: the integration user needs read access "
+                "to sys_dictionary to check a field mapping", crm_type=self.vendor,
+            )
         return {(str(require(r, "name", self.vendor)), str(r.get("element") or "")) for r in rows}
 
     async def check_field_mapping(self, mapping: FieldMapping) -> list[dict[str, Any]]:

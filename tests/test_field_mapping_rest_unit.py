@@ -11,6 +11,7 @@ from connectors.dynamics import DynamicsConnector
 from connectors.field_mapping import FieldMapping
 from connectors.intercom import IntercomConnector
 from connectors.servicenow import ServiceNowConnector
+from errors import AuthFailed
 from models import TicketCreateRequest, TicketUpdateRequest
 from tests.conftest import sent
 from tests.test_vendor_documented_shapes import fixture
@@ -79,6 +80,13 @@ async def test_servicenow_checks_names_against_sys_dictionary_with_inherited_tab
     (call,) = sent(mock_http, "GET", f"{SN}/sys_dictionary")
     query = call.kwargs["params"]["sysparm_query"]
     assert query.startswith("nameINcore_company,incident,sys_user,task^elementIN") and "u_order_number" in query
+    assert query.endswith("^ORelementISEMPTY")  # each table's own row: an empty answer is a missing read ACL
+
+
+async def test_servicenow_says_so_when_the_dictionary_is_hidden_from_the_user(servicenow, mock_http):
+    mock_http.get(re.compile(rf"^{SN}/sys_dictionary\?.*$"), payload={"result": []})  # what ACLs leave visible
+    with pytest.raises(AuthFailed, match="read access to sys_dictionary"):
+        await servicenow.check_field_mapping(FieldMapping.model_validate({"ticket": {"metadata.o": "u_order_number"}}))
 
 
 async def test_dynamics_checks_names_against_the_documented_attribute_definitions(dynamics, mock_http):
