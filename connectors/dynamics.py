@@ -25,6 +25,8 @@ from connectors.dynamics_tables import (
     PRIORITY_FROM_DYNAMICS, PRIORITY_TO_DYNAMICS, RETURN_RECORD, STATE_FALLBACK, STATE_OF_REASON, STATUS_FROM_DYNAMICS,
     STATUS_TO_DYNAMICS, TENANT, TOKEN_PATH, any_equal, odata_quote,
 )
+from connectors.dynamics_fields import DynamicsFieldMapping
+from connectors.field_mapping import FieldMapping, mapped, to_write
 from connectors.governor import RateBudget
 from connectors.hosts import check_vendor_url, parse_url
 from connectors.upstream_answers import DEFAULT_STATUS_ERRORS, UpstreamResponse
@@ -64,6 +66,8 @@ class DynamicsConfig(VendorConfig):
     status_write_map: dict[TicketStatus, int] = Field(default_factory=dict)  # {"pending": 3}
     priority_map: dict[int, TicketPriority] = Field(default_factory=dict)
     priority_write_map: dict[TicketPriority, int] = Field(default_factory=dict)
+    # contact columns for customers, incident columns for tickets (connectors/dynamics_fields.py)
+    field_mapping: FieldMapping | None = None
 
     @field_validator("api_version")
     @classmethod
@@ -98,7 +102,7 @@ class DynamicsConfig(VendorConfig):
         return self
 
 
-class DynamicsConnector(BaseCRMConnector):
+class DynamicsConnector(DynamicsFieldMapping, BaseCRMConnector):
     """Dynamics 365 Customer Service over Dataverse: contacts are customers, incidents (cases) are tickets."""
 
     vendor = "dynamics"
@@ -112,7 +116,9 @@ class DynamicsConnector(BaseCRMConnector):
     # Service protection: 6,000 requests per user per 5-minute sliding window; a 429 states Retry-After.
     rate_budget = RateBudget(6000, 300.0, f"{DOCS}/api-limits")
     rate_limit_window_seconds = 300.0
-    tuning_fields = frozenset({"status_map", "status_write_map", "priority_map", "priority_write_map", "tier_field"})
+    tuning_fields = frozenset(
+        {"status_map", "status_write_map", "priority_map", "priority_write_map", "tier_field", "field_mapping"}
+    )
     emulator = "sandbox.dynamics:DynamicsEmulator"
     sandbox_credentials = {
         "instance_url": "https://sandbox.crm4.dynamics.com",
@@ -250,7 +256,7 @@ class DynamicsConnector(BaseCRMConnector):
     def _contact_params(self) -> dict[str, str]:
         """$select of the contact's columns and its parent account's name (and tier column) by $expand."""
         account = ",".join(filter(None, ("name", self.config.tier_field)))
-        return {"$select": ",".join(CONTACT_COLUMNS), "$expand": f"parentcustomerid_account($select={account})"}
+        return {"$select": self._columns(CONTACT_COLUMNS, "customer"), "$expand": f"parentcustomerid_account($select={account})"}
 
     async def _contacts(self, where: str, limit: int) -> list[dict[str, Any]]:
         """`GET contacts?$filter=...&$top=` (https://learn.microsoft.com/power-apps/developer/data-platform/webapi/query-data-web-api)."""
@@ -265,6 +271,8 @@ class DynamicsConnector(BaseCRMConnector):
         """A contact (and its parent account, expanded alongside) as a Customer."""
         account = contact.get("parentcustomerid_account") or {}
         tier = account.get(self.config.tier_field) if self.config.tier_field else None
+        mapped_tier, extra = mapped(self._mapping.customer, contact)
+        tier = mapped_tier if mapped_tier is not None else tier
         metadata = {
             "first_name": contact.get("firstname"),
             "last_name": contact.get("lastname"),
@@ -275,6 +283,7 @@ class DynamicsConnector(BaseCRMConnector):
             "mobile_phone": contact.get("mobilephone"),
             "created_at": iso_utc(contact.get("createdon")),
             "updated_at": iso_utc(contact.get("modifiedon")),
+            **extra,
         }
         name = contact.get("fullname") or " ".join(filter(None, (contact.get("firstname"), contact.get("lastname"))))
         return Customer(
@@ -297,6 +306,7 @@ class DynamicsConnector(BaseCRMConnector):
             "vendor_priority": priority,
             "origin": incident.get("caseorigincode"),
             "customer_type": incident.get("_customerid_value@Microsoft.Dynamics.CRM.lookuplogicalname"),
+            **mapped(self._mapping.ticket, incident)[1],
         }
         return Ticket(
             id=str(require(incident, "incidentid", self.vendor, kind=str)),
@@ -336,7 +346,7 @@ class DynamicsConnector(BaseCRMConnector):
     async def get_ticket(self, ticket_id: str) -> Ticket:
         """`GET incidents({id})?$select=...` with the customer lookup's table named."""
         path = f"incidents({self.ticket_id(ticket_id)})"
-        params = {"$select": ",".join(INCIDENT_COLUMNS)}
+        params = {"$select": self._columns(INCIDENT_COLUMNS, "ticket")}
         return self._ticket(await self._odata("GET", path, params=params, headers=LOOKUP_NAMES, operation="get_ticket"))
 
     async def list_tickets(self, query: TicketQuery, page: Mapping[str, Any] | None) -> TicketPage:
@@ -356,7 +366,7 @@ class DynamicsConnector(BaseCRMConnector):
             where.append("(" + " or ".join(f"statuscode eq {code}" for code in codes) + ")")
         if query.text:
             where.append(f"contains(title,{odata_quote(query.text)})")
-        params = {"$select": ",".join(INCIDENT_COLUMNS), "$orderby": "modifiedon desc"}
+        params = {"$select": self._columns(INCIDENT_COLUMNS, "ticket"), "$orderby": "modifiedon desc"}
         if where:
             params["$filter"] = " and ".join(where)
         token = page.get("skiptoken") if page else None
@@ -423,7 +433,8 @@ class DynamicsConnector(BaseCRMConnector):
         reason = self.status_to[ticket.status] if ticket.status else None
         if reason is not None and STATE_OF_REASON.get(reason, 0) == 0:
             body["statuscode"] = reason
-        params = {"$select": ",".join(INCIDENT_COLUMNS)}
+        body.update(to_write(self._mapping.ticket, ticket.metadata))
+        params = {"$select": self._columns(INCIDENT_COLUMNS, "ticket")}
         try:
             data = await self._odata(
                 "POST", "incidents", params=params, json=body, headers=RETURN_RECORD, idempotent=False,
@@ -463,6 +474,7 @@ class DynamicsConnector(BaseCRMConnector):
             fields["prioritycode"] = self.priority_to[update.priority]
         if update.subject is not None:
             fields["title"] = update.subject
+        fields.update(to_write(self._mapping.ticket, update.metadata or {}))
         if not fields and update.comment is None and not closing:
             raise InvalidRequest(
                 "Dynamics 365 cases have no tags; give status, priority, subject or comment", crm_type=self.vendor

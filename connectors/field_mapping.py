@@ -10,7 +10,7 @@ updates write the metadata keys the request carries. Vendors check the names whe
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -62,13 +62,23 @@ def read_path(record: Mapping[str, Any] | None, path: str) -> Any:
     return value
 
 
-def mapped(mapping: Mapping[str, str], record: Mapping[str, Any] | None) -> tuple[Any, dict[str, Any]]:
+Reader = Callable[[Mapping[str, Any] | None, str], Any]
+
+
+def read_flat(record: Mapping[str, Any] | None, path: str) -> Any:
+    """The value a record keys by the whole path (ServiceNow answers dot-walked fields as `company.u_tier`); "" is unset."""
+    return (record or {}).get(path) or None
+
+
+def mapped(
+    mapping: Mapping[str, str], record: Mapping[str, Any] | None, read: Reader = read_path
+) -> tuple[Any, dict[str, Any]]:
     """(tier, metadata) that a record holds under the mapping (unset fields are left out)."""
-    tier = read_path(record, mapping["tier"]) if "tier" in mapping else None
+    tier = read(record, mapping["tier"]) if "tier" in mapping else None
     metadata = {}
     for key, path in mapping.items():
         if key.startswith("metadata."):
-            value = read_path(record, path)
+            value = read(record, path)
             if value is not None:
                 metadata[key.removeprefix("metadata.")] = value
     return tier, metadata

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from connectors.base import (
     BaseCRMConnector, TicketPage, TicketQuery, created_by_marker, require, vendor_statuses, with_marker, without_marker,
 )
+from connectors.field_mapping import NO_MAPPING, FieldMapping, mapped, nest, to_write, unknown_fields
 from connectors.governor import RateBudget, RateHeaders
 from connectors.vendor_config import CredentialCheck
 from connectors.intercom_api import (
@@ -33,6 +34,7 @@ from models import Customer, Ticket, TicketCreateRequest, TicketPriority, Ticket
 from phone import PhoneQuery, parse_phone
 
 TITLE, DESCRIPTION = "_default_title_", "_default_description_"  # the default ticket attributes' keys
+CONTACT_ROOT, TICKET_ROOT = "custom_attributes", "ticket_attributes"  # where mapped fields live in each record
 PRIORITY_FROM_INTERCOM = {v.lower(): k for k, v in PRIORITY_TO_INTERCOM.items()}
 SEARCH_PAGE_MAX = 150  # per_page's documented ceiling on a search
 DEFAULT_PRIORITY = TicketPriority.medium  # what a ticket without a priority attribute reads as
@@ -71,6 +73,8 @@ class IntercomConnector(IntercomChat, BaseCRMConnector):
         attributes = company.get("custom_attributes") if isinstance(company.get("custom_attributes"), dict) else {}
         plan = company.get("plan") if isinstance(company.get("plan"), dict) else {}
         tier = attributes.get(self.config.tier_attribute) or plan.get("name")
+        mapped_tier, extra = mapped(self._mapping.customer, contact)
+        tier = mapped_tier if mapped_tier is not None else tier
         metadata = {
             "role": contact.get("role"),
             "external_id": contact.get("external_id"),
@@ -79,6 +83,7 @@ class IntercomConnector(IntercomChat, BaseCRMConnector):
             "vendor_phone": contact.get("phone"),
             "created_at": epoch_iso(contact.get("created_at")),
             "updated_at": epoch_iso(contact.get("updated_at")),
+            **extra,
         }
         return Customer(
             id=str(require(contact, "id", self.vendor, kind=str)),
@@ -107,6 +112,7 @@ class IntercomConnector(IntercomChat, BaseCRMConnector):
             "category": ticket.get("category"),
             "admin_assignee_id": ticket.get("admin_assignee_id"),
             "team_assignee_id": ticket.get("team_assignee_id"),
+            **mapped(self._mapping.ticket, ticket)[1],
         }
         return Ticket(
             id=require(ticket, "id", self.vendor, kind=str),
@@ -237,6 +243,7 @@ class IntercomConnector(IntercomChat, BaseCRMConnector):
             raise self.missing_config("ticket_type_id")
         attributes = self._attributes(title=ticket.subject, priority=ticket.priority)
         attributes[DESCRIPTION] = with_marker(ticket.description, marker)
+        attributes.update(self._mapped_attributes(ticket.metadata))
         body = {
             "ticket_type_id": self.config.ticket_type_id,
             "contacts": [await self._contact_ref(ticket)],
@@ -267,6 +274,7 @@ class IntercomConnector(IntercomChat, BaseCRMConnector):
         ticket_id = self.ticket_id(update.ticket_id)
         changes: dict[str, Any] = {}
         attributes = self._attributes(title=update.subject, priority=update.priority)
+        attributes.update(self._mapped_attributes(update.metadata or {}))
         if attributes:
             changes["ticket_attributes"] = attributes
         if update.status:
@@ -283,3 +291,35 @@ class IntercomConnector(IntercomChat, BaseCRMConnector):
         if isinstance(part, dict) and part.get("id") is not None:
             result.metadata["note_id"] = str(part["id"])
         return result
+
+    # --- field mapping (connectors/field_mapping.py) ----------------------------------------------
+
+    @property
+    def _mapping(self) -> FieldMapping:
+        return self.config.field_mapping or NO_MAPPING
+
+    def _mapped_attributes(self, metadata: Mapping[str, Any]) -> dict[str, Any]:
+        """The mapped metadata keys as ticket attributes (PUT merges the attributes sent into the ticket's)."""
+        return nest(to_write(self._mapping.ticket, metadata)).get(TICKET_ROOT, {})
+
+    async def check_field_mapping(self, mapping: FieldMapping) -> list[dict[str, Any]]:
+        """Each mapped attribute Intercom lacks, refused in Intercom's "... does not exist" words: contacts' custom data
+        attributes, `GET /data_attributes?model=contact` ("List all data attributes",
+        https://developers.intercom.com/docs/references/2.11/rest-api/api.intercom.io/data-attributes/lisdataattributes),
+        tickets' the configured type's `ticket_type_attributes`, `GET /ticket_types/{id}` ("Retrieve a ticket type",
+        https://developers.intercom.com/docs/references/2.11/rest-api/api.intercom.io/ticket-types/getticketype)."""
+        problems: list[dict[str, Any]] = []
+        if mapping.customer:
+            data = await self._json("GET", "/data_attributes", params={"model": "contact"}, operation="list_fields")
+            listed = [a for a in require(data, "data", self.vendor, kind=list) if isinstance(a, dict) and a.get("custom")]
+            known = {str(a.get("full_name") or "").removeprefix(f"{CONTACT_ROOT}.") for a in listed}
+            problems += unknown_fields("customer", mapping.customer, known, CONTACT_ROOT, "Custom attribute '{name}' does not exist")
+        if mapping.ticket:
+            if not self.config.ticket_type_id:
+                raise self.missing_config("ticket_type_id")
+            kind = await self._json("GET", f"/ticket_types/{self.config.ticket_type_id}", operation="list_fields")
+            listed = require(require(kind, "ticket_type_attributes", self.vendor, kind=dict), "ticket_type_attributes",
+                             self.vendor, kind=list)  # fmt: skip
+            known = {str(a.get("name")) for a in listed if isinstance(a, dict)}
+            problems += unknown_fields("ticket", mapping.ticket, known, TICKET_ROOT, "Ticket attribute '{name}' does not exist")
+        return problems

@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, field_validator
 from connectors import auth
 from connectors.auth import Auth
 from connectors.base import require
+from connectors.field_mapping import FieldMapping
 from connectors.http import UpstreamConnector
 from connectors.upstream_answers import UpstreamResponse
 from connectors.vendor_config import VendorConfig
@@ -110,6 +111,8 @@ class IntercomConfig(VendorConfig):
     priority_attribute: str | None = Field(None, description="The ticket type attribute that holds the priority.")
     tier_attribute: str = Field("tier", description="The company custom attribute read as the customer's tier.")
     status_map: dict[str, TicketStatus] = Field(default_factory=dict)
+    # custom_attributes.<name> for contacts, ticket_attributes.<name> for tickets (connectors/intercom.py)
+    field_mapping: FieldMapping | None = None
     fallback_crm: str | None = None
 
     @field_validator("api_version")
@@ -149,7 +152,7 @@ class IntercomAPI(UpstreamConnector):
     config_model = IntercomConfig
     config: IntercomConfig
     error_codes = ERROR_CODES
-    tuning_fields = frozenset({"priority_attribute", "tier_attribute", "status_map"})
+    tuning_fields = frozenset({"priority_attribute", "tier_attribute", "status_map", "field_mapping"})
 
     def _vendor_url(self) -> str:
         """The region's API host (a fixed table, so a config cannot name any other host)."""

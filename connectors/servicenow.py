@@ -15,9 +15,11 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from connectors import auth
 from connectors.auth import Auth, OAuthAuth, OAuthToken
 from connectors.base import BaseCRMConnector, TicketPage, TicketQuery, require, vendor_statuses
+from connectors.field_mapping import FieldMapping
 from connectors.governor import RateHeaders
 from connectors.hosts import check_dns_label, only_label
 from connectors.context import ConnectorContext
+from connectors.servicenow_fields import ServiceNowFieldMapping
 from connectors.upstream_answers import UpstreamResponse
 from connectors.vendor_config import CredentialCheck, VendorConfig
 from errors import AuthFailed, CRMError, InvalidRequest, NotFound, NotSupported, SessionExpired, ValidationFailed
@@ -120,6 +122,8 @@ class ServiceNowConfig(VendorConfig):
     status_write_map: dict[TicketStatus, str] = Field(default_factory=dict)  # {"pending": "10"}
     priority_map: dict[str, TicketPriority] = Field(default_factory=dict)  # {"5": "medium"}
     priority_write_map: dict[TicketPriority, tuple[int, int]] = Field(default_factory=dict)  # {"low": [3, 3]}
+    # customer-table fields (company.u_tier walks one reference) and incident fields (connectors/servicenow_fields.py)
+    field_mapping: FieldMapping | None = None
 
     host_fields: ClassVar[frozenset[str]] = frozenset({"instance"})
     env_checks = {"instance": lambda value: only_label(value, SERVICENOW_SUFFIX, "acme", suffix_allowed=True)}
@@ -144,7 +148,7 @@ class ServiceNowConfig(VendorConfig):
         return self
 
 
-class ServiceNowConnector(BaseCRMConnector):
+class ServiceNowConnector(ServiceNowFieldMapping, BaseCRMConnector):
     """ServiceNow: sys_user (or customer_contact) records are customers, incidents are tickets."""
 
     vendor = "servicenow"
@@ -156,9 +160,9 @@ class ServiceNowConnector(BaseCRMConnector):
         "GET", TABLE + "/{customer_table}", DOCS, params={"sysparm_limit": "1", "sysparm_fields": "sys_id"}
     )
     error_codes = ERROR_CODES
-    tuning_fields = frozenset(
-        {"customer_table", "tier_field", "status_map", "status_write_map", "priority_map", "priority_write_map"}
-    )
+    tuning_fields = frozenset({"customer_table", "tier_field", "status_map", "status_write_map", "priority_map",
+                               "priority_write_map", "field_mapping"})  # fmt: skip
+    incident_fields = INCIDENT_FIELDS
     # Rate limits are rules each instance sets (per hour, per user or role), so there is no published budget.
     # https://www.servicenow.com/docs/r/api-reference/rest-api-explorer/inbound-REST-API-rate-limiting.html (documents Limit, Reset, Rule; no Remaining)
     rate_limit_window_seconds = 3600.0
@@ -265,7 +269,7 @@ class ServiceNowConnector(BaseCRMConnector):
     def _customer_fields(self) -> str:
         """sysparm_fields for a customer: its own fields, the organisation's name dot-walked, the tier field."""
         extra = [self.org_field, f"{self.org_field}.name", *([self.config.tier_field] if self.config.tier_field else [])]
-        return ",".join([*CUSTOMER_FIELDS, *extra])
+        return ",".join(dict.fromkeys([*CUSTOMER_FIELDS, *extra, *self._mapping.customer.values()]))
 
     def _record_id(self, record: Any) -> str:
         """A record's sys_id."""
@@ -274,6 +278,8 @@ class ServiceNowConnector(BaseCRMConnector):
     def _customer(self, record: dict[str, Any]) -> Customer:
         """A user (or contact) as a Customer; phone preferred, else mobile_phone."""
         tier = record.get(self.config.tier_field) if self.config.tier_field else None
+        mapped_tier, extra = self._mapped_customer(record)
+        tier = mapped_tier if mapped_tier is not None else tier
         metadata = {
             "organization_id": record.get(self.org_field) or None,
             "organization_name": record.get(f"{self.org_field}.name") or None,
@@ -288,6 +294,7 @@ class ServiceNowConnector(BaseCRMConnector):
             "table": self.config.customer_table,
             "created_at": iso_utc(record.get("sys_created_on")),
             "updated_at": iso_utc(record.get("sys_updated_on")),
+            **extra,
         }
         name = record.get("name") or " ".join(p for p in (record.get("first_name"), record.get("last_name")) if p)
         return Customer(
@@ -317,7 +324,7 @@ class ServiceNowConnector(BaseCRMConnector):
             "resolved_at": iso_utc(record.get("resolved_at")),
             "closed_at": iso_utc(record.get("closed_at")),
         }
-        return Ticket(
+        return self._mapped_ticket(Ticket(
             id=self._record_id(record),
             subject=record.get("short_description") or "",
             description=record.get("description") or "",
@@ -327,7 +334,7 @@ class ServiceNowConnector(BaseCRMConnector):
             created_at=iso_utc(record.get("opened_at") or record.get("sys_created_on")),
             updated_at=iso_utc(record.get("sys_updated_on")),
             metadata={k: v for k, v in metadata.items() if v is not None},
-        )
+        ), record)
 
     # --- reads --------------------------------------------------------------------------------------
 
@@ -366,7 +373,7 @@ class ServiceNowConnector(BaseCRMConnector):
     async def get_ticket(self, ticket_id: str) -> Ticket:
         """`GET /api/now/table/incident/{sys_id}`."""
         path = f"{TABLE}/incident/{self.ticket_id(ticket_id)}"
-        data = await self._json("GET", path, params=self._params(",".join(INCIDENT_FIELDS)), operation="get_ticket")
+        data = await self._json("GET", path, params=self._params(self._incident_fields()), operation="get_ticket")
         return self._ticket(self._result(data, dict))
 
     def _ticket_query(self, query: TicketQuery) -> str:
@@ -397,7 +404,7 @@ class ServiceNowConnector(BaseCRMConnector):
         offset = page.get("offset", 0) if page else 0
         offset = offset if isinstance(offset, int) and 0 <= offset <= 100_000 else 0
         params = self._params(
-            ",".join(INCIDENT_FIELDS), sysparm_query=self._ticket_query(query),
+            self._incident_fields(), sysparm_query=self._ticket_query(query),
             sysparm_limit=str(query.limit + 1), sysparm_offset=str(offset),
         )  # fmt: skip
         data = await self._json("GET", f"{TABLE}/incident", params=params, operation="list_tickets")
@@ -466,7 +473,8 @@ class ServiceNowConnector(BaseCRMConnector):
         if marker:
             body["correlation_id"] = marker
         body.update({key: str(ticket.metadata[key]) for key in CREATE_PASSTHROUGH if key in ticket.metadata})
-        params = self._params(",".join(INCIDENT_FIELDS))
+        body.update(self._mapped_writes(ticket.metadata))
+        params = self._params(self._incident_fields())
         data = await self._json("POST", f"{TABLE}/incident", params=params, json=body, operation="create_ticket")
         return self._ticket(self._result(data, dict))
 
@@ -482,7 +490,8 @@ class ServiceNowConnector(BaseCRMConnector):
             changes.update(self._impact_urgency(update.priority))
         if update.comment:
             changes["comments" if update.comment.public else "work_notes"] = update.comment.body
-        params = self._params(",".join(INCIDENT_FIELDS))
+        changes.update(self._mapped_writes(update.metadata or {}))
+        params = self._params(self._incident_fields())
         if not changes:
             data = await self._json("GET", path, params=params, operation="update_ticket")
         else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import re
 import secrets
+import zlib
 from datetime import datetime, timezone
 from typing import Any
 
@@ -36,14 +37,16 @@ PRIORITIES = frozenset({1, 2, 3})
 ORIGINS = frozenset({1, 2, 3, 2483, 3986, 700610000})  # Phone, Email, Web, Facebook, Twitter, IoT
 CONTACT_COLUMNS = frozenset({
     "contactid", "fullname", "firstname", "lastname", "emailaddress1", "telephone1", "telephone2", "mobilephone",
-    "jobtitle", "_parentcustomerid_value", "createdon", "modifiedon", "statecode", "statuscode",
+    "jobtitle", "_parentcustomerid_value", "createdon", "modifiedon", "statecode", "statuscode", "new_loyaltynumber",
 })  # fmt: skip
 ACCOUNT_COLUMNS = frozenset({"accountid", "name", "accountnumber", "telephone1", "new_tier", "createdon", "modifiedon"})
 INCIDENT_COLUMNS = frozenset({
     "incidentid", "ticketnumber", "title", "description", "statecode", "statuscode", "prioritycode",
-    "caseorigincode", "_customerid_value", "createdon", "modifiedon",
+    "caseorigincode", "_customerid_value", "createdon", "modifiedon", "new_ordernumber",
 })  # fmt: skip
-INCIDENT_WRITABLE = frozenset({"title", "description", "statecode", "statuscode", "prioritycode", "caseorigincode"})
+# Custom columns (publisher prefix new_), for field mapping: the sandbox's tenant-specific fields.
+CUSTOM_INCIDENT = frozenset({"new_ordernumber"})
+INCIDENT_WRITABLE = frozenset({"title", "description", "statecode", "statuscode", "prioritycode", "caseorigincode"}) | CUSTOM_INCIDENT
 ANNOTATION_WRITABLE = frozenset({"subject", "notetext"})
 ENTITY_TYPE = {"contacts": "contact", "accounts": "account", "incidents": "incident", "annotations": "annotation"}
 # EntityDefinitions (https://learn.microsoft.com/power-apps/developer/data-platform/webapi/query-metadata-web-api):
@@ -58,6 +61,20 @@ PICKLISTS: dict[str, dict[str, dict[int, str]]] = {
     "incident": {"prioritycode": {1: "High", 2: "Normal", 3: "Low"}, "caseorigincode": {1: "Phone", 2: "Email", 3: "Web"}},
 }
 PICKLIST_PATH = "/api/data/{version}/EntityDefinitions(LogicalName='{logical}')/Attributes/Microsoft.Dynamics.CRM.PicklistAttributeMetadata"
+ATTRIBUTES_PATH = "/api/data/{version}/EntityDefinitions(LogicalName='{logical}')/Attributes"
+# A table's attributes as its definition lists them: a lookup's `_x_value` column is the attribute `x`; the
+# metadata type (https://learn.microsoft.com/power-apps/developer/data-platform/webapi/reference/attributemetadata)
+# by column, String when not listed.
+ATTRIBUTE_TYPES: dict[str, str] = {
+    "contactid": "Uniqueidentifier", "incidentid": "Uniqueidentifier", "parentcustomerid": "Customer",
+    "customerid": "Customer",
+    "createdon": "DateTime", "modifiedon": "DateTime", "statecode": "State", "statuscode": "Status",
+    "prioritycode": "Picklist", "caseorigincode": "Picklist",
+}  # fmt: skip
+ATTRIBUTES: dict[str, list[str]] = {
+    logical: sorted(re.sub(r"^_(.+)_value$", r"\1", column) for column in columns)
+    for logical, columns in (("contact", CONTACT_COLUMNS), ("incident", INCIDENT_COLUMNS))
+}
 
 
 def now() -> str:
@@ -94,7 +111,7 @@ class DynamicsEmulator(Emulator):
         super().__init__()
 
     def reset(self) -> None:
-        """Seed: Ahmed in Al-Mansoori Trading (Enterprise) with an open and a resolved case; Layla (mobile only)."""
+        """Seed: Ahmed in Al-Mansoori Trading (Enterprise, loyalty LOY-7781) with an open and a resolved case; Layla."""
         self.expired: set[str] = set()
         created = "2023-01-15T09:00:00Z"
         self.accounts = {
@@ -105,7 +122,7 @@ class DynamicsEmulator(Emulator):
         }
         self.contacts: dict[str, dict[str, Any]] = {}
         self._add_contact(1001, "Ahmed", "Al-Mansoori", "ahmed@example.ae", telephone1="+971 50 123 4567",
-                          account=guid(0x6f1c1c0e, 2001))
+                          account=guid(0x6f1c1c0e, 2001), loyalty="LOY-7781")
         self._add_contact(1002, "Layla", "Hassan", "layla@example.com", mobilephone="(415) 555-2671")
         self._add_contact(1003, "Omar", "Khalid", None, telephone1="+44 20 7946 0958")
         self.incidents: dict[str, dict[str, Any]] = {}
@@ -120,13 +137,13 @@ class DynamicsEmulator(Emulator):
                            statuscode=5, stamp="2025-10-02T08:00:00Z", ticketnumber="CAS-01002-P3X8T1")
 
     def _add_contact(self, number: int, first: str, last: str, email: str | None, *, account: str | None = None,
-                     telephone1: str | None = None, mobilephone: str | None = None) -> None:
+                     telephone1: str | None = None, mobilephone: str | None = None, loyalty: str | None = None) -> None:
         key = guid(0x6f1c1c0e, number)
         self.contacts[key] = {
             "contactid": key, "fullname": f"{first} {last}", "firstname": first, "lastname": last,
             "emailaddress1": email, "telephone1": telephone1, "telephone2": None, "mobilephone": mobilephone,
             "jobtitle": None, "_parentcustomerid_value": account, "createdon": "2023-01-15T09:00:00Z",
-            "modifiedon": "2023-01-15T09:00:00Z", "statecode": 0, "statuscode": 1,
+            "modifiedon": "2023-01-15T09:00:00Z", "statecode": 0, "statuscode": 1, "new_loyaltynumber": loyalty,
         }
 
     def _add_incident(self, number: int, title: str, description: str | None, customer: str, *, prioritycode: int,
@@ -137,7 +154,7 @@ class DynamicsEmulator(Emulator):
             "ticketnumber": ticketnumber or f"CAS-{next(self._case_numbers):05d}-{secrets.token_hex(3).upper()}",
             "title": title, "description": description, "statecode": STATE_OF_REASON[statuscode],
             "statuscode": statuscode, "prioritycode": prioritycode, "caseorigincode": origin,
-            "_customerid_value": customer, "createdon": stamp, "modifiedon": stamp,
+            "_customerid_value": customer, "createdon": stamp, "modifiedon": stamp, "new_ordernumber": None,
         }
         return record
 
@@ -187,6 +204,7 @@ class DynamicsEmulator(Emulator):
         app.router.add_post("/{tenant}/oauth2/v2.0/token", self.token)
         app.router.add_get("/api/data/{version}/{segment}", self.get)
         app.router.add_get(PICKLIST_PATH, self.picklists)
+        app.router.add_get(ATTRIBUTES_PATH, self.attributes)
         app.router.add_post("/api/data/{version}/{segment}", self.post)
         app.router.add_patch("/api/data/{version}/{segment}", self.patch)
 
@@ -313,6 +331,26 @@ class DynamicsEmulator(Emulator):
         ]
         return json_response({"@odata.context": self._context(request, "EntityDefinitions"), "value": value})
 
+    async def attributes(self, request: web.Request) -> web.StreamResponse:
+        """`EntityDefinitions(LogicalName='x')/Attributes`: each attribute's @odata.type and MetadataId, with the
+        `$select`ed properties (https://learn.microsoft.com/power-apps/developer/data-platform/webapi/query-metadata-web-api)."""
+        self._version(request)
+        logical = request.match_info["logical"]
+        if logical not in ATTRIBUTES:
+            raise odata_error(404, "0x80040217", f"Could not find an entity with name '{logical}'.")
+        chosen = [n.strip() for n in request.query.get("$select", "LogicalName,AttributeType").split(",") if n.strip()]
+        if any(n not in ("LogicalName", "AttributeType") for n in chosen):
+            raise odata_error(400, "0x80060888", "The sandbox's attribute definitions carry LogicalName and AttributeType.")
+        value = []
+        for name in ATTRIBUTES[logical]:
+            kind = ATTRIBUTE_TYPES.get(name, "String")
+            metadata_id = f"{zlib.crc32(f'{logical}.{name}'.encode()):08x}-0000-4000-8000-00000000e000"
+            props = {"LogicalName": name, "AttributeType": kind}
+            value.append({"@odata.type": f"#Microsoft.Dynamics.CRM.{kind}AttributeMetadata",
+                          **{n: props[n] for n in chosen}, "MetadataId": metadata_id})  # fmt: skip
+        context = self._context(request, f"EntityDefinitions('{logical}')/Attributes({','.join(chosen)})")
+        return json_response({"@odata.context": context, "value": value})
+
     def _bound(self, body: dict[str, Any], prop: str, entity_set: str) -> str | None:
         """The record a `prop@odata.bind` names (`/contacts(guid)`), which must exist."""
         value = body.pop(f"{prop}@odata.bind", None)
@@ -371,6 +409,7 @@ class DynamicsEmulator(Emulator):
         record = self._add_incident(next(self._incident_ids), body["title"], body.get("description"), customer,
                                     prioritycode=body.get("prioritycode", 2), statuscode=reason, stamp=now(),
                                     origin=body.get("caseorigincode", 1))
+        record.update({column: body[column] for column in CUSTOM_INCIDENT if column in body})
         self.webhooks.emit(webhook_payloads.dynamics("Create", record))  # a step on Create of incident
         return self._answer(request, "incidents", record, 201)
 

@@ -17,6 +17,7 @@ from aiohttp import web
 from sandbox import webhook_payloads
 from sandbox.core import Emulator, VendorError, bearer_token, json_response
 from sandbox.oauth import Wire
+from sandbox.intercom_attributes import data_attributes, ticket_type_attributes
 from sandbox.intercom_search import SearchError, matches, skipped, starting_after
 
 RATE_LIMIT = 10_000  # calls a minute, the private-app limit
@@ -68,6 +69,7 @@ class IntercomEmulator(Emulator):
             }
         }
         self._contact(AHMED, "user", "Ahmed Al-Mansoori", "ahmed@example.ae", "+971501234567", company=COMPANY)
+        self.contacts[AHMED]["custom_attributes"]["loyalty_number"] = "LOY-7781"  # a custom data attribute
         self._contact(LAYLA, "lead", "Layla Hassan", "layla@example.com", "(415) 555-2671")
         self._contact(OMAR, "user", "Omar Khalid", None, "+44 20 7946 0958")
         self._contact_ids = itertools.count(100)
@@ -76,11 +78,7 @@ class IntercomEmulator(Emulator):
                 "type": "ticket_type", "id": "1", "category": "Customer", "name": "Support request",
                 "description": "A caller's request", "icon": "🎟️", "workspace_id": "sandbox", "archived": False,
                 "created_at": SEEDED, "updated_at": SEEDED, "is_internal": False,
-                "ticket_type_attributes": {"type": "list", "data": [
-                    {"type": "ticket_type_attribute", "id": "11", "name": "_default_title_", "data_type": "string"},
-                    {"type": "ticket_type_attribute", "id": "12", "name": "_default_description_", "data_type": "string"},
-                    {"type": "ticket_type_attribute", "id": "13", "name": "priority", "data_type": "string"},
-                ]},
+                "ticket_type_attributes": ticket_type_attributes("1"),
             }
         }
         self.tickets: dict[str, dict[str, Any]] = {}
@@ -198,6 +196,8 @@ class IntercomEmulator(Emulator):
         app.router.add_get("/contacts/{id}", self.get_contact)
         app.router.add_get("/companies/{id}", self.get_company)
         app.router.add_get("/ticket_types", self.list_ticket_types)
+        app.router.add_get("/ticket_types/{id}", self.get_ticket_type)
+        app.router.add_get("/data_attributes", self.list_data_attributes)
         app.router.add_get("/ticket_states", self.list_ticket_states)
         app.router.add_post("/tickets", self.create_ticket)
         app.router.add_post("/tickets/search", self.search_tickets)
@@ -275,6 +275,16 @@ class IntercomEmulator(Emulator):
 
     async def list_ticket_types(self, request: web.Request) -> web.Response:
         return json_response({"type": "list", "data": list(self.ticket_types.values())})
+
+    async def get_ticket_type(self, request: web.Request) -> web.Response:
+        return json_response(self._find(self.ticket_types, request, "not_found", "Ticket type not found"))
+
+    async def list_data_attributes(self, request: web.Request) -> web.Response:
+        """`GET /data_attributes?model=contact|company|conversation` (sandbox/intercom_attributes.py)."""
+        model = request.query.get("model")
+        if model is not None and model not in ("contact", "company", "conversation"):
+            raise fail(400, "parameter_invalid", "model must be one of contact, company, conversation")
+        return json_response({"type": "list", "data": data_attributes(model)})
 
     async def list_ticket_states(self, request: web.Request) -> web.Response:
         states = [{"type": "ticket_state", "id": STATE_IDS[s], "category": s, "internal_label": s, "external_label": s} for s in STATES]

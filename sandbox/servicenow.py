@@ -1,4 +1,4 @@
-"""ServiceNow Table API emulator: sys_user / customer_contact, core_company / customer_account, incident, OAuth.
+"""ServiceNow Table API emulator: sys_user / customer_contact, core_company / customer_account, incident, sys_dictionary, OAuth.
 
 Answers as `https://{instance}.service-now.com` does for the Table API calls the connector and PySNC make:
 `{"result": ...}` bodies, X-Total-Count, sysparm_query / _fields (dot-walked) / _display_value / _limit /
@@ -21,6 +21,7 @@ from aiohttp import web
 from sandbox import webhook_payloads
 from sandbox.core import Emulator, VendorError, basic_credentials, bearer_token, json_response
 from sandbox.oauth import Wire
+from sandbox.servicenow_dictionary import dictionary
 from sandbox.servicenow_query import QueryError, compile_query
 
 Record = dict[str, Any]
@@ -43,11 +44,12 @@ INCIDENT_DEFAULTS: Record = {
     "urgency": "3", "priority": "5", "category": "inquiry", "subcategory": "", "contact_type": "", "cmdb_ci": "",
     "assignment_group": "", "assigned_to": "", "opened_by": "", "resolved_at": "", "closed_at": "",
     "close_code": "", "close_notes": "", "correlation_id": "", "active": "true", "comments": "", "work_notes": "",
+    "u_order_number": "",  # a custom column (sandbox/servicenow_dictionary.py), for field mapping
 }  # fmt: skip
 USER_DEFAULTS: Record = {
     "name": "", "first_name": "", "last_name": "", "email": "", "phone": "", "mobile_phone": "", "title": "",
     "user_name": "", "active": "true", "time_zone": "Asia/Dubai", "preferred_language": "en", "company": "",
-    "account": "", "sys_class_name": "sys_user",
+    "account": "", "sys_class_name": "sys_user", "u_loyalty_number": "",
 }  # fmt: skip
 RATE_LIMIT = 100_000  # requests per hour on the rate-limit rule the sandbox pretends to have
 TOKEN_SECONDS = 1799  # ServiceNow's default access-token lifespan (30 minutes, less a second)
@@ -76,7 +78,8 @@ class ServiceNowEmulator(Emulator):
         return list(self.tables["incident"])
 
     def reset(self) -> None:
-        """Seed: Ahmed (a customer_contact, so also a sys_user) of Al-Mansoori Trading, Layla, Omar; two incidents."""
+        """Seed: Ahmed (a customer_contact, so also a sys_user) of Al-Mansoori Trading, Layla, Omar; two incidents;
+        the dictionary of these tables, custom columns u_loyalty_number (sys_user) and u_order_number (incident)."""
         self.tokens: dict[str, float] = {}  # access token -> expiry (time.time())
         self.refresh_tokens: set[str] = set()
         self.journal: list[Record] = []
@@ -94,10 +97,11 @@ class ServiceNowEmulator(Emulator):
             "sys_user_group": {},
             "sys_user": {},
             "incident": {},
+            "sys_dictionary": dictionary(),
         }
         self._user("a8f98bb0eb32010045e1a5115206fe3a", "Ahmed", "Al-Mansoori", "ahmed@example.ae",
                    phone="+971501234567", company=company["sys_id"], account=account["sys_id"],
-                   sys_class_name="customer_contact")  # fmt: skip
+                   sys_class_name="customer_contact", u_loyalty_number="LOY-7781")  # fmt: skip
         self._user("62826bf03710200044e0bfc8bcbe5df1", "Layla", "Hassan", "layla@example.com",
                    mobile_phone="(415) 555-2671")  # fmt: skip
         self._user("46d44a23a9fe19810012d100cca80666", "Omar", "Khalid", "", phone="+44 20 7946 0958")

@@ -53,7 +53,7 @@ def intercom(body: Any) -> list[Notice]:
 
 
 # --- ServiceNow: a Business Rule's outbound REST message, with the body docs/events.md gives ------------------
-# https://www.servicenow.com/docs/bundle/zurich-api-reference/page/integrate/outbound-rest/concept/c_OutboundRESTWebService.html
+# https://www.servicenow.com/docs/r/api-reference/web-services/c_OutboundRESTWebService.html
 
 SERVICENOW_TYPES: dict[str, EventType] = {
     "insert": EventType.ticket_created,  # current.operation() in the rule's script
