@@ -17,7 +17,7 @@ from yarl import URL
 
 from connectors.auth import Auth, OAuthAuth, OAuthToken
 from connectors.base import (
-    MARKER_LINE, BaseCRMConnector, TicketPage, TicketQuery, require, vendor_statuses, with_marker, without_marker,
+    BaseCRMConnector, TicketPage, TicketQuery, created_by_marker, require, vendor_statuses, with_marker, without_marker,
 )
 from connectors.dynamics_tables import (
     API_VERSION, AUTHORITY_HOSTS, AUTHORITY_URL, COLUMN, CONTACT_COLUMNS, DOCS, DYNAMICS_DOMAINS, ERROR_CODES, GUID,
@@ -407,11 +407,11 @@ class DynamicsConnector(DynamicsFieldMapping, BaseCRMConnector):
             "$top": "50",
         }
         data = await self._odata("GET", "incidents", params=params, operation="create_ticket")
-        for incident in require(data, "value", self.vendor, kind=list):
-            found = MARKER_LINE.search((incident or {}).get("description") or "")
-            if found and found.group(1) == marker:
-                return str(require(incident, "incidentid", self.vendor))
-        return None
+        return created_by_marker(
+            require(data, "value", self.vendor, kind=list), marker,
+            lambda incident: (incident or {}).get("description") or "",
+            lambda incident: str(require(incident, "incidentid", self.vendor)),
+        )  # fmt: skip
 
     async def create_ticket(
         self, ticket: TicketCreateRequest, *, idempotency_key: str, marker: str | None = None

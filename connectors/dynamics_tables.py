@@ -92,7 +92,7 @@ ERROR_CODES: dict[str, type[CRMError]] = {
     "0x80040203": ValidationFailed,  # InvalidArgument
     "0x80048d19": ValidationFailed,  # the payload's syntax or a property in it
     "0x80040265": ValidationFailed,  # a plug-in or business rule refused the change
-    "0x80060891": ValidationFailed,  # RecordNotFoundByEntityKey: no record has the alternate-key values given
+    "0x80060891": NotFound,  # RecordNotFoundByEntityKey: no record has the alternate-key values given
     "0x80044182": UpstreamUnavailable,  # SQL timeout: nothing was saved
     # Entra ID's `{"error", "error_description", "error_codes"}`: invalid_client, unauthorized_client, ...
     "oauth_error": AuthFailed,

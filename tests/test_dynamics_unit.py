@@ -118,7 +118,7 @@ async def test_incident_fields_and_codes(build, mock_http):
 
 @pytest.mark.parametrize(
     ("case", "error_type"),
-    [("not_found", NotFound), ("privilege", AuthFailed), ("invalid_argument", ValidationFailed), ("rate_limited", RateLimited)],
+    [("not_found", NotFound), ("no_record_by_key", NotFound), ("privilege", AuthFailed), ("invalid_argument", ValidationFailed), ("rate_limited", RateLimited)],
 )
 async def test_documented_errors(build, mock_http, case, error_type, make_context):
     token(mock_http)
