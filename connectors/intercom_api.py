@@ -107,7 +107,7 @@ class IntercomConfig(VendorConfig):
     ticket_type_id: str | None = Field(None, description="The ticket type tickets are created with (GET /ticket_types).")
     admin_id: str | None = Field(None, description="The admin notes and assignments are made as; default the token's (GET /me).")
     team_id: str | None = Field(None, description="The team a handoff is assigned to.")
-    assignee_id: str | None = Field(None, description="The admin a handoff is assigned to (instead of a team).")
+    assignee_id: str | None = Field(None, description="The admin a handoff is assigned to (instead of a team; neither: the first available teammate).")
     priority_attribute: str | None = Field(None, description="The ticket type attribute that holds the priority.")
     tier_attribute: str = Field("tier", description="The company custom attribute read as the customer's tier.")
     status_map: dict[str, TicketStatus] = Field(default_factory=dict)

@@ -98,18 +98,15 @@ class IntercomChat(IntercomAPI, ChatConnector):
         body = {"message_type": "note", "type": "admin", "admin_id": admin_id, "body": as_html(text)}
         await self._json("POST", f"/conversations/{conversation_id}/reply", json=body, operation="add_note")
 
-    async def assign(self, conversation_id: str, admin_id: str) -> None:
-        """To the configured admin or team (`/parts`, `message_type: assignment`), else by the workspace's rules.
+    async def assign(self, conversation_id: str, admin_id: str, target: str) -> None:
+        """`POST /conversations/{id}/parts` with `message_type: assignment` to an admin or a team.
 
-        Docs: https://developers.intercom.com/docs/references/2.11/rest-api/api.intercom.io/conversations/manageconversation and https://developers.intercom.com/docs/references/2.11/rest-api/api.intercom.io/conversations/autoassignconversation
+        Docs: https://developers.intercom.com/docs/references/2.11/rest-api/api.intercom.io/conversations/manageconversation
+        (not `run_assignment_rules`: deprecated from 2.12 and, per Intercom's OpenAPI, removed on 2026-12-31).
         """
-        target = self.config.assignee_id or self.config.team_id
-        path = f"/conversations/{conversation_id}"
-        if target:
-            body = {"message_type": "assignment", "type": "admin", "admin_id": admin_id, "assignee_id": target}
-            await self._json("POST", f"{path}/parts", json=body, idempotent=True, operation="assign_conversation")
-        else:
-            await self._json("POST", f"{path}/run_assignment_rules", idempotent=True, operation="assign_conversation")
+        body = {"message_type": "assignment", "type": "admin", "admin_id": admin_id, "assignee_id": target}
+        path = f"/conversations/{conversation_id}/parts"
+        await self._json("POST", path, json=body, idempotent=True, operation="assign_conversation")
 
     async def conversation(self, conversation_id: str) -> dict[str, Any]:
         """`GET /conversations/{id}`. Docs: https://developers.intercom.com/docs/references/2.11/rest-api/api.intercom.io/conversations/retrieveconversation"""
@@ -131,7 +128,8 @@ class IntercomChat(IntercomAPI, ChatConnector):
         attempt.chat_id = await self.start_conversation(contact, opening)
         admin = await self.acting_admin()
         await self.add_note(attempt.chat_id, admin, summary_text(context, urgency, region))
-        await self.assign(attempt.chat_id, admin)
+        # The configured admin or team, else the first teammate who is there (not away, with an inbox seat).
+        await self.assign(attempt.chat_id, admin, self.config.assignee_id or self.config.team_id or str(free[0]["id"]))
         names = {str(a.get("id")): a.get("name") for a in free}
         return self.handoff_state(await self.conversation(attempt.chat_id), names)
 

@@ -46,7 +46,7 @@ def test_create_by_phone_then_update_with_a_note(svc: Service):
     assert reply["body"]["message_type"] == "note" and reply["body"]["admin_id"] == "991267001"
 
 
-def test_handoff_opens_a_conversation_assigned_by_the_rules_and_reads_it_back(svc: Service):
+def test_handoff_opens_a_conversation_assigned_to_a_teammate_who_is_there_and_reads_it_back(svc: Service):
     r = svc.post("/handoff/create", handoff("ic-1"))
     assert r.status_code == 201, r.text
     answer = r.json()
@@ -54,7 +54,9 @@ def test_handoff_opens_a_conversation_assigned_by_the_rules_and_reads_it_back(sv
     paths = [(q["method"], q["path"]) for q in svc.vendor_requests("intercom")]
     conversation = answer["handoff_id"]
     assert ("POST", f"/conversations/{conversation}/reply") in paths
-    assert ("POST", f"/conversations/{conversation}/run_assignment_rules") in paths
+    [assignment] = [q for q in svc.vendor_requests("intercom") if q["path"] == f"/conversations/{conversation}/parts"]
+    assert assignment["body"]["message_type"] == "assignment" and assignment["body"]["assignee_id"] == "991267001"
+    assert not [p for _, p in paths if p.endswith("/run_assignment_rules")]  # deprecated from 2.12, removed 2026-12-31
     state = svc.post("/handoff/status", {"chat_type": "intercom", "handoff_id": conversation}).json()
     assert state["status"] == "assigned" and state["agent_name"] == "Sara Ahmed"
 
