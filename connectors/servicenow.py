@@ -16,7 +16,6 @@ from connectors import auth
 from connectors.auth import Auth, OAuthAuth, OAuthToken
 from connectors.base import BaseCRMConnector, TicketPage, TicketQuery, require, vendor_statuses
 from connectors.field_mapping import FieldMapping
-from connectors.governor import RateHeaders
 from connectors.hosts import check_dns_label, only_label
 from connectors.context import ConnectorContext
 from connectors.servicenow_fields import ServiceNowFieldMapping
@@ -164,11 +163,10 @@ class ServiceNowConnector(ServiceNowFieldMapping, BaseCRMConnector):
                                "priority_write_map", "field_mapping"})  # fmt: skip
     incident_fields = INCIDENT_FIELDS
     # Rate limits are rules each instance sets (per hour, per user or role), so there is no published budget.
-    # https://www.servicenow.com/docs/r/api-reference/rest-api-explorer/inbound-REST-API-rate-limiting.html (documents Limit, Reset, Rule; no Remaining)
+    # https://www.servicenow.com/docs/r/api-reference/rest-api-explorer/inbound-REST-API-rate-limiting.html documents
+    # X-RateLimit-Limit, -Reset and -Rule but no remaining count, so no answer says how much is left: only a 429's
+    # Retry-After paces the calls (no rate_limit_headers).
     rate_limit_window_seconds = 3600.0
-    rate_limit_headers = (
-        RateHeaders(("X-RateLimit-Limit",), ("X-RateLimit-Remaining",), ("X-RateLimit-Reset",), window_seconds=3600.0),
-    )
     emulator = "sandbox.servicenow:ServiceNowEmulator"
     sandbox_credentials = {
         "instance": "sandbox", "username": "sandbox.integration", "password": "sandbox-password",

@@ -52,6 +52,7 @@ USER_DEFAULTS: Record = {
     "account": "", "sys_class_name": "sys_user", "u_loyalty_number": "",
 }  # fmt: skip
 RATE_LIMIT = 100_000  # requests per hour on the rate-limit rule the sandbox pretends to have
+RATE_RULE = "f2b2f7d1c0a8016400b5a1e2b3c4d5e6"  # that rule's sys_id (sys_rate_limit_rules), as X-RateLimit-Rule names it
 TOKEN_SECONDS = 1799  # ServiceNow's default access-token lifespan (30 minutes, less a second)
 
 
@@ -167,7 +168,7 @@ class ServiceNowEmulator(Emulator):
 
     def rate_limited(self, retry_after: int) -> web.StreamResponse:
         """A rate-limit rule's 429: Retry-After and the X-RateLimit-* of the rule."""
-        headers = {"Retry-After": str(retry_after), **self.rate_limit_headers(), "X-RateLimit-Remaining": "0"}
+        headers = {"Retry-After": str(retry_after), **self.rate_limit_headers()}
         body = {"error": {"message": "Rate limit exceeded", "detail": "Rate limit of 100000 per hour exceeded"},
                 "status": "failure"}  # fmt: skip
         return json_response(body, status=429, headers=headers)
@@ -177,12 +178,14 @@ class ServiceNowEmulator(Emulator):
         return failure(status, "Service Unavailable", "The instance is not available").response()
 
     def rate_limit_headers(self) -> dict[str, str]:
-        """The rule's limit, what is left of this hour, and when it resets (epoch seconds)."""
+        """The documented three: the rule's limit, when its hour resets (epoch seconds) and the rule's sys_id.
+
+        https://www.servicenow.com/docs/r/api-reference/rest-api-explorer/inbound-REST-API-rate-limiting.html
+        (ServiceNow sends no remaining count.)
+        """
         self.calls += 1
         reset = (int(time.time()) // 3600 + 1) * 3600
-        remaining = max(0, RATE_LIMIT - self.calls)
-        return {"X-RateLimit-Limit": str(RATE_LIMIT), "X-RateLimit-Remaining": str(remaining),
-                "X-RateLimit-Reset": str(reset)}  # fmt: skip
+        return {"X-RateLimit-Limit": str(RATE_LIMIT), "X-RateLimit-Reset": str(reset), "X-RateLimit-Rule": RATE_RULE}
 
     def control(self, action: str, payload: dict[str, Any]) -> Any:
         """`expire_tokens`: every issued access token stops working (the next call gets a 401)."""

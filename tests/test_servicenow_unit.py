@@ -190,7 +190,7 @@ async def test_basic_401_is_auth_failed_without_the_password(servicenow, mock_ht
 
 async def test_429_keeps_retry_after(servicenow, mock_http):
     limited = {"error": {"message": "Rate limit exceeded", "detail": None}, "status": "failure"}
-    headers = {"Retry-After": "600", "X-RateLimit-Limit": "1000", "X-RateLimit-Remaining": "0"}
+    headers = {"Retry-After": "600", "X-RateLimit-Limit": "1000", "X-RateLimit-Rule": "f2b2f7d1c0a8016400b5a1e2b3c4d5e6"}
     mock_http.get(url(f"/incident/{INCIDENT_ID}"), payload=limited, status=429, headers=headers, repeat=True)
     with pytest.raises(RateLimited) as caught:
         await servicenow().get_ticket(INCIDENT_ID)
