@@ -16,7 +16,8 @@ from connectors.http import ConnectorContext, Deadline, StoredConfig
 from crm import BaseCRMConnector, CRMFactory
 from errors import CRMError, InvalidRequest, MalformedAnswer, UpstreamTimeout, UpstreamUnavailable
 from idempotency import IdempotencyStore
-from models import CRMRequest, ErrorResponse, expand_examples
+from api_models.examples import expand_examples
+from models import CRMRequest, ErrorResponse
 from observability import request_fields_var
 from registry import CRMS
 

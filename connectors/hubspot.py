@@ -20,6 +20,7 @@ from connectors.hubspot_bulk import TicketBatches
 from connectors.governor import RateBudget, RateHeaders
 from connectors.http import ConnectorContext, CredentialCheck, UpstreamResponse, VendorConfig, parse_retry_after
 from errors import InvalidRequest, NotSupported
+from api_models.values import iso_utc
 from models import (
     Customer,
     Ticket,
@@ -27,7 +28,6 @@ from models import (
     TicketPriority,
     TicketStatus,
     TicketUpdateRequest,
-    iso_utc,
 )
 from phone import PhoneQuery, parse_phone
 

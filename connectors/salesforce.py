@@ -29,6 +29,7 @@ from errors import (
     ValidationFailed,
 )
 from idempotency import fingerprint
+from api_models.values import iso_utc
 from models import (
     Customer,
     Ticket,
@@ -36,7 +37,6 @@ from models import (
     TicketPriority,
     TicketStatus,
     TicketUpdateRequest,
-    iso_utc,
 )
 from phone import PhoneQuery, parse_phone
 from tokens import token_store

@@ -20,7 +20,8 @@ from connectors.hosts import check_dns_label, only_label
 from connectors.http import ConnectorContext, CredentialCheck, UpstreamResponse, VendorConfig
 from errors import AuthFailed, CRMError, InvalidRequest, NotFound, NotSupported, SessionExpired, ValidationFailed
 from idempotency import fingerprint
-from models import Customer, Ticket, TicketCreateRequest, TicketPriority, TicketStatus, TicketUpdateRequest, iso_utc
+from api_models.values import iso_utc
+from models import Customer, Ticket, TicketCreateRequest, TicketPriority, TicketStatus, TicketUpdateRequest
 from phone import PhoneQuery, parse_phone
 from tokens import token_store
 

@@ -17,6 +17,7 @@ from connectors.auth import Auth
 from connectors.http import CredentialCheck, UpstreamResponse, VendorConfig
 from errors import InvalidRequest
 from connectors.governor import RateBudget, RateHeaders
+from api_models.values import iso_utc
 from models import (
     Customer,
     Ticket,
@@ -24,7 +25,6 @@ from models import (
     TicketPriority,
     TicketStatus,
     TicketUpdateRequest,
-    iso_utc,
 )
 from phone import PhoneQuery, parse_phone
 
