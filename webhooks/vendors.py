@@ -12,7 +12,8 @@ from typing import Any
 
 from connectors.zendesk import PRIORITY_FROM_ZENDESK, STATUS_FROM_ZENDESK
 from events import EventType, FieldChange
-from livechat_connector import LiveChatConnector, dict_or_empty, whole_number
+from livechat_answers import dict_or_empty, whole_number
+from livechat_connector import LiveChatConnector
 from api_models.values import iso_utc
 from models import HandoffResponse, HandoffStatus
 
