@@ -7,7 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from models import CRMRequest, Customer, CustomerSearchRequest, Tag, Ticket, TicketCreateRequest, TicketStatus
+from api_models.values import Tag
+from models import CRMRequest, Customer, CustomerSearchRequest, Ticket, TicketCreateRequest, TicketStatus
 
 Part = Literal["tickets", "deals", "handoffs"]
 

@@ -1,4 +1,4 @@
-"""FastAPI dependencies and helpers the routes share (server.py's CRM routes, livechat.py's handoff routes)."""
+"""FastAPI dependencies and helpers the routes share (crm_routes.py's CRM routes, livechat.py's handoff routes)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from connectors.vendor_config import StoredConfig
 from crm import BaseCRMConnector, CRMFactory
 from errors import CRMError, InvalidRequest, MalformedAnswer, UpstreamTimeout, UpstreamUnavailable
 from idempotency import IdempotencyStore
-from models import CRMRequest, ErrorResponse, expand_examples
+from api_models.examples import expand_examples
+from models import CRMRequest, ErrorResponse
 from observability import request_fields_var
 from registry import CRMS
 

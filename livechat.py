@@ -13,7 +13,6 @@ from deps import ERROR_RESPONSES, Context, IdempotencyKey, Store, request_config
 from errors import ValidationFailed
 from handoff import Handoff, current_state
 from handoff_log import record_handoff
-from livechat_connector import LiveChatConnector  # noqa: F401 (re-exported)
 from handoff_text import URGENCY, Urgency
 from models import (
     ErrorResponse,

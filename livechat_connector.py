@@ -1,4 +1,4 @@
-"""LiveChat's Agent Chat Web API (v3.6) as one connector: auth, errors, and each call a handoff makes.
+"""LiveChat's Agent Chat Web API (v3.6) as one connector: auth, the error envelope, and each call a handoff makes.
 
 v3.6 has no agent-side create_customer, so with an agent OAuth token and a client_id the caller becomes a customer
 through the accounts service's agent token grant (livechat_identity.py), and the customer token sets their
@@ -6,6 +6,7 @@ profile (`update_customer`) and asks whether the group is staffed (`list_group_s
 cannot use that grant: its chat starts with no customer (`chat.users` is optional in v3.6) and staffing comes from
 the Configuration API (`list_groups` routing_status). Method docs: https://platform.text.com/docs/messaging/agent-chat-api,
 https://platform.text.com/docs/messaging/customer-chat-api, https://platform.text.com/docs/management/configuration-api.
+Its settings are livechat_config.py's; reading its answers (error types, staffing, a chat's state) is livechat_answers.py's.
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ import logging
 from collections.abc import Awaitable, Mapping
 from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-
 from connectors.base import require
 from connectors.chat import ChatAttempt, ChatConnector
 from connectors.hosts import check_vendor_url
@@ -26,19 +25,8 @@ from connectors.auth import Auth
 from connectors.context import ConnectorContext
 from connectors.http import bearer_auth
 from connectors.upstream_answers import DEFAULT_STATUS_ERRORS, UpstreamResponse
-from connectors.vendor_config import CredentialCheck, VendorConfig
-from errors import (
-    AuthFailed,
-    CRMError,
-    InvalidConfig,
-    NotFound,
-    RateLimited,
-    UpstreamError,
-    UpstreamRefused,
-    UpstreamTimeout,
-    UpstreamUnavailable,
-    ValidationFailed,
-)
+from connectors.vendor_config import CredentialCheck
+from errors import AuthFailed, CRMError, InvalidConfig, UpstreamError, UpstreamUnavailable, ValidationFailed
 from handoff_text import (
     Urgency,
     callback_number,
@@ -49,53 +37,20 @@ from handoff_text import (
     summary_text,
     transcript_messages,
 )
+from livechat_answers import LIVECHAT_ERRORS, ROUTING_STATUS, chat_state, failure_reason, livechat_type
+from livechat_config import REGIONS, LiveChatConfig
 from livechat_identity import ACCOUNTS_HOSTS, ACCOUNTS_URL, TOKEN_PATH, CustomerToken, CustomerTokens, grant_body, read_grant
-from livechat_links import DEFAULT_TEMPLATE, check_url_template, fill_url_template
-from models import HandoffContext, HandoffResponse, HandoffStatus
+from livechat_links import fill_url_template
+from models import HandoffContext, HandoffResponse
 from observability import log_event
 
 T = TypeVar("T")
 
 API_VERSION = "v3.6"
-REGIONS = ("dal", "fra")  # LiveChat's data centres; tokens carry theirs as a prefix (`fra:...`)
-
-# LiveChat error type -> contract error; a type not listed falls back to the HTTP status table.
-LIVECHAT_ERRORS: Mapping[str, type[CRMError]] = {
-    "authentication": AuthFailed,
-    "authorization": AuthFailed,
-    "missing_access": AuthFailed,
-    "license_expired": AuthFailed,
-    "requester_suspended": AuthFailed,
-    "validation": ValidationFailed,
-    "not_allowed": ValidationFailed,
-    "limit_reached": ValidationFailed,
-    "chat_inactive": ValidationFailed,
-    "not_found": NotFound,
-    "group_not_found": NotFound,
-    "too_many_requests": RateLimited,
-    "misdirected_request": InvalidConfig,  # the account lives in the other region
-    "request_timeout": UpstreamTimeout,
-    "internal": UpstreamUnavailable,
-    "service_unavailable": UpstreamRefused,  # "new requests are temporarily not being accepted"
-    # Nobody can take the chat: never worth a retry, always the fallback's cue.
-    "group_offline": UpstreamError,
-    "groups_offline": UpstreamError,
-    "agent_offline": UpstreamError,
-    "group_unavailable": UpstreamError,
-}
-
 
 # Group status -> `ignore_agents_availability` for transfer_chat: with a free agent LiveChat assigns the chat;
 # when every agent is busy it only queues the chat if availability is ignored. "offline" never gets this far.
 IGNORE_AVAILABILITY: Mapping[str | None, bool] = {"online": False, "online_for_queue": True, None: False}
-
-# Configuration API group routing_status (what a PAT can read) -> the customer side's group status. It cannot
-# tell "an agent is free" from "all busy", so an accepting group is treated as one whose chats may queue.
-ROUTING_STATUS: Mapping[str, str] = {
-    "accepting_chats": "online_for_queue",
-    "not_accepting_chats": "online_for_queue",
-    "offline": "offline",
-}
 
 
 async def all_at_once(*calls: Awaitable[T]) -> list[T]:
@@ -106,26 +61,6 @@ async def all_at_once(*calls: Awaitable[T]) -> list[T]:
     except BaseExceptionGroup as failed:
         raise failed.exceptions[0] from None
     return [task.result() for task in tasks]
-
-
-def dict_or_empty(value: Any) -> dict[str, Any]:
-    """A JSON object from the vendor, or {} for anything else (a missing or odd field is not a crash)."""
-    return value if isinstance(value, dict) else {}
-
-
-def whole_number(value: Any) -> int | None:
-    """A count or seconds value from the vendor as an int, or None when it is not a number."""
-    return round(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def livechat_type(error: CRMError) -> str | None:
-    """LiveChat's own error type (group_offline, chat_inactive, ...) carried in a contract error's details."""
-    return error.details.get("type") if isinstance(error.details, dict) else None
-
-
-def failure_reason(error: CRMError) -> str:
-    """Why LiveChat could not take the call, for the fallback: LiveChat's error type, else the contract code."""
-    return livechat_type(error) or error.code
 
 
 MESSAGE_LIMIT_BYTES = 16 * 1024  # LiveChat's limit on the text of one message event
@@ -140,37 +75,6 @@ def transcript_events(transcript: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 # --- the connector --------------------------------------------------------------------------------------
-
-
-class LiveChatConfig(VendorConfig):
-    """`api_key` (PAT or OAuth token), `account_id` for PAT Basic auth, `license_id`, and where chats go.
-
-    `client_id` (the app that issued the OAuth token) turns on the agent token grant at `accounts_url`.
-    """
-
-    license_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
-    api_key: SecretStr | None = None
-    account_id: str | None = Field(None, max_length=200)
-    region: Literal["dal", "fra"] | None = None
-    group_id: int = Field(0, ge=0)
-    agent_id: str | None = Field(None, min_length=1, max_length=254)
-    chat_url_template: str = DEFAULT_TEMPLATE
-    fallback_crm: str | None = Field(None, max_length=50)
-    client_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:-]{1,128}$")
-    accounts_url: str | None = None
-
-    @field_validator("chat_url_template")
-    @classmethod
-    def _check_template(cls, value: str) -> str:
-        """Bare placeholders we can fill, in a web link: a bad template fails now, not after the chat exists."""
-        return check_url_template(value)
-
-    @model_validator(mode="after")
-    def _needs_credentials(self) -> LiveChatConfig:
-        """A token to act with, and the license (organization) the customer-side calls name."""
-        if not self.api_key or not self.license_id:
-            raise ValueError("give api_key and license_id")
-        return self
 
 
 @dataclasses.dataclass(frozen=True)
@@ -502,40 +406,4 @@ class LiveChatConnector(ChatConnector):
 
     def handoff_state(self, chat_id: str, chat: Mapping[str, Any]) -> HandoffResponse:
         """Assigned (an agent is in the thread), queued (position and wait), or closed (no active thread)."""
-        thread = dict_or_empty(chat.get("thread"))
-        url = self.chat_url(chat_id, str(thread.get("id") or ""))
-        if not thread.get("active"):
-            return HandoffResponse(handoff_id=chat_id, chat_url=url, status=HandoffStatus.closed)
-        agent = assigned_agent(chat, thread)
-        queue = dict_or_empty(thread.get("queue"))
-        if agent and not queue:
-            return HandoffResponse(
-                handoff_id=chat_id,
-                chat_url=url,
-                agent_id=str(agent["id"]),
-                agent_name=str(agent.get("name") or "") or None,
-                estimated_wait_seconds=0,
-                status=HandoffStatus.assigned,
-            )
-        return HandoffResponse(
-            handoff_id=chat_id,
-            chat_url=url,
-            estimated_wait_seconds=whole_number(queue.get("wait_time")),
-            queue_position=whole_number(queue.get("position")),
-            status=HandoffStatus.queued,
-        )
-
-
-def assigned_agent(chat: Mapping[str, Any], thread: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The agent in the thread the caller was handed to, read from the chat's users and the thread's user_ids.
-
-    Where LiveChat keeps the requester (the bot that opened the chat and wrote its first event) in the thread,
-    another agent beside it is the one who took the call; an agent alone in the thread is the assignee,
-    whoever wrote the first event (an agent may open a thread themselves).
-    """
-    in_thread = {str(u) for u in thread.get("user_ids") or []}
-    users = [dict_or_empty(u) for u in chat.get("users") or []]
-    agents = [u for u in users if u.get("type") == "agent" and str(u.get("id")) in in_thread]
-    events = [dict_or_empty(e) for e in thread.get("events") or []]
-    opener = str(events[0].get("author_id") or "") if events else ""
-    return next((a for a in agents if str(a.get("id")) != opener), agents[0] if agents else None)
+        return chat_state(chat_id, chat, self.chat_url)

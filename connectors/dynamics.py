@@ -41,7 +41,8 @@ from errors import (
     ValidationFailed,
 )
 from idempotency import fingerprint
-from models import Customer, Ticket, TicketCreateRequest, TicketPriority, TicketStatus, TicketUpdateRequest, iso_utc
+from api_models.values import iso_utc
+from models import Customer, Ticket, TicketCreateRequest, TicketPriority, TicketStatus, TicketUpdateRequest
 from phone import PhoneQuery, parse_phone
 from tokens import token_store
 

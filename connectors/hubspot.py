@@ -38,7 +38,8 @@ from connectors.hubspot_tables import (
     association,
 )
 from errors import InvalidRequest
-from models import Customer, Ticket, TicketCreateRequest, TicketPriority, TicketStatus, TicketUpdateRequest, iso_utc
+from api_models.values import iso_utc
+from models import Customer, Ticket, TicketCreateRequest, TicketPriority, TicketStatus, TicketUpdateRequest
 from phone import PhoneQuery, parse_phone
 
 

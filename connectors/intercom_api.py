@@ -28,7 +28,8 @@ from errors import (
     UpstreamUnavailable,
     ValidationFailed,
 )
-from models import TicketPriority, TicketStatus, iso_utc
+from api_models.values import iso_utc
+from models import TicketPriority, TicketStatus
 from phone import PhoneQuery, to_e164
 
 DOCS = "https://developers.intercom.com/docs/references/2.11/rest-api/api.intercom.io"

@@ -36,7 +36,8 @@ from connectors.salesforce_tables import (
 )
 from errors import CRMError, InvalidConfig, InvalidRequest, MalformedAnswer, NotFound, NotSupported
 from idempotency import fingerprint
-from models import Customer, Ticket, TicketCreateRequest, TicketPriority, TicketStatus, TicketUpdateRequest, iso_utc
+from api_models.values import iso_utc
+from models import Customer, Ticket, TicketCreateRequest, TicketPriority, TicketStatus, TicketUpdateRequest
 from phone import PhoneQuery, parse_phone
 from tokens import token_store
 

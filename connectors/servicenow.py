@@ -23,7 +23,8 @@ from connectors.upstream_answers import UpstreamResponse
 from connectors.vendor_config import CredentialCheck, VendorConfig
 from errors import AuthFailed, CRMError, InvalidRequest, NotFound, NotSupported, SessionExpired, ValidationFailed
 from idempotency import fingerprint
-from models import Customer, Ticket, TicketCreateRequest, TicketPriority, TicketStatus, TicketUpdateRequest, iso_utc
+from api_models.values import iso_utc
+from models import Customer, Ticket, TicketCreateRequest, TicketPriority, TicketStatus, TicketUpdateRequest
 from phone import PhoneQuery, parse_phone
 from tokens import token_store
 

@@ -18,6 +18,7 @@ from connectors.upstream_answers import UpstreamResponse
 from connectors.vendor_config import CredentialCheck, VendorConfig
 from errors import InvalidRequest
 from connectors.governor import RateBudget, RateHeaders
+from api_models.values import iso_utc
 from models import (
     Customer,
     Ticket,
@@ -25,7 +26,6 @@ from models import (
     TicketPriority,
     TicketStatus,
     TicketUpdateRequest,
-    iso_utc,
 )
 from phone import PhoneQuery, parse_phone
 

@@ -8,7 +8,7 @@ import httpx
 
 from admin import AdminCaller
 from errors import CRMError
-from server import error_response
+from http_errors import error_response
 from tests.conftest import make_settings
 
 

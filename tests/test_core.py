@@ -13,7 +13,7 @@ import pytest
 from connectors.hosts import check_base_url, check_vendor_url
 from errors import IdempotencyConflict, InvalidConfig, InvalidRequest
 from idempotency import InMemoryIdempotencyStore, fingerprint
-from models import iso_utc
+from api_models.values import iso_utc
 from observability import JSONFormatter, mask_pii, new_request_id
 from phone import parse_phone, to_e164
 from settings import Settings

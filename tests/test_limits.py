@@ -14,7 +14,7 @@ from connectors.retry_policy import RETRY_AFTER_CAP_SECONDS, parse_retry_after
 from connectors.zendesk import ZendeskConnector
 from errors import RateLimited
 from limits import MAX_JSON_DEPTH, check_json
-from server import error_response
+from http_errors import error_response
 from tests.conftest import Service, error_of, make_settings, start_service
 
 CREATE = {"crm_type": "zendesk", "subject": "s", "description": "d"}

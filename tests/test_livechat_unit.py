@@ -20,7 +20,8 @@ from errors import (
     ValidationFailed,
 )
 from livechat import urgency_of
-from livechat_connector import ChatAttempt, LiveChatConnector
+from connectors.chat import ChatAttempt
+from livechat_connector import LiveChatConnector
 from handoff_text import URGENCY, fit_text, split_text
 from livechat_connector import MESSAGE_LIMIT_BYTES, transcript_events
 from livechat_identity import CustomerTokens, read_grant

@@ -18,7 +18,7 @@ import observability
 from connectors.http import UpstreamConnector
 from crm import CRMFactory
 from errors import CRMError
-from livechat import LiveChatConnector
+from livechat_connector import LiveChatConnector
 from observability import JSONFormatter, redact_secrets
 from tests.conftest import error_of, make_settings, start_service
 from tests.test_api_contract import VENDORS

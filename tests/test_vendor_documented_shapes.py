@@ -203,7 +203,7 @@ async def test_freshdesk_429_keeps_its_retry_after(freshdesk, mock_http):
 
 def test_every_429_body_and_header_carry_a_wait():
     """However a rate limit arose, the contract answer says when to come back."""
-    from server import error_response
+    from http_errors import error_response
 
     response = error_response(RateLimited("slow down"))
     assert response.headers["Retry-After"] == "1"

@@ -10,7 +10,8 @@ import re
 from typing import Any
 
 from events import EventType
-from models import HandoffResponse, iso_utc
+from api_models.values import iso_utc
+from models import HandoffResponse
 
 from .notice import HandoffBuilder, Notice, Unreadable, _object
 

@@ -12,8 +12,10 @@ from typing import Any
 
 from connectors.zendesk import PRIORITY_FROM_ZENDESK, STATUS_FROM_ZENDESK
 from events import EventType, FieldChange
-from livechat_connector import LiveChatConnector, dict_or_empty, whole_number
-from models import HandoffResponse, HandoffStatus, iso_utc
+from livechat_answers import dict_or_empty, whole_number
+from livechat_connector import LiveChatConnector
+from api_models.values import iso_utc
+from models import HandoffResponse, HandoffStatus
 
 from .notice import HandoffBuilder, Notice, Unreadable, _object
 from .records import dynamics, intercom, servicenow
