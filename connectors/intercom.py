@@ -25,8 +25,14 @@ from connectors.intercom_api import (
     PRIORITY_TO_INTERCOM,
     STATUS_FROM_INTERCOM,
     STATUS_TO_INTERCOM,
+    UPDATE_STATES_2_11,
+    TicketState,
+    TicketStates,
     epoch_iso,
+    read_ticket_states,
     state_category,
+    state_ids,
+    takes_state_ids,
 )
 from connectors.intercom_chat import IntercomChat
 from errors import NotFound, NotSupported, ValidationFailed
@@ -97,7 +103,8 @@ class IntercomConnector(IntercomChat, BaseCRMConnector):
     def _ticket(self, ticket: dict[str, Any]) -> Ticket:
         """A ticket as a Ticket: its state word through the table (`open: false` is closed), priority from the attribute."""
         attributes = ticket.get("ticket_attributes") if isinstance(ticket.get("ticket_attributes"), dict) else {}
-        state = state_category(ticket.get("ticket_state"))
+        raw_state = ticket.get("ticket_state")  # 2.11: the word; 2.12+: {id, category, labels}
+        state = state_category(raw_state)
         status = TicketStatus.closed if ticket.get("open") is False else self.status_from.get(state or "", TicketStatus.open)
         raw_priority = attributes.get(self.config.priority_attribute) if self.config.priority_attribute else None
         priority = PRIORITY_FROM_INTERCOM.get(str(raw_priority).lower(), DEFAULT_PRIORITY)
@@ -107,6 +114,7 @@ class IntercomConnector(IntercomChat, BaseCRMConnector):
         metadata = {
             "ticket_number": ticket.get("ticket_id"),  # the number the Inbox shows; the API addresses `id`
             "vendor_status": state,
+            "vendor_state_id": raw_state.get("id") if isinstance(raw_state, dict) else None,
             "vendor_priority": raw_priority,
             "ticket_type_id": ticket_type.get("id"),
             "category": ticket.get("category"),
@@ -252,33 +260,71 @@ class IntercomConnector(IntercomChat, BaseCRMConnector):
         data = await self._json("POST", "/tickets", json=body, operation="create_ticket")
         created = self._ticket(data)
         if ticket.status and ticket.status is not created.status:  # a create always starts as submitted
-            data = await self._put(created.id, {"state": STATUS_TO_INTERCOM[ticket.status], **self._open(ticket.status)})
-            created = self._ticket(data)
+            kind = str(created.metadata.get("ticket_type_id") or self.config.ticket_type_id)
+            created = self._ticket(await self._put(created.id, await self._state_change(created.id, ticket.status, kind)))
         return created
 
-    @staticmethod
-    def _open(status: TicketStatus) -> dict[str, bool]:
-        """`open: false` closes a ticket; any other status keeps (or makes) it open."""
-        return {"open": status is not TicketStatus.closed}
+    # --- ticket states: 2.11's `state` word, or from 2.12 the id of one of the workspace's states ------
+
+    async def _state_change(self, ticket_id: str, status: TicketStatus, ticket_type: str | None) -> dict[str, Any]:
+        """The PUT's fields for a status; `open: false` closes, any other status keeps (or makes) the ticket open.
+
+        2.11 takes only in_progress, waiting_on_customer and resolved, so `new` is refused before any call.
+        2.12+ takes the `ticket_state_id` of a state of the status's category for the ticket's type: when the
+        workspace's states leave that open and the type is not known, `GET /tickets/{id}` tells it.
+        """
+        category, opened = STATUS_TO_INTERCOM[status], {"open": status is not TicketStatus.closed}
+        if not takes_state_ids(self.config.api_version):
+            if category not in UPDATE_STATES_2_11:
+                raise NotSupported(
+                    f"Intercom API {self.config.api_version} cannot move a ticket back to {category} (status {status.value}): "
+                    f"its UpdateTicket state takes only {', '.join(sorted(UPDATE_STATES_2_11))}", crm_type=self.vendor)
+            return {"state": category, **opened}
+        states = await self._ticket_states()
+        ids = state_ids(states, category, ticket_type)
+        if len(ids) > 1 and ticket_type is None:
+            ticket = await self._json("GET", f"/tickets/{ticket_id}", operation="update_ticket")
+            ticket_type = str(self._ticket(ticket).metadata.get("ticket_type_id") or "") or None
+            ids = state_ids(states, category, ticket_type)
+        if not ids:
+            raise NotSupported(f"the Intercom workspace has no {category} ticket state for ticket type "
+                               f"{ticket_type or '(any)'} (GET /ticket_states)", crm_type=self.vendor)
+        return {"ticket_state_id": ids[0], **opened}
+
+    async def _ticket_states(self) -> list[TicketState]:
+        """The workspace's ticket states, cached per tenant for a few minutes: `GET /ticket_states` (2.12+,
+        https://developers.intercom.com/docs/references/2.14/rest-api/api.intercom.io/ticket-states/listticketstates)."""
+        cache, tenant = TicketStates(self.ctx.shared), self.tenant_fingerprint()
+        states = cache.fresh(tenant)
+        if states is None:
+            data = await self._json("GET", "/ticket_states", operation="update_ticket")
+            states = read_ticket_states(require(data, "data", self.vendor, kind=list))
+            cache.put(tenant, states)
+        return states
 
     async def _put(self, ticket_id: str, changes: dict[str, Any]) -> Any:
-        """`PUT /tickets/{id}` (https://developers.intercom.com/docs/references/2.11/rest-api/api.intercom.io/tickets/updateticket): safe to repeat."""
-        return await self._json("PUT", f"/tickets/{ticket_id}", json=changes, idempotent=True, operation="update_ticket")
+        """`PUT /tickets/{id}` (https://developers.intercom.com/docs/references/2.11/rest-api/api.intercom.io/tickets/updateticket,
+        2.12+: .../2.14/rest-api/api.intercom.io/tickets/updateticket): safe to repeat. A refused state id may
+        have been archived since it was read, so the cached states are dropped."""
+        try:
+            return await self._json("PUT", f"/tickets/{ticket_id}", json=changes, idempotent=True, operation="update_ticket")
+        except ValidationFailed:
+            if "ticket_state_id" in changes:
+                TicketStates(self.ctx.shared).forget(self.tenant_fingerprint())
+            raise
 
     async def update_ticket(self, update: TicketUpdateRequest) -> Ticket:
-        """`PUT /tickets/{id}` for state, title and priority, then a reply: a note, or a comment the contact sees.
+        """`PUT /tickets/{id}` for the state (`_state_change`), title and priority, then a reply: a note, or a comment the contact sees.
 
         Replies: `POST /tickets/{id}/reply` with `message_type` note or comment, as the acting admin
         (https://developers.intercom.com/docs/references/2.11/rest-api/api.intercom.io/tickets/replyticket). Tags need tag ids (`POST /tickets/{id}/tags`), so they are not set.
         """
         ticket_id = self.ticket_id(update.ticket_id)
-        changes: dict[str, Any] = {}
+        changes: dict[str, Any] = await self._state_change(ticket_id, update.status, None) if update.status else {}
         attributes = self._attributes(title=update.subject, priority=update.priority)
         attributes.update(self._mapped_attributes(update.metadata or {}))
         if attributes:
             changes["ticket_attributes"] = attributes
-        if update.status:
-            changes.update(state=STATUS_TO_INTERCOM[update.status], **self._open(update.status))
         data = await self._put(ticket_id, changes) if changes else None
         part = None
         if update.comment:

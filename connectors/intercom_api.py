@@ -5,8 +5,10 @@ Docs (API version pinned by `Intercom-Version`, default 2.11): https://developer
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -67,6 +69,8 @@ ERROR_CODES: Mapping[str, type[CRMError]] = {
     "parameter_not_found": ValidationFailed,
     "missing_parameter": ValidationFailed,
     "parameter_mismatch": ValidationFailed,
+    # UpdateTicket 2.12+: "Ticket state id is not valid or is not associated with the ticket type"
+    "ticket_state_id_invalid": ValidationFailed,
     "conflict": ValidationFailed,
     "unique_user_constraint": ValidationFailed,
     "intercom_version_invalid": InvalidConfig,
@@ -90,6 +94,17 @@ STATUS_TO_INTERCOM: Mapping[TicketStatus, str] = {
     TicketStatus.solved: "resolved",
     TicketStatus.closed: "resolved",  # and open: false
 }
+# UpdateTicket's `state` in 2.11 takes only these (`update_ticket_request` in descriptions/2.11 of Intercom's OpenAPI,
+# https://developers.intercom.com/docs/references/2.11/rest-api/api.intercom.io/tickets/updateticket): a ticket
+# cannot be moved back to submitted. From 2.12 on `state` is gone and `ticket_state_id` names one of the
+# workspace's states (GET /ticket_states), of any category:
+# https://developers.intercom.com/docs/references/2.14/rest-api/api.intercom.io/tickets/updateticket
+UPDATE_STATES_2_11 = frozenset({"in_progress", "waiting_on_customer", "resolved"})
+STATE_IDS_SINCE = (2, 12)
+TICKET_STATES_TTL_SECONDS = 300.0  # a workspace's ticket states change by hand in settings, rarely
+TICKET_STATES_KEY = "intercom_ticket_states"  # key in the app-lifetime `ctx.shared`
+TICKET_STATES_MAX = 1_000  # tenants kept
+
 # Intercom tickets have no priority of their own: a ticket type attribute holds it (`priority_attribute`).
 PRIORITY_TO_INTERCOM: Mapping[TicketPriority, str] = {
     TicketPriority.low: "Low",
@@ -138,6 +153,80 @@ def state_category(value: Any) -> str | None:
     if isinstance(value, dict):
         value = value.get("category")
     return value if isinstance(value, str) else None
+
+
+def version_key(version: str) -> tuple[int, int]:
+    """An Intercom-Version as a comparable pair; Preview is newer than every numbered version."""
+    if version == "Preview":
+        return (99, 0)
+    major, _, minor = version.partition(".")
+    return int(major), int(minor or 0)
+
+
+def takes_state_ids(version: str) -> bool:
+    """Whether UpdateTicket takes `ticket_state_id` (2.12 and later) rather than 2.11's `state` word."""
+    return version_key(version) >= STATE_IDS_SINCE
+
+
+@dataclasses.dataclass(frozen=True)
+class TicketState:
+    """One workspace ticket state: its id, its category, and the ticket types it belongs to (None: not stated)."""
+
+    id: str
+    category: str
+    ticket_types: frozenset[str] | None
+
+
+def read_ticket_states(listed: list[Any]) -> list[TicketState]:
+    """`GET /ticket_states`'s `data`, without archived states (the list includes them) or unreadable entries.
+
+    Docs: https://developers.intercom.com/docs/references/2.14/rest-api/api.intercom.io/ticket-states/listticketstates
+    """
+    states = []
+    for entry in listed:
+        if not isinstance(entry, dict) or entry.get("archived") is True:
+            continue
+        sid, category = entry.get("id"), entry.get("category")
+        if not isinstance(sid, (str, int)) or isinstance(sid, bool) or category not in STATUS_FROM_INTERCOM:
+            continue
+        types = entry.get("ticket_types")
+        named = None
+        if isinstance(types, dict) and isinstance(types.get("data"), list):
+            named = frozenset(str(t["id"]) for t in types["data"] if isinstance(t, dict) and t.get("id") is not None)
+        states.append(TicketState(str(sid), category, named))
+    return states
+
+
+def state_ids(states: Iterable[TicketState], category: str, ticket_type: str | None) -> list[str]:
+    """The ids of the category's states, in the vendor's order: of this ticket type, or (None) of any type."""
+    found = [s.id for s in states if s.category == category and (
+        s.ticket_types is None or (ticket_type in s.ticket_types if ticket_type else bool(s.ticket_types)))]
+    return list(dict.fromkeys(found))
+
+
+class TicketStates:
+    """Each tenant's ticket states for a few minutes, over the app-lifetime shared state (per replica)."""
+
+    def __init__(self, shared: MutableMapping[str, Any], clock: Callable[[], float] = time.monotonic) -> None:
+        """`clock` is injectable so tests never sleep."""
+        self.entries: dict[str, tuple[float, list[TicketState]]] = shared.setdefault(TICKET_STATES_KEY, {})
+        self.clock = clock
+
+    def fresh(self, tenant: str) -> list[TicketState] | None:
+        """The tenant's states while younger than the TTL."""
+        entry = self.entries.get(tenant)
+        return entry[1] if entry and self.clock() - entry[0] < TICKET_STATES_TTL_SECONDS else None
+
+    def put(self, tenant: str, states: list[TicketState]) -> None:
+        """Keep a tenant's states, evicting the oldest tenant when full."""
+        self.entries.pop(tenant, None)
+        if len(self.entries) >= TICKET_STATES_MAX:
+            self.entries.pop(next(iter(self.entries)))
+        self.entries[tenant] = (self.clock(), states)
+
+    def forget(self, tenant: str) -> None:
+        """Drop a tenant's states (Intercom refused one of them), so the next update reads them again."""
+        self.entries.pop(tenant, None)
 
 
 def epoch_iso(value: Any) -> str | None:

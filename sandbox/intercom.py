@@ -1,5 +1,6 @@
-"""Intercom REST API emulator (2.11 shapes; ticket states as objects for 2.12 and later): contacts and their
-search, companies, tickets, ticket types and states, admins, teams, conversations and their parts.
+"""Intercom REST API emulator (2.11 shapes; from 2.12 on, by the Intercom-Version header, ticket states as objects,
+`GET /ticket_states` and `ticket_state_id`: sandbox/intercom_states.py): contacts and their search, companies,
+tickets, ticket types and states, admins, teams, conversations and their parts.
 
 Shapes follow https://developers.intercom.com/docs/references/2.11/rest-api/api.intercom.io/ ; errors are
 `{"type":"error.list","request_id","errors":[{"code","message"}]}`.
@@ -19,10 +20,11 @@ from sandbox.core import Emulator, VendorError, bearer_token, json_response
 from sandbox.oauth import Wire
 from sandbox.intercom_attributes import data_attributes, ticket_type_attributes
 from sandbox.intercom_search import SearchError, matches, skipped, starting_after
+from sandbox.intercom_states import (
+    StateRefused, default_state, has_state_ids, labels_2_11, listed, requested_state, seeded_states, state_object,
+)
 
 RATE_LIMIT = 10_000  # calls a minute, the private-app limit
-STATES = ("submitted", "in_progress", "waiting_on_customer", "resolved")
-STATE_IDS = {name: str(i) for i, name in enumerate(STATES, start=1)}
 AHMED, LAYLA, OMAR = "6657a1c2b1e5f2a3c4d50001", "6657a1c2b1e5f2a3c4d50002", "6657a1c2b1e5f2a3c4d50003"
 COMPANY = "6657a1c2b1e5f2a3c4d5c001"
 SEEDED = 1_700_000_000  # the seed's Unix timestamp
@@ -79,8 +81,16 @@ class IntercomEmulator(Emulator):
                 "description": "A caller's request", "icon": "🎟️", "workspace_id": "sandbox", "archived": False,
                 "created_at": SEEDED, "updated_at": SEEDED, "is_internal": False,
                 "ticket_type_attributes": ticket_type_attributes("1"),
-            }
+            },
+            "2": {
+                "type": "ticket_type", "id": "2", "category": "Back-office", "name": "Billing task",
+                "description": "Work for the billing team", "icon": "🧾", "workspace_id": "sandbox", "archived": False,
+                "created_at": SEEDED, "updated_at": SEEDED, "is_internal": True,
+                "ticket_type_attributes": ticket_type_attributes("2"),
+            },
         }
+        self.states = seeded_states()
+        self.state_of: dict[str, str] = {}  # ticket id -> its state's id
         self.tickets: dict[str, dict[str, Any]] = {}
         self._ticket_ids = itertools.count(203)
         self._ticket_numbers = itertools.count(3)
@@ -119,10 +129,13 @@ class IntercomEmulator(Emulator):
         return {"type": "admin", "id": aid, "name": name, "email": email, "job_title": "Support", "away_mode_enabled": False,
                 "away_mode_reassign": False, "has_inbox_seat": True, "team_ids": [int(TEAM)], "avatar": None}
 
-    def _new_ticket(self, tid: str, number: str, contact: str, attributes: dict[str, Any], state: str, open_: bool = True) -> dict[str, Any]:
+    def _new_ticket(self, tid: str, number: str, contact: str, attributes: dict[str, Any], state: str, open_: bool = True,
+                    kind: str = "1") -> dict[str, Any]:
+        """A ticket of a type (default 1) in the category's default state for it."""
+        self.state_of[tid] = default_state(self.states, state, kind)
         ticket = {
             "type": "ticket", "id": tid, "ticket_id": number, "category": "Customer", "ticket_attributes": attributes,
-            "ticket_state": state, "ticket_type": self.ticket_types["1"], "is_shared": True,
+            "ticket_state": state, "ticket_type": self.ticket_types[kind], "is_shared": True,
             "contacts": {"type": "contact.list", "contacts": [{"type": "contact", "id": contact, "external_id": None}]},
             "admin_assignee_id": "0", "team_assignee_id": "0", "created_at": SEEDED, "updated_at": SEEDED,
             "open": open_, "snoozed_until": None, "linked_objects": {"type": "list", "data": [], "total_count": 0, "has_more": False},
@@ -136,14 +149,9 @@ class IntercomEmulator(Emulator):
         return list(self.tickets)
 
     def _ticket_view(self, request: web.Request, ticket: dict[str, Any]) -> dict[str, Any]:
-        """A ticket as the requested version shows it: from 2.12 on the state is an object."""
-        version = request.headers.get("Intercom-Version", "2.11")
-        if version in ("2.9", "2.10", "2.11") or not version[:1].isdigit():
-            return ticket
-        state = ticket["ticket_state"]
-        label = state.replace("_", " ").capitalize()
-        return {**ticket, "ticket_state": {"type": "ticket_state", "id": STATE_IDS[state], "category": state,
-                                           "internal_label": label, "external_label": label}}
+        """A ticket as the requested version shows it: the state word and labels (2.11), or the state object (2.12+)."""
+        state = self.states[self.state_of[ticket["id"]]]
+        return {**ticket, "ticket_state": state_object(state)} if has_state_ids(request) else {**ticket, **labels_2_11(state)}
 
     # --- the vendor's answers ---------------------------------------------------------------------
 
@@ -286,9 +294,11 @@ class IntercomEmulator(Emulator):
             raise fail(400, "parameter_invalid", "model must be one of contact, company, conversation")
         return json_response({"type": "list", "data": data_attributes(model)})
 
-    async def list_ticket_states(self, request: web.Request) -> web.Response:
-        states = [{"type": "ticket_state", "id": STATE_IDS[s], "category": s, "internal_label": s, "external_label": s} for s in STATES]
-        return json_response({"type": "list", "data": states})
+    async def list_ticket_states(self, request: web.Request) -> web.StreamResponse:
+        """2.12+ only: under 2.11 the path does not exist."""
+        if not has_state_ids(request):
+            return self.not_found()
+        return json_response(listed(self.states, self.ticket_types))
 
     async def get_ticket(self, request: web.Request) -> web.Response:
         return json_response(self._ticket_view(request, self._find(self.tickets, request, "ticket_not_found", "Ticket not found")))
@@ -306,7 +316,8 @@ class IntercomEmulator(Emulator):
         if not isinstance(attributes, dict) or not attributes.get("_default_title_"):
             raise fail(400, "parameter_invalid", "_default_title_ is required")
         tid = str(next(self._ticket_ids))
-        ticket = self._new_ticket(tid, str(next(self._ticket_numbers)), contact, dict(attributes), "submitted")
+        ticket = self._new_ticket(tid, str(next(self._ticket_numbers)), contact, dict(attributes), "submitted",
+                                 kind=str(body["ticket_type_id"]))
         ticket["created_at"] = ticket["updated_at"] = int(time.time())
         view = self._ticket_view(request, ticket)
         self.webhooks.emit(webhook_payloads.intercom("ticket.created", view))
@@ -338,13 +349,13 @@ class IntercomEmulator(Emulator):
         ticket = self._find(self.tickets, request, "ticket_not_found", "Ticket not found")
         body = await body_of(request)
         before = ticket["ticket_state"]
-        state = body.get("state")
-        if "ticket_state_id" in body:
-            state = next((s for s, i in STATE_IDS.items() if i == str(body["ticket_state_id"])), "?")
-        if state is not None:
-            if state not in STATES:
-                raise fail(400, "parameter_invalid", f"state must be one of {', '.join(STATES)}")
-            ticket["ticket_state"] = state
+        try:
+            sid = requested_state(request, body, self.states, str(ticket["ticket_type"]["id"]))
+        except StateRefused as refused:
+            raise fail(400, refused.code, refused.message) from None
+        if sid is not None:
+            self.state_of[ticket["id"]] = sid
+            ticket["ticket_state"] = state = self.states[sid]["category"]
             ticket["open"] = state != "resolved" or ticket["open"]
         if "open" in body:
             ticket["open"] = bool(body["open"])
