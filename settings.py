@@ -49,7 +49,7 @@ class ServiceSettings(BaseSettings):
         0.2, ge=0, lt=1, description="Below this share of a rate window left, calls are spread over the time left."
     )
     governor_default_limit_per_minute: int = Field(
-        600, ge=1, description="Calls a minute per account for a vendor that publishes no limit (LiveChat)."
+        600, ge=1, description="Calls a minute per account for a vendor that publishes no limit (LiveChat, ServiceNow)."
     )
     breaker_enabled: bool = True
     breaker_failure_threshold: int = Field(5, ge=1, description="Consecutive outages (5xx, timeouts) that open it.")

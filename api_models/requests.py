@@ -49,7 +49,7 @@ class CRMRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    crm_type: str | None = Field(None, description="salesforce, zendesk, hubspot or freshdesk.", max_length=50)
+    crm_type: str | None = Field(None, description="A registered CRM, e.g. zendesk (unsupported_crm lists them).", max_length=50)
     config: dict[str, Any] | None = Field(None, description=CONFIG_DESCRIPTION, max_length=50)
     connection_id: str | None = CONNECTION_ID
 
@@ -212,7 +212,7 @@ class HandoffRequest(BaseModel):
         },
     )
 
-    chat_type: str | None = Field(None, description="livechat.", max_length=50)
+    chat_type: str | None = Field(None, description="livechat or intercom.", max_length=50)
     context: HandoffContext
     config: dict[str, Any] | None = Field(None, description=CONFIG_DESCRIPTION, max_length=50)
     connection_id: str | None = CONNECTION_ID
@@ -231,7 +231,7 @@ class HandoffStatusRequest(BaseModel):
         json_schema_extra={"example": {"chat_type": "livechat", "handoff_id": "PJ0MRSHTDG"}},
     )
 
-    chat_type: str | None = Field(None, description="livechat.", max_length=50)
+    chat_type: str | None = Field(None, description="livechat or intercom.", max_length=50)
     handoff_id: str = Field(min_length=1, max_length=200, description="A chat id, or ticket:<crm>:<id> after a fallback.")
     config: dict[str, Any] | None = Field(None, description=CONFIG_DESCRIPTION, max_length=50)
     connection_id: str | None = CONNECTION_ID

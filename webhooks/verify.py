@@ -43,7 +43,7 @@ class Verified:
 
     replay_key: str | None
     replay_ttl: float
-    strength: str  # "signature", "secret", or "shared-secret" (see docs/events.md#verification-strength)
+    strength: str  # "signature", "secret" or "shared-secret": the strength column of docs/events.md#inbound-vendor-webhooks
 
 
 Verifier = Callable[[Inbound, str, float], Verified]
