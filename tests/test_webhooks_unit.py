@@ -14,10 +14,10 @@ from starlette.datastructures import Headers
 
 from events import EventType
 from livechat_connector import LiveChatConnector
-from models import HandoffStatus
+from models import HandoffStatus, Ticket
 from sandbox import webhooks as sandbox_signers
 from webhooks import vendors
-from webhooks.inbound import Inbox, diff
+from webhooks.inbound import Inbox, diff, ticket_fields
 from webhooks.poller import LOCK_KEY, CasePoller, changed_cases_query
 from webhooks.verify import VERIFIERS, Inbound, WebhookUnverified, hubspot_uri
 
@@ -176,6 +176,18 @@ def test_livechat_events_become_handoff_states(make_context):
     assert vendors.livechat({"action": "incoming_event", "payload": {}}) == []
     with pytest.raises(vendors.Unreadable):
         vendors.livechat({"action": "chat_deactivated", "payload": {}})
+
+
+@pytest.mark.parametrize(
+    ("crm", "metadata"),
+    [("zendesk", {"assignee_id": 17}), ("salesforce", {"owner_id": "17"}), ("freshdesk", {"responder_id": 17}),
+     ("servicenow", {"assigned_to": "17", "assignment_group": "g1"}),
+     ("intercom", {"admin_assignee_id": 17, "team_assignee_id": 5001})],
+)
+def test_each_vendors_assignee_is_the_events_assignee(crm: str, metadata: dict[str, Any]):
+    ticket = Ticket(id="1", subject="s", description="d", status="open", priority="high", customer_id="c",
+                    created_at="2026-12-01T00:00:00Z", updated_at="2026-12-01T00:00:00Z", metadata=metadata)
+    assert ticket_fields(ticket)["assignee"] == "17", crm
 
 
 def test_changes_are_what_moved_since_the_snapshot():
