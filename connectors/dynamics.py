@@ -307,6 +307,7 @@ class DynamicsConnector(DynamicsFieldMapping, BaseCRMConnector):
             "vendor_priority": priority,
             "origin": incident.get("caseorigincode"),
             "customer_type": incident.get("_customerid_value@Microsoft.Dynamics.CRM.lookuplogicalname"),
+            "owner_id": incident.get("_ownerid_value"),  # the systemuser or team that holds the case
             **mapped(self._mapping.ticket, incident)[1],
         }
         return Ticket(

@@ -42,7 +42,7 @@ CONTACT_COLUMNS = (
 )  # fmt: skip
 INCIDENT_COLUMNS = (
     "incidentid", "ticketnumber", "title", "description", "statecode", "statuscode", "prioritycode",
-    "caseorigincode", "_customerid_value", "createdon", "modifiedon",
+    "caseorigincode", "_customerid_value", "_ownerid_value", "createdon", "modifiedon",
 )  # fmt: skip
 PHONE_COLUMNS = ("telephone1", "mobilephone")
 ORIGIN_PHONE = 1  # caseorigincode 1 Phone: the voice platform's cases

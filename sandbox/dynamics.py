@@ -42,7 +42,7 @@ CONTACT_COLUMNS = frozenset({
 ACCOUNT_COLUMNS = frozenset({"accountid", "name", "accountnumber", "telephone1", "new_tier", "createdon", "modifiedon"})
 INCIDENT_COLUMNS = frozenset({
     "incidentid", "ticketnumber", "title", "description", "statecode", "statuscode", "prioritycode",
-    "caseorigincode", "_customerid_value", "createdon", "modifiedon", "new_ordernumber",
+    "caseorigincode", "_customerid_value", "_ownerid_value", "createdon", "modifiedon", "new_ordernumber",
 })  # fmt: skip
 # Custom columns (publisher prefix new_), for field mapping: the sandbox's tenant-specific fields.
 CUSTOM_INCIDENT = frozenset({"new_ordernumber"})
@@ -154,7 +154,8 @@ class DynamicsEmulator(Emulator):
             "ticketnumber": ticketnumber or f"CAS-{next(self._case_numbers):05d}-{secrets.token_hex(3).upper()}",
             "title": title, "description": description, "statecode": STATE_OF_REASON[statuscode],
             "statuscode": statuscode, "prioritycode": prioritycode, "caseorigincode": origin,
-            "_customerid_value": customer, "createdon": stamp, "modifiedon": stamp, "new_ordernumber": None,
+            "_customerid_value": customer, "_ownerid_value": USER_ID,  # owned by the application user, as Dataverse does
+            "createdon": stamp, "modifiedon": stamp, "new_ordernumber": None,
         }
         return record
 
@@ -266,6 +267,8 @@ class DynamicsEmulator(Emulator):
         out = {"@odata.etag": f'W/"{abs(hash(record["modifiedon"])) % 10**7}"', **out}
         if "_customerid_value" in out and "lookuplogicalname" in request.headers.get("Prefer", ""):
             out["_customerid_value@Microsoft.Dynamics.CRM.lookuplogicalname"] = "contact"
+        if "_ownerid_value" in out and "lookuplogicalname" in request.headers.get("Prefer", ""):
+            out["_ownerid_value@Microsoft.Dynamics.CRM.lookuplogicalname"] = "systemuser"
         return out
 
     def _expanded(self, record: dict[str, Any], expand: str) -> dict[str, Any]:

@@ -114,6 +114,7 @@ async def test_incident_fields_and_codes(build, mock_http):
     assert (ticket.subject, ticket.status, ticket.priority) == ("Coffee machine leaks", TicketStatus.pending, TicketPriority.high)
     assert ticket.customer_id == CONTACT_ID and ticket.metadata["ticket_number"] == "CAS-01213-P1K4G2"
     assert ticket.metadata["customer_type"] == "contact" and ticket.metadata["vendor_status"] == 2
+    assert ticket.metadata["owner_id"] == "7d9a4b1e-0a1c-ed11-b83e-000d3a572421"  # the case's owner (_ownerid_value)
 
 
 @pytest.mark.parametrize(

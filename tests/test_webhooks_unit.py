@@ -181,7 +181,7 @@ def test_livechat_events_become_handoff_states(make_context):
 @pytest.mark.parametrize(
     ("crm", "metadata"),
     [("zendesk", {"assignee_id": 17}), ("salesforce", {"owner_id": "17"}), ("freshdesk", {"responder_id": 17}),
-     ("servicenow", {"assigned_to": "17", "assignment_group": "g1"}),
+     ("servicenow", {"assigned_to": "17", "assignment_group": "g1"}), ("dynamics", {"owner_id": "17"}),
      ("intercom", {"admin_assignee_id": 17, "team_assignee_id": 5001})],
 )
 def test_each_vendors_assignee_is_the_events_assignee(crm: str, metadata: dict[str, Any]):

@@ -25,8 +25,8 @@ from .vendors import HANDOFF_TYPES, Notice
 PREFIX = "connectors:webhooks:"
 SNAPSHOT_TTL_SECONDS = 30 * 86_400.0  # a ticket untouched for a month: its next change says only `new` values
 HANDOFF_TTL_SECONDS = 86_400.0  # a chat's state from events is served this long; LiveChat is asked after that
-# Where each connector keeps the assignee in a Ticket's metadata: Zendesk, Salesforce and HubSpot, Freshdesk,
-# ServiceNow (the sys_user's sys_id), Intercom (the admin). Dynamics' connector reads no owner, so it has none.
+# Where each connector keeps the assignee in a Ticket's metadata: Zendesk, Salesforce, HubSpot and Dynamics
+# (owner_id), Freshdesk, ServiceNow (the sys_user's sys_id), Intercom (the admin).
 ASSIGNEE_KEYS = ("assignee_id", "owner_id", "responder_id", "assigned_to", "admin_assignee_id")
 
 
