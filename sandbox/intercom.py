@@ -99,6 +99,9 @@ class IntercomEmulator(Emulator):
                          "The device stopped working after the latest update.", "priority": "High"}, "in_progress")
         self._new_ticket("202", "2", AHMED, {"_default_title_": "Invoice copy", "_default_description_":
                          "Asked for a copy of the March invoice.", "priority": "Low"}, "resolved", open_=False)
+        # Dated as in every other CRM's seed (docs/sandbox.md): opened 2025-11-18 and solved 2025-10-02, UTC.
+        for tid, (created, updated) in {"201": (1763461800, 1763466300), "202": (1759392000, 1759396200)}.items():
+            self.tickets[tid].update(created_at=created, updated_at=updated)
         self.admins = {
             ADMIN: self._admin(ADMIN, "Sara Ahmed", "sara@example.com"),
             SECOND_ADMIN: self._admin(SECOND_ADMIN, "Yusuf Karim", "yusuf@example.com"),
