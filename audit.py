@@ -48,8 +48,10 @@ class AuditLog:
 
     def record(self, fields: Mapping[str, Any], status: int, request_id: str) -> None:
         """Write the request's audit line, if it was a CRM or handoff operation."""
-        if self.enabled and (line := entry(fields, status, request_id)) is not None:
-            self.logger.info("audit", extra={"entry": line})
+        if self.enabled and self.logger.isEnabledFor(logging.INFO) and (line := entry(fields, status, request_id)) is not None:
+            # makeRecord and handle, as log_event does: the line names no caller, so logging need not look one up.
+            record = self.logger.makeRecord(self.logger.name, logging.INFO, "", 0, "audit", (), None, extra={"entry": line})
+            self.logger.handle(record)
 
     def close(self) -> None:
         """Close the file, if any."""

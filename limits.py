@@ -45,24 +45,48 @@ def _constant(name: str) -> float:
 
 
 def _check_shape(document: Any) -> None:
-    """Depth, string length and number range, walked without recursion."""
+    """Depth, string length and number range, walked without recursion.
+
+    Parsers give exact builtin types (orjson and json alike), so `type(...) is` tells them apart, and keys are
+    strings checked in place; only containers go on the stack.
+    """
+    if type(document) is not dict and type(document) is not list:
+        _check_scalar(document)
+        return
     stack: list[tuple[Any, int]] = [(document, 1)]
     while stack:
-        value, depth = stack.pop()
-        if isinstance(value, str):
-            if len(value) > MAX_JSON_STRING:
-                raise _JSONLimit(f"a string is longer than {MAX_JSON_STRING} characters")
-            continue
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if abs(value) > MAX_JSON_INT:  # orjson reads an integer past 64 bits as a float
-                raise _JSONLimit(f"a number is outside the signed 64-bit range (±{MAX_JSON_INT})")
-            continue
-        if not isinstance(value, (dict, list)):
-            continue
+        container, depth = stack.pop()
         if depth > MAX_JSON_DEPTH:
             raise _JSONLimit(f"the JSON nests deeper than {MAX_JSON_DEPTH} levels")
-        items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
-        stack.extend((item, depth + 1) for item in items)
+        if type(container) is dict:
+            for key in container:
+                if len(key) > MAX_JSON_STRING:
+                    raise _JSONLimit(f"a string is longer than {MAX_JSON_STRING} characters")
+            values: Any = container.values()
+        else:
+            values = container
+        for value in values:
+            kind = type(value)
+            if kind is dict or kind is list:
+                stack.append((value, depth + 1))
+            elif kind is str:
+                if len(value) > MAX_JSON_STRING:
+                    raise _JSONLimit(f"a string is longer than {MAX_JSON_STRING} characters")
+            elif kind is int or kind is float:
+                if abs(value) > MAX_JSON_INT:  # orjson reads an integer past 64 bits as a float
+                    raise _JSONLimit(f"a number is outside the signed 64-bit range (±{MAX_JSON_INT})")
+            elif kind is not bool and value is not None:
+                _check_scalar(value)
+
+
+def _check_scalar(value: Any) -> None:
+    """One value outside a container (or of a type no parser gives): the same limits, by isinstance."""
+    if isinstance(value, str):
+        if len(value) > MAX_JSON_STRING:
+            raise _JSONLimit(f"a string is longer than {MAX_JSON_STRING} characters")
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        if abs(value) > MAX_JSON_INT:
+            raise _JSONLimit(f"a number is outside the signed 64-bit range (±{MAX_JSON_INT})")
 
 
 def check_json(body: bytes) -> None:

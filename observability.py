@@ -128,8 +128,10 @@ def note_request_secrets(values: Any) -> set[str]:
 
 def redact_secrets(text: str, secrets: Any = ()) -> str:
     """Replace every known credential (longest first) and any echoed Authorization value in free text."""
-    known = _process_secrets | set(secrets) | (request_secrets_var.get() or set())
-    for secret in sorted((s for s in known if len(s) >= _MIN_SECRET and s in text), key=len, reverse=True):
+    # Only the secrets present in the text are collected (no union of every known set per line).
+    present = {s for known in (_process_secrets, secrets, request_secrets_var.get() or ()) for s in known
+               if len(s) >= _MIN_SECRET and s in text}
+    for secret in sorted(present, key=len, reverse=True):
         text = text.replace(secret, REDACTED)
     return _AUTH_VALUE.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
 

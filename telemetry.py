@@ -152,16 +152,37 @@ def record_request(scope: Mapping[str, Any], status: int, seconds: float) -> Non
     if scope["path"] in UNMEASURED_PATHS:
         return
     route = scope.get("route")
-    attributes: dict[str, Any] = {
-        "http.request.method": scope["method"],
-        "http.response.status_code": status,
-        "url.scheme": scope.get("scheme", "http"),
-    }
-    if route is not None:  # unmatched paths (404s) stay without a route, so they cannot blow up cardinality
-        attributes["http.route"] = route.path
+    # Unmatched paths (404s) stay without a route, so they cannot blow up cardinality.
+    key = (scope["method"], status, scope.get("scheme", "http"), route.path if route is not None else None)
+    attributes = _SERVER_ATTRIBUTES.get(key)
+    if attributes is None:
+        attributes = _remember(_SERVER_ATTRIBUTES, key, _server_attributes(*key))
+    get().server_duration.record(seconds, attributes)
+
+
+# Attribute dicts by what they are made of, built once: a service sees few methods, statuses, routes and
+# vendor hosts. The SDK copies what it is given, so sharing one dict across calls is safe.
+_SERVER_ATTRIBUTES: dict[tuple[Any, ...], dict[str, Any]] = {}
+_CLIENT_ATTRIBUTES: dict[tuple[Any, ...], dict[str, Any]] = {}
+_SMALL_ATTRIBUTES: dict[tuple[str, str], dict[str, str]] = {}
+MAX_REMEMBERED = 1024  # per table; past it (a stream of odd methods or hosts) dicts are built per call
+
+
+def _remember(table: dict[Any, Any], key: Any, value: Any) -> Any:
+    """Keep `value` under `key` while the table has room; return it either way."""
+    if len(table) < MAX_REMEMBERED:
+        table[key] = value
+    return value
+
+
+def _server_attributes(method: str, status: int, scheme: str, route: str | None) -> dict[str, Any]:
+    """http.server.request.duration's attributes."""
+    attributes: dict[str, Any] = {"http.request.method": method, "http.response.status_code": status, "url.scheme": scheme}
+    if route is not None:
+        attributes["http.route"] = route
     if status >= 500:
         attributes["error.type"] = str(status)
-    get().server_duration.record(seconds, attributes)
+    return attributes
 
 
 @lru_cache(maxsize=256)
@@ -171,15 +192,10 @@ def _server(origin: str) -> tuple[str, int | None]:
     return parts.hostname or origin, parts.port or DEFAULT_PORTS.get(parts.scheme)
 
 
-def record_upstream(
-    vendor: str, operation: str, method: str, url: str, status: int | None, seconds: float, attempt: int
-) -> None:
-    """One upstream attempt: its duration, a retry when attempt > 1, a 429, and a CLIENT span when spans are on.
-
-    Called from a `finally`, so an exception in flight is the attempt's error (error.type).
-    """
-    state = get()
-    origin = "/".join(url.split("/", 3)[:3])
+def _client_attributes(
+    method: str, origin: str, vendor: str, operation: str, status: int | None, error_type: str | None
+) -> dict[str, Any]:
+    """http.client.request.duration's attributes (and the CLIENT span's)."""
     address, port = _server(origin)
     attributes: dict[str, Any] = {
         "http.request.method": method,
@@ -191,17 +207,35 @@ def record_upstream(
         attributes["server.port"] = port
     if status is not None:
         attributes["http.response.status_code"] = status
+    if error_type is not None:
+        attributes["error.type"] = error_type
+    return attributes
+
+
+def record_upstream(
+    vendor: str, operation: str, method: str, url: str, status: int | None, seconds: float, attempt: int
+) -> None:
+    """One upstream attempt: its duration, a retry when attempt > 1, a 429, and a CLIENT span when spans are on.
+
+    Called from a `finally`, so an exception in flight is the attempt's error (error.type).
+    """
+    state = get()
+    origin = "/".join(url.split("/", 3)[:3])
     error = sys.exc_info()[1]
-    if error is not None:
-        attributes["error.type"] = type(error).__name__
-    elif status is not None and status >= 400:
-        attributes["error.type"] = str(status)
+    error_type = type(error).__name__ if error is not None else str(status) if status is not None and status >= 400 else None
+    key = (method, origin, vendor, operation, status, error_type)
+    attributes = _CLIENT_ATTRIBUTES.get(key)
+    if attributes is None:
+        attributes = _remember(_CLIENT_ATTRIBUTES, key, _client_attributes(*key))
     state.client_duration.record(seconds, attributes)
-    small = {"connectors.vendor": vendor, "connectors.operation": operation}
-    if attempt > 1:
-        state.retries.add(1, small)
-    if status == 429:
-        state.rate_limited.add(1, small)
+    if attempt > 1 or status == 429:
+        small = _SMALL_ATTRIBUTES.get((vendor, operation))
+        if small is None:
+            small = _remember(_SMALL_ATTRIBUTES, (vendor, operation), {"connectors.vendor": vendor, "connectors.operation": operation})
+        if attempt > 1:
+            state.retries.add(1, small)
+        if status == 429:
+            state.rate_limited.add(1, small)
     if state.tracer is not None:
         end = time_ns()
         span = state.tracer.start_span(

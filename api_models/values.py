@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Annotated, Any
@@ -33,10 +34,17 @@ class TicketPriority(str, Enum):
     urgent = "urgent"
 
 
+# Already what iso_utc writes (whole seconds, UTC, Z), as most vendors send it: the answer is the text itself,
+# valid or not (an impossible date comes back unchanged too), so the parse is skipped.
+_CANONICAL_UTC = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+
+
 def iso_utc(value: Any) -> str | None:
     """Render a vendor timestamp (ISO string with any offset, or epoch ms) as ISO 8601 UTC ending in Z."""
     if value in (None, ""):
         return None
+    if type(value) is str and _CANONICAL_UTC.fullmatch(value):
+        return value
     if isinstance(value, (int, float)):
         moment = datetime.fromtimestamp(value / 1000, tz=timezone.utc)
     else:

@@ -9,7 +9,8 @@ stays honest on a shared machine where wall-clock figures do not. The service ru
 every lookup reaches the upstream; a later part repeats the 50 ms, 128-in-flight case with WORKERS=2 for both, and
 a last one measures the known caller (the cache on: every lookup after the first is a hit) against the reference. Markdown on stdout; everything as JSON in bench/results/.
 
-`make bench`, `python bench/bench.py --quick`, or `--service-root DIR` to measure another checkout (before/after).
+`make bench`, `python bench/bench.py --quick`, `--service-root DIR` to measure another checkout, or `--base-root DIR`
+to measure another checkout beside this one in the same rounds (before/after on a shared machine).
 The per-operation latency table against the sandbox emulators is the other mode: bench/operations.py.
 """
 
@@ -176,19 +177,20 @@ class Bench:
         # CPU is read from the process tree, so the upstream target's "process" is looked up per delay below.
         return Target("upstream", procs[0], self.upstreams[0], "GET", USER_PATH, upstream_port=dict(self.upstreams))
 
-    def start_service(self, workers: int, cached: bool = False) -> Target:
+    def start_service(self, workers: int, cached: bool = False, root: Path | None = None) -> Target:
         """The service, configured by the environment like a deployment (WORKERS honoured by server.py).
 
         The ordinary request path runs with the caller cache off, so every lookup reaches the upstream;
-        `cached` measures the known caller instead (every lookup after the first is a cache hit).
+        `cached` measures the known caller instead (every lookup after the first is a cache hit). `root`: another
+        checkout measured in the same rounds (its target is named `...-base`), for before/after figures.
         """
         port = free_port()
         hosts = ",".join(f"127.0.0.1:{p}" for p in self.upstreams.values())
         env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "LOG_LEVEL": "INFO", "SANDBOX": "false",
                "CONNECTORS_ALLOWED_HOSTS": hosts, "WORKERS": str(workers),
                "CALLER_CACHE_ENABLED": str(cached).lower(), **self.service_env}
-        name = "cache-hit" if cached else "service"
-        proc = self.spawn([sys.executable, "server.py"], self.service_root, env, name=f"{name}-w{workers}")
+        name = ("cache-hit" if cached else "service") + ("-base" if root is not None else "")
+        proc = self.spawn([sys.executable, "server.py"], root or self.service_root, env, name=f"{name}-w{workers}")
         bodies = {delay: lookup_body(p) for delay, p in self.upstreams.items()}
         wait_until_up(port, "/crm/customer", "POST", bodies[0])
         return Target(name, proc, port, "POST", "/crm/customer", bodies)
@@ -213,6 +215,10 @@ class Bench:
             self.procs.remove(proc)
 
 
+# The targets whose rows get ratios to the reference: the service, its cache-hit run, and the base checkout's.
+SERVICE_TARGETS = frozenset({"service", "cache-hit", "service-base", "cache-hit-base"})
+
+
 def rounds_of(wrk: str, targets: list[Target], plan: list[tuple[int, int]], rounds: int, seconds: float,
               upstream_procs: dict[int, subprocess.Popen[bytes]]) -> list[dict[str, Any]]:
     """Every (delay, level) for every target, target order rotated each round so drift hits all alike."""
@@ -225,7 +231,7 @@ def rounds_of(wrk: str, targets: list[Target], plan: list[tuple[int, int]], roun
                     target.proc = upstream_procs[delay]
                 result = measure(wrk, target, delay, conns, seconds)
                 runs.append({"round": round_no, "target": target.name, "delay_ms": delay, "conns": conns, **result})
-                print(f"  round {round_no + 1} {target.name:9} {delay:>2} ms upstream, {conns:>3} in flight: "
+                print(f"  round {round_no + 1} {target.name:14} {delay:>2} ms upstream, {conns:>3} in flight: "
                       f"{result['rps']:8.0f} req/s p50 {result['p50_ms']:7.2f} ms p99 {result['p99_ms']:8.2f} ms "
                       f"{result['cpu_us_per_req']:6.0f} µs CPU/req", file=sys.stderr)
     return runs
@@ -251,7 +257,7 @@ def medians(runs: list[dict[str, Any]], workers: int) -> list[dict[str, Any]]:
         if upstream and row["target"] != "upstream":
             row["rps_vs_upstream"] = row["rps"] / upstream["rps"]
             row["added_p50_ms"] = row["p50_ms"] - upstream["p50_ms"]
-        if reference and row["target"] in ("service", "cache-hit"):
+        if reference and row["target"] in SERVICE_TARGETS:
             row["rps_vs_reference"] = row["rps"] / reference["rps"]
             row["cpu_vs_reference"] = row["cpu_us_per_req"] / reference["cpu_us_per_req"]
             row["p99_p50"] = row["p99_ms"] / row["p50_ms"]
@@ -285,6 +291,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each wrk run")
     parser.add_argument("--service-root", type=Path, default=ROOT, help="checkout whose server.py is measured")
     parser.add_argument("--label", default="", help="tag for the JSON file, e.g. before/after")
+    parser.add_argument("--base-root", type=Path, default=None,
+                        help="a second checkout (e.g. main) measured in the same rounds as `service-base`")
     parser.add_argument("--no-workers", action="store_true", help="skip the WORKERS=2 part")
     parser.add_argument("--no-cache", action="store_true", help="skip the known-caller (cache hit) part")
     parser.add_argument("--service-env", action="append", default=[], metavar="NAME=VALUE",
@@ -303,14 +311,21 @@ def main() -> None:
         upstream_procs = {0: bench.procs[0], 50: bench.procs[1]}
         levels = [int(n) for n in args.levels.split(",")]
         plan = [(int(delay), conns) for delay in args.delays.split(",") for conns in levels]
-        targets = [upstream, bench.start_service(1), bench.start_reference(1)]
+        base = args.base_root.resolve() if args.base_root else None
+
+        def services(workers: int, cached: bool = False) -> list[Target]:
+            """The service under test, and the base checkout's when one is given."""
+            found = [bench.start_service(workers, cached)]
+            return found + ([bench.start_service(workers, cached, root=base)] if base else [])
+
+        targets = [upstream, *services(1), bench.start_reference(1)]
         for target in targets[1:]:  # warm-up: caches, pools and the first-request imports
             run_wrk(wrk, target.port, target.method, target.path, target.bodies[0], 16, 1)
         runs = rounds_of(wrk, targets, plan, rounds, seconds, upstream_procs)
         rows = medians(runs, 1)
         if not args.no_workers:
             bench.stop([t.proc for t in targets[1:]])
-            targets = [upstream, bench.start_service(2), bench.start_reference(2)]
+            targets = [upstream, *services(2), bench.start_reference(2)]
             for target in targets[1:]:
                 run_wrk(wrk, target.port, target.method, target.path, target.bodies[50], 128, 1)
             more = rounds_of(wrk, targets, [(50, 128)], rounds, seconds, upstream_procs)
@@ -318,7 +333,7 @@ def main() -> None:
             rows += medians(more, 2)
         if not args.no_cache:  # the known caller: cache hits against the reference's full lookups
             bench.stop([t.proc for t in targets[1:]])
-            targets = [upstream, bench.start_service(1, cached=True), bench.start_reference(1)]
+            targets = [upstream, *services(1, cached=True), bench.start_reference(1)]
             for target in targets[1:]:
                 run_wrk(wrk, target.port, target.method, target.path, target.bodies[0], 16, 1)
             more = rounds_of(wrk, targets, [(0, 1), (0, 16)], rounds, seconds, upstream_procs)
@@ -326,7 +341,8 @@ def main() -> None:
             rows += [{**r, "part": "cache"} for r in medians(more, 1)]
     finally:
         bench.stop()
-    report = {"stamp": stamp, "label": args.label, "service_root": str(args.service_root), "rounds": rounds,
+    report = {"stamp": stamp, "label": args.label, "service_root": str(args.service_root),
+              "base_root": str(args.base_root) if args.base_root else None, "rounds": rounds,
               "service_env": bench.service_env,
               "seconds": seconds, "cpus": os.cpu_count(), "loadavg_before": load_before,
               "loadavg_after": os.getloadavg(), "medians": rows, "runs": runs}

@@ -52,11 +52,17 @@ from errors import (
     SessionExpired,
 )
 from idempotency import fingerprint
-from observability import log_event, mask_pii, note_request_secrets, redact_secrets, redact_value, request_fields_var
+from observability import log_event, logger, mask_pii, note_request_secrets, redact_secrets, redact_value, request_fields_var
 from telemetry import record_upstream
 
 if TYPE_CHECKING:  # settings derives its vendor fields from the connectors' config models (registry.py)
     from settings import Settings
+
+
+@functools.lru_cache(maxsize=16)
+def _client_timeout(total: float, connect: float) -> aiohttp.ClientTimeout:
+    """One (immutable) ClientTimeout per pair of settings, not one per attempt."""
+    return aiohttp.ClientTimeout(total=total, connect=connect)
 
 
 def basic_auth(user: str, password: str) -> dict[str, str]:
@@ -284,10 +290,11 @@ class UpstreamConnector:
                 f"{self.ctx.deadline.elapsed():.1f}s (REQUEST_DEADLINE_SECONDS={self.ctx.deadline.seconds:g})",
                 crm_type=self.vendor,
             )
-        timeout = aiohttp.ClientTimeout(
-            total=min(settings.http_total_timeout_seconds, remaining),
-            connect=min(settings.http_connect_timeout_seconds, remaining),
-        )
+        total, connect = settings.http_total_timeout_seconds, settings.http_connect_timeout_seconds
+        if remaining >= total and remaining >= connect:  # the common case: the settings' own bounds, one object
+            timeout = _client_timeout(total, connect)
+        else:
+            timeout = aiohttp.ClientTimeout(total=min(total, remaining), connect=min(connect, remaining))
         auth_headers = await self.auth.headers() if authenticate else {}
         if authenticate:
             self._sent_auth = auth_headers
@@ -336,17 +343,18 @@ class UpstreamConnector:
                 fields["upstream_calls"] = fields.get("upstream_calls", 0) + 1
                 fields["upstream_ms"] = round(fields.get("upstream_ms", 0.0) + elapsed * 1000, 1)
                 fields["upstream_status"] = status
-            log_event(  # each call in detail at DEBUG; metrics and spans carry them at every level
-                "upstream_call",
-                logging.DEBUG,
-                crm_type=self.vendor,
-                operation=operation,
-                method=method,
-                path=url.split("?", 1)[0].removeprefix(self.base_url) or "/",
-                upstream_status=status,
-                latency_ms=round(elapsed * 1000, 1),
-                retries=attempt - 1,
-            )
+            if logger.isEnabledFor(logging.DEBUG):  # its fields are not even built at INFO
+                log_event(  # each call in detail at DEBUG; metrics and spans carry them at every level
+                    "upstream_call",
+                    logging.DEBUG,
+                    crm_type=self.vendor,
+                    operation=operation,
+                    method=method,
+                    path=url.split("?", 1)[0].removeprefix(self.base_url) or "/",
+                    upstream_status=status,
+                    latency_ms=round(elapsed * 1000, 1),
+                    retries=attempt - 1,
+                )
             record_upstream(self.vendor, operation, method, url, status, elapsed, attempt)
 
     async def _request(self, method: str, path: str, *, authenticate: bool = True, **kwargs: Any) -> UpstreamResponse:

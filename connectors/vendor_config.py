@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar, get_args
 
 import orjson
@@ -97,6 +98,7 @@ INBOUND_FIELDS = frozenset({"webhook_secret"})
 HOST_FIELDS = frozenset({"base_url", "subdomain", "domain", "instance_url", "region", "license_id"})
 
 
+@lru_cache(maxsize=256)  # asked on every request of a model whose fields never change
 def secret_fields(model: type[BaseModel]) -> frozenset[str]:
     """A config model's secrets: its SecretStr fields (tokens, API keys, client secrets)."""
     return frozenset(
