@@ -11,14 +11,13 @@ Its settings are livechat_config.py's; reading its answers (error types, staffin
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 from collections.abc import Awaitable, Mapping
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal
 
 from connectors.base import require
-from connectors.chat import ChatAttempt, ChatConnector
+from connectors.chat import ChatAttempt, ChatConnector, all_at_once
 from connectors.hosts import check_vendor_url
 from connectors import auth
 from connectors.auth import Auth
@@ -44,23 +43,12 @@ from livechat_links import fill_url_template
 from models import HandoffContext, HandoffResponse
 from observability import log_event
 
-T = TypeVar("T")
 
 API_VERSION = "v3.6"
 
 # Group status -> `ignore_agents_availability` for transfer_chat: with a free agent LiveChat assigns the chat;
 # when every agent is busy it only queues the chat if availability is ignored. "offline" never gets this far.
 IGNORE_AVAILABILITY: Mapping[str | None, bool] = {"online": False, "online_for_queue": True, None: False}
-
-
-async def all_at_once(*calls: Awaitable[T]) -> list[T]:
-    """Run independent calls concurrently; the first failure cancels the others and is raised as itself."""
-    try:
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(call) for call in calls]  # type: ignore[arg-type]
-    except BaseExceptionGroup as failed:
-        raise failed.exceptions[0] from None
-    return [task.result() for task in tasks]
 
 
 MESSAGE_LIMIT_BYTES = 16 * 1024  # LiveChat's limit on the text of one message event

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from abc import ABC, abstractmethod
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from connectors.deadline import Deadline
 from connectors.http import UpstreamConnector
 from errors import CRMError
 from models import HandoffContext, HandoffResponse
+
+T = TypeVar("T")
+
+
+async def all_at_once(*calls: Awaitable[T]) -> list[T]:
+    """Run independent calls concurrently; the first failure cancels the others and is raised as itself."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(call) for call in calls]  # type: ignore[arg-type]
+    except BaseExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+    return [task.result() for task in tasks]
 
 
 @dataclasses.dataclass

@@ -13,11 +13,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from connectors.base import require
-from connectors.chat import ChatAttempt, ChatConnector
+from connectors.chat import ChatAttempt, ChatConnector, all_at_once
 from connectors.intercom_api import IntercomAPI
 from errors import CRMError, UpstreamError
 from handoff_text import Urgency, callback_number, e164_or_none, fit_text, summary_text, transcript_lines
-from livechat_connector import all_at_once
 from models import HandoffContext, HandoffResponse, HandoffStatus
 from observability import log_event
 from phone import parse_phone
