@@ -93,7 +93,11 @@ ERROR_CODES: dict[str, type[CRMError]] = {
     "0x80048d19": ValidationFailed,  # the payload's syntax or a property in it
     "0x80040265": ValidationFailed,  # a plug-in or business rule refused the change
     "0x80060891": NotFound,  # RecordNotFoundByEntityKey: no record has the alternate-key values given
-    "0x80044182": UpstreamUnavailable,  # SQL timeout: nothing was saved
+    # SQL timeout (-2147204783) and the generic SQL error of a deadlock (-2147204784, Sql Number 1205): the
+    # request's transaction was rolled back, so the call may be made again. Codes as Microsoft lists them at
+    # https://learn.microsoft.com/troubleshoot/power-platform/power-apps/dataverse/bulk-operation-errors
+    "0x80044151": UpstreamUnavailable,
+    "0x80044150": UpstreamUnavailable,
     # Entra ID's `{"error", "error_description", "error_codes"}`: invalid_client, unauthorized_client, ...
     "oauth_error": AuthFailed,
 }

@@ -171,6 +171,14 @@ async def test_create_binds_the_contact_and_answers_with_the_representation(buil
     assert call.kwargs["headers"]["Prefer"] == "return=representation"
 
 
+async def test_a_sql_timeout_was_rolled_back_so_a_read_is_made_again(build, mock_http):
+    token(mock_http)
+    answer(mock_http, "get", f"{API}/incidents({CASE_ID})", ERRORS["sql_timeout"], repeat=False)
+    mock_http.get(url(f"incidents({CASE_ID})"), payload=fixture("dynamics_incident"))
+    assert (await build().get_ticket(CASE_ID)).id == CASE_ID
+    assert len(sent(mock_http, "GET", API)) == 2
+
+
 async def test_a_create_for_a_missing_contact_is_a_validation_error(build, mock_http):
     token(mock_http)
     missing = {"status": 404, "body": {"error": {"code": "0x80040217", "message": "contact With Id = x Does Not Exist"}}}
