@@ -294,13 +294,11 @@ class IntercomConnector(IntercomChat, BaseCRMConnector):
     async def _ticket_states(self) -> list[TicketState]:
         """The workspace's ticket states, cached per tenant for a few minutes: `GET /ticket_states` (2.12+,
         https://developers.intercom.com/docs/references/2.14/rest-api/api.intercom.io/ticket-states/listticketstates)."""
-        cache, tenant = TicketStates(self.ctx.shared), self.tenant_fingerprint()
-        states = cache.fresh(tenant)
-        if states is None:
+        async def load() -> list[TicketState]:
             data = await self._json("GET", "/ticket_states", operation="update_ticket")
-            states = read_ticket_states(require(data, "data", self.vendor, kind=list))
-            cache.put(tenant, states)
-        return states
+            return read_ticket_states(require(data, "data", self.vendor, kind=list))
+
+        return await TicketStates(self.ctx.shared).get(self.tenant_fingerprint(), load)
 
     async def _put(self, ticket_id: str, changes: dict[str, Any]) -> Any:
         """`PUT /tickets/{id}` (https://developers.intercom.com/docs/references/2.11/rest-api/api.intercom.io/tickets/updateticket,

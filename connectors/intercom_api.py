@@ -5,10 +5,11 @@ Docs (API version pinned by `Intercom-Version`, default 2.11): https://developer
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -210,7 +211,28 @@ class TicketStates:
     def __init__(self, shared: MutableMapping[str, Any], clock: Callable[[], float] = time.monotonic) -> None:
         """`clock` is injectable so tests never sleep."""
         self.entries: dict[str, tuple[float, list[TicketState]]] = shared.setdefault(TICKET_STATES_KEY, {})
+        self.loading: dict[str, asyncio.Task[list[TicketState]]] = shared.setdefault(TICKET_STATES_KEY + ":loading", {})
         self.clock = clock
+
+    async def get(self, tenant: str, load: Callable[[], Awaitable[list[TicketState]]]) -> list[TicketState]:
+        """The fresh states, else one `load` per tenant however many updates ask at once (single flight).
+
+        Each caller awaits the shared load shielded, so a caller that gives up (its deadline) leaves it to the rest.
+        """
+        states = self.fresh(tenant)
+        if states is not None:
+            return states
+        task = self.loading.get(tenant)
+        if task is None:
+            task = self.loading[tenant] = asyncio.ensure_future(load())
+            task.add_done_callback(lambda done: self._loaded(tenant, done))
+        return await asyncio.shield(task)
+
+    def _loaded(self, tenant: str, task: asyncio.Task[list[TicketState]]) -> None:
+        """Keep what a load read; a failed one is only forgotten (its error reached every caller that waited)."""
+        self.loading.pop(tenant, None)
+        if not task.cancelled() and task.exception() is None:
+            self.put(tenant, task.result())
 
     def fresh(self, tenant: str) -> list[TicketState] | None:
         """The tenant's states while younger than the TTL."""

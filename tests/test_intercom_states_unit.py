@@ -7,10 +7,12 @@ cached per tenant. Fixture pages: tests/vendor_fixtures/SOURCES.md.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import orjson
 import pytest
+from aioresponses import CallbackResult
 
 from connectors.intercom import IntercomConnector
 from connectors.intercom_api import (
@@ -151,6 +153,35 @@ async def test_2_14_states_are_read_once_per_tenant_and_ttl(intercom, mock_http,
         context.shared[TICKET_STATES_KEY][tenant] = (stored_at - TICKET_STATES_TTL_SECONDS, states)
     await intercom(V214).update_ticket(update("pending"))
     assert len(sent(mock_http, "GET", f"{BASE}/ticket_states")) == 3
+
+
+async def test_2_14_concurrent_updates_on_an_empty_cache_read_the_states_once(intercom, mock_http):
+    released = asyncio.Event()
+
+    async def listed(url, **kwargs):  # Intercom answers only once every update is waiting on the list
+        await released.wait()
+        return CallbackResult(payload=fixture("intercom_ticket_states"))
+
+    mock_http.get(f"{BASE}/ticket_states", callback=listed, repeat=True)
+    mock_http.put(f"{BASE}/tickets/494", payload=fixture("intercom_ticket_2_14"), repeat=True)
+    updates = [asyncio.create_task(intercom(V214).update_ticket(update(s))) for s in ("open", "pending", "solved", "closed")]
+    for _ in range(50):  # let every update reach the list (event-loop turns, not time)
+        await asyncio.sleep(0)
+    released.set()
+    await asyncio.gather(*updates)
+    assert len(sent(mock_http, "GET", f"{BASE}/ticket_states")) == 1
+    assert len(sent(mock_http, "PUT", f"{BASE}/tickets/494")) == 4
+
+
+async def test_2_14_a_failed_states_read_fails_its_updates_and_is_not_kept(intercom, mock_http):
+    mock_http.get(f"{BASE}/ticket_states", status=400, payload={"type": "error.list", "errors": [
+        {"code": "parameter_invalid", "message": "bad"}]})  # fmt: skip
+    mock_http.get(f"{BASE}/ticket_states", payload=fixture("intercom_ticket_states"))
+    mock_http.put(f"{BASE}/tickets/494", payload=fixture("intercom_ticket_2_14"), repeat=True)
+    with pytest.raises(ValidationFailed):
+        await intercom(V214).update_ticket(update("open"))
+    await intercom(V214).update_ticket(update("open"))  # read again, not a remembered failure
+    assert len(sent(mock_http, "GET", f"{BASE}/ticket_states")) == 2
 
 
 async def test_2_14_a_refused_state_id_is_a_validation_error_and_drops_the_cache(intercom, mock_http):
