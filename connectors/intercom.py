@@ -349,9 +349,9 @@ class IntercomConnector(IntercomChat, BaseCRMConnector):
     async def check_field_mapping(self, mapping: FieldMapping) -> list[dict[str, Any]]:
         """Each mapped attribute Intercom lacks, refused in Intercom's "... does not exist" words: contacts' custom data
         attributes, `GET /data_attributes?model=contact` ("List all data attributes",
-        https://developers.intercom.com/docs/references/2.11/rest-api/api.intercom.io/data-attributes/lisdataattributes),
+        https://developers.intercom.com/docs/references/2.11/rest-api/api.intercom.io/data-attributes/listdataattributes),
         tickets' the configured type's `ticket_type_attributes`, `GET /ticket_types/{id}` ("Retrieve a ticket type",
-        https://developers.intercom.com/docs/references/2.11/rest-api/api.intercom.io/ticket-types/getticketype)."""
+        https://developers.intercom.com/docs/references/2.11/rest-api/api.intercom.io/ticket-types/gettickettype)."""
         problems: list[dict[str, Any]] = []
         if mapping.customer:
             data = await self._json("GET", "/data_attributes", params={"model": "contact"}, operation="list_fields")
