@@ -21,6 +21,8 @@ from errors import RequestTimeout, ValidationFailed
 MAX_JSON_DEPTH = 32  # objects and arrays, the body itself included
 MAX_JSON_INT = 2**63 - 1  # signed 64-bit: what vendors store and orjson can write back
 MAX_JSON_STRING = 65_536  # characters in any one string (the longest field, a description, takes 65,000)
+TOO_LONG = f"a string is longer than {MAX_JSON_STRING} characters"
+TOO_BIG = f"a number is outside the signed 64-bit range (±{MAX_JSON_INT})"
 
 
 class _JSONLimit(ValueError):
@@ -61,7 +63,7 @@ def _check_shape(document: Any) -> None:
         if type(container) is dict:
             for key in container:
                 if len(key) > MAX_JSON_STRING:
-                    raise _JSONLimit(f"a string is longer than {MAX_JSON_STRING} characters")
+                    raise _JSONLimit(TOO_LONG)
             values: Any = container.values()
         else:
             values = container
@@ -71,10 +73,10 @@ def _check_shape(document: Any) -> None:
                 stack.append((value, depth + 1))
             elif kind is str:
                 if len(value) > MAX_JSON_STRING:
-                    raise _JSONLimit(f"a string is longer than {MAX_JSON_STRING} characters")
+                    raise _JSONLimit(TOO_LONG)
             elif kind is int or kind is float:
                 if abs(value) > MAX_JSON_INT:  # orjson reads an integer past 64 bits as a float
-                    raise _JSONLimit(f"a number is outside the signed 64-bit range (±{MAX_JSON_INT})")
+                    raise _JSONLimit(TOO_BIG)
             elif kind is not bool and value is not None:
                 _check_scalar(value)
 
@@ -83,10 +85,10 @@ def _check_scalar(value: Any) -> None:
     """One value outside a container (or of a type no parser gives): the same limits, by isinstance."""
     if isinstance(value, str):
         if len(value) > MAX_JSON_STRING:
-            raise _JSONLimit(f"a string is longer than {MAX_JSON_STRING} characters")
+            raise _JSONLimit(TOO_LONG)
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         if abs(value) > MAX_JSON_INT:
-            raise _JSONLimit(f"a number is outside the signed 64-bit range (±{MAX_JSON_INT})")
+            raise _JSONLimit(TOO_BIG)
 
 
 def check_json(body: bytes) -> None:

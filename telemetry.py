@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Awaitable, Iterator, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from functools import lru_cache
 from time import time_ns
@@ -154,10 +154,7 @@ def record_request(scope: Mapping[str, Any], status: int, seconds: float) -> Non
     route = scope.get("route")
     # Unmatched paths (404s) stay without a route, so they cannot blow up cardinality.
     key = (scope["method"], status, scope.get("scheme", "http"), route.path if route is not None else None)
-    attributes = _SERVER_ATTRIBUTES.get(key)
-    if attributes is None:
-        attributes = _remember(_SERVER_ATTRIBUTES, key, _server_attributes(*key))
-    get().server_duration.record(seconds, attributes)
+    get().server_duration.record(seconds, _attributes(_SERVER_ATTRIBUTES, key, _server_attributes))
 
 
 # Attribute dicts by what they are made of, built once: a service sees few methods, statuses, routes and
@@ -168,11 +165,19 @@ _SMALL_ATTRIBUTES: dict[tuple[str, str], dict[str, str]] = {}
 MAX_REMEMBERED = 1024  # per table; past it (a stream of odd methods or hosts) dicts are built per call
 
 
-def _remember(table: dict[Any, Any], key: Any, value: Any) -> Any:
-    """Keep `value` under `key` while the table has room; return it either way."""
-    if len(table) < MAX_REMEMBERED:
-        table[key] = value
-    return value
+def _attributes(table: dict[Any, Any], key: tuple[Any, ...], build: Callable[..., Any]) -> Any:
+    """The attributes made of `key`, built by `build(*key)` the first time and kept while the table has room."""
+    found = table.get(key)
+    if found is None:
+        found = build(*key)
+        if len(table) < MAX_REMEMBERED:
+            table[key] = found
+    return found
+
+
+def _small_attributes(vendor: str, operation: str) -> dict[str, str]:
+    """The retry and rate-limit counters' attributes."""
+    return {"connectors.vendor": vendor, "connectors.operation": operation}
 
 
 def _server_attributes(method: str, status: int, scheme: str, route: str | None) -> dict[str, Any]:
@@ -224,14 +229,10 @@ def record_upstream(
     error = sys.exc_info()[1]
     error_type = type(error).__name__ if error is not None else str(status) if status is not None and status >= 400 else None
     key = (method, origin, vendor, operation, status, error_type)
-    attributes = _CLIENT_ATTRIBUTES.get(key)
-    if attributes is None:
-        attributes = _remember(_CLIENT_ATTRIBUTES, key, _client_attributes(*key))
+    attributes = _attributes(_CLIENT_ATTRIBUTES, key, _client_attributes)
     state.client_duration.record(seconds, attributes)
     if attempt > 1 or status == 429:
-        small = _SMALL_ATTRIBUTES.get((vendor, operation))
-        if small is None:
-            small = _remember(_SMALL_ATTRIBUTES, (vendor, operation), {"connectors.vendor": vendor, "connectors.operation": operation})
+        small = _attributes(_SMALL_ATTRIBUTES, (vendor, operation), _small_attributes)
         if attempt > 1:
             state.retries.add(1, small)
         if status == 429:

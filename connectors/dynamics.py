@@ -272,8 +272,7 @@ class DynamicsConnector(DynamicsFieldMapping, BaseCRMConnector):
         """A contact (and its parent account, expanded alongside) as a Customer."""
         account = contact.get("parentcustomerid_account") or {}
         tier = account.get(self.config.tier_field) if self.config.tier_field else None
-        mapped_tier, extra = mapped(self._mapping.customer, contact)
-        tier = mapped_tier if mapped_tier is not None else tier
+        tier, extra = mapped(self._mapping.customer, contact, fallback_tier=tier)
         metadata = {
             "first_name": contact.get("firstname"),
             "last_name": contact.get("lastname"),

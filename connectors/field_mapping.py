@@ -71,10 +71,12 @@ def read_flat(record: Mapping[str, Any] | None, path: str) -> Any:
 
 
 def mapped(
-    mapping: Mapping[str, str], record: Mapping[str, Any] | None, read: Reader = read_path
+    mapping: Mapping[str, str], record: Mapping[str, Any] | None, read: Reader = read_path, fallback_tier: Any = None
 ) -> tuple[Any, dict[str, Any]]:
-    """(tier, metadata) that a record holds under the mapping (unset fields are left out)."""
+    """(tier, metadata) that a record holds under the mapping (unset fields are left out); the tier is
+    `fallback_tier` (the connector's own reading) where the mapping names none or the record holds none there."""
     tier = read(record, mapping["tier"]) if "tier" in mapping else None
+    tier = fallback_tier if tier is None else tier
     metadata = {}
     for key, path in mapping.items():
         if key.startswith("metadata."):

@@ -167,9 +167,8 @@ class FreshdeskConnector(BaseCRMConnector):
             "updated_at": iso_utc(contact.get("updated_at")),
         }
         tier = company.get("account_tier")  # Freshdesk's default company field (Basic, Premium, Enterprise)
-        mapped_tier, extra = mapped(self._mapping.customer, contact)
+        tier, extra = mapped(self._mapping.customer, contact, fallback_tier=tier)
         metadata.update(extra)
-        tier = mapped_tier if mapped_tier is not None else tier
         return Customer(
             id=str(require(contact, "id", self.vendor)),
             name=contact.get("name") or "",

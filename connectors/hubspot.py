@@ -174,9 +174,8 @@ class HubSpotConnector(TicketBatches, TicketLists, BaseCRMConnector):
             "created_at": iso_utc(contact.get("createdAt") or props.get("createdate")),
             "updated_at": iso_utc(contact.get("updatedAt") or props.get("lastmodifieddate")),
         }
-        mapped_tier, extra = mapped(self._mapping.customer, props)
+        tier, extra = mapped(self._mapping.customer, props, fallback_tier=tier)
         metadata.update(extra)
-        tier = mapped_tier if mapped_tier is not None else tier
         return Customer(
             id=str(require(contact, "id", self.vendor)),
             name=name or props.get("email") or "",

@@ -79,8 +79,7 @@ class IntercomConnector(IntercomChat, BaseCRMConnector):
         attributes = company.get("custom_attributes") if isinstance(company.get("custom_attributes"), dict) else {}
         plan = company.get("plan") if isinstance(company.get("plan"), dict) else {}
         tier = attributes.get(self.config.tier_attribute) or plan.get("name")
-        mapped_tier, extra = mapped(self._mapping.customer, contact)
-        tier = mapped_tier if mapped_tier is not None else tier
+        tier, extra = mapped(self._mapping.customer, contact, fallback_tier=tier)
         metadata = {
             "role": contact.get("role"),
             "external_id": contact.get("external_id"),

@@ -181,9 +181,8 @@ class SalesforceConnector(CaseCollections, FieldDescribe, BaseCRMConnector):
             "created_at": iso_utc(contact.get("CreatedDate")),
             "updated_at": iso_utc(contact.get("LastModifiedDate")),
         }
-        mapped_tier, extra = mapped(self._mapping.customer, contact)
+        tier, extra = mapped(self._mapping.customer, contact, fallback_tier=tier)
         metadata.update(extra)
-        tier = mapped_tier if mapped_tier is not None else tier
         name = contact.get("Name") or " ".join(filter(None, (contact.get("FirstName"), contact.get("LastName"))))
         return Customer(
             id=str(require(contact, "Id", self.vendor)),

@@ -277,8 +277,7 @@ class ServiceNowConnector(ServiceNowFieldMapping, BaseCRMConnector):
     def _customer(self, record: dict[str, Any]) -> Customer:
         """A user (or contact) as a Customer; phone preferred, else mobile_phone."""
         tier = record.get(self.config.tier_field) if self.config.tier_field else None
-        mapped_tier, extra = self._mapped_customer(record)
-        tier = mapped_tier if mapped_tier is not None else tier
+        tier, extra = self._mapped_customer(record, tier)
         metadata = {
             "organization_id": record.get(self.org_field) or None,
             "organization_name": record.get(f"{self.org_field}.name") or None,

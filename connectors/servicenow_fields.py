@@ -47,9 +47,9 @@ class ServiceNowFieldMapping:
         """sysparm_fields for an incident: the connector's own, then the mapped ones (one call per read)."""
         return ",".join(dict.fromkeys([*self.incident_fields, *self._mapping.ticket.values()]))
 
-    def _mapped_customer(self, record: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+    def _mapped_customer(self, record: Mapping[str, Any], fallback_tier: Any) -> tuple[Any, dict[str, Any]]:
         """(tier, metadata) of a customer record: sysparm_fields answers dot-walked fields keyed by the whole path."""
-        return mapped(self._mapping.customer, record, read_flat)
+        return mapped(self._mapping.customer, record, read_flat, fallback_tier)
 
     def _mapped_ticket(self, ticket: Ticket, record: Mapping[str, Any]) -> Ticket:
         """The ticket with its mapped metadata keys filled from the same incident record."""

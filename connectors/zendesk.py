@@ -158,9 +158,8 @@ class ZendeskConnector(TicketBatches, BaseCRMConnector):
             "created_at": iso_utc(user.get("created_at")),
             "updated_at": iso_utc(user.get("updated_at")),
         }
-        mapped_tier, extra = mapped(self._mapping.customer, user)
+        tier, extra = mapped(self._mapping.customer, user, fallback_tier=tier)
         metadata.update(extra)
-        tier = mapped_tier if mapped_tier is not None else tier
         return Customer(
             id=str(require(user, "id", self.vendor)),
             name=user.get("name") or "",
